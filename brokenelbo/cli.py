@@ -39,9 +39,12 @@ def _resolve_gin_file(path):
 
 def parse_gin(gin_files, gin_bindings):
   """Parses gin files and bindings; unknown or malformed bindings raise `UserError`."""
-  if CONFIG_DIR not in gin.config._LOCATION_PREFIXES:  # pylint: disable=protected-access
-    gin.add_config_file_search_path(CONFIG_DIR)
-  files = [_resolve_gin_file(f) for f in gin_files]
+  # Search `configs/` before the working directory, so that `include 'base.gin'` resolves
+  # without gin logging a failed lookup first (gin has no public API to order prefixes).
+  prefixes = gin.config._LOCATION_PREFIXES  # pylint: disable=protected-access
+  if prefixes[0] != CONFIG_DIR:
+    prefixes.insert(0, CONFIG_DIR)
+  files = [os.path.abspath(_resolve_gin_file(f)) for f in gin_files]
   try:
     gin.parse_config_files_and_bindings(files, gin_bindings, skip_unknown=False,
                                         finalize_config=False)
@@ -57,7 +60,9 @@ def run(main):
     try:
       return main(argv)
     except UserError as e:
-      print(f'error: {e}', file=sys.stderr)
+      # gin appends "In call to configurable ..." lines to errors raised inside
+      # configurables; the user's message is the first line.
+      print(f'error: {str(e).splitlines()[0]}', file=sys.stderr)
       sys.exit(2)
 
   app.run(wrapped)

@@ -1,0 +1,147 @@
+"""Decoders d(x|z): distributions over binary 28x28x1 images given a latent code.
+
+- `-`: `DeconvDecoder`, six gated deconvolutions to independent Bernoulli pixels.
+- `+`: `PixelCNNDecoder`, an autoregressive PixelCNN++-style network conditioned on z.
+
+Calling a decoder on z `[B, latent_size]` returns a `tfd.Distribution` with batch shape
+`[B]` and event shape `[28, 28, 1]`.
+"""
+
+import gin
+import tensorflow as tf
+import tensorflow_probability as tfp
+import tf_keras
+
+from brokenelbo import layers
+from brokenelbo import pixelcnn
+
+tfd = tfp.distributions
+
+# Appendix F: Deconv(depth, kernel, stride, padding) for the `-` decoder.
+DECODER_LAYERS = ((64, 7, 1, 'valid'), (64, 5, 1, 'same'), (64, 5, 2, 'same'),
+                  (32, 5, 1, 'same'), (32, 5, 2, 'same'), (32, 4, 1, 'same'))
+
+
+@gin.configurable
+class DeconvDecoder(tf.Module):
+  """Factorised decoder d(x|z) = prod_i Bernoulli(x_i; sigmoid(f_i(z))).
+
+  Args:
+    deconv_layers: Python `tuple` of `(depth, kernel, stride, padding)` per gated
+      deconvolution, starting from z as a 1x1 image.
+    output_kernel: Python `int`, kernel of the final linear convolution to one channel.
+  """
+
+  def __init__(self, deconv_layers=DECODER_LAYERS, output_kernel=1, name=None):
+    super().__init__(name=name)
+    self.deconvs = [layers.GatedConv2D(*spec, transpose=True) for spec in deconv_layers]
+    self.out = tf_keras.layers.Conv2D(1, output_kernel, padding='same')
+
+  def __call__(self, z):
+    h = z[:, tf.newaxis, tf.newaxis, :]
+    for deconv in self.deconvs:
+      h = deconv(h)
+    return tfd.Independent(tfd.Bernoulli(logits=self.out(h), dtype=tf.float32),
+                           reinterpreted_batch_ndims=3)
+
+
+@gin.configurable
+class PixelCNNDecoder(tf.Module):
+  """Autoregressive decoder d(x|z) = prod_i Bernoulli(x_i; sigmoid(f_i(x_{<i}, z))).
+
+  z passes through a gated dense layer to `H * W` units, reshaped to an `H x W x 1` map
+  that conditions a `pixelcnn.PixelCNN` (see there for how it enters the network).
+
+  Args:
+    image_shape: Python `tuple` `(H, W, 1)`.
+    network: callable returning the network (`@PixelCNN`, configured there).
+  """
+
+  def __init__(self, image_shape=(28, 28, 1), network=pixelcnn.PixelCNN, name=None):
+    super().__init__(name=name)
+    self.image_shape = tuple(image_shape)
+    height, width, _ = self.image_shape
+    self.cond = layers.GatedDense(height * width)
+    self.network = network()
+
+  def __call__(self, z):
+    cond = tf.reshape(self.cond(z), [-1, self.image_shape[0], self.image_shape[1], 1])
+    return PixelCNNBernoulli(self.network, cond, self.image_shape)
+
+
+class PixelCNNBernoulli(tfd.Distribution):
+  """Distribution over binary images defined by a causal network's Bernoulli logits.
+
+  `log_prob(x)` is one parallel pass of the network over x. `sample()` draws pixels in
+  raster order: one uniform u_i per pixel is drawn from the (stateless) seed, and pixel i is
+  set to `u_i < sigmoid(logit_i(x_{<i}))`, recomputing the network once per pixel. The
+  same seed therefore gives the same image for any sampler that consumes the same u.
+
+  Args:
+    network: callable `network(x, cond) -> logits` with `x`, `logits` of shape
+      `[B, H, W, 1]`, causal in raster order.
+    cond: `Tensor` `[B, H, W, C]`, the conditioning map (any dependence on z).
+    image_shape: Python `tuple` `(H, W, 1)`.
+  """
+
+  def __init__(self, network, cond, image_shape, validate_args=False, name='PixelCNN'):
+    parameters = dict(locals())
+    self._network = network
+    self._cond = cond
+    self._image_shape = tuple(image_shape)
+    super().__init__(dtype=tf.float32,
+                     reparameterization_type=tfd.NOT_REPARAMETERIZED,
+                     validate_args=validate_args, allow_nan_stats=True,
+                     parameters=parameters, name=name)
+
+  @classmethod
+  def _parameter_properties(cls, dtype, num_classes=None):
+    return dict()
+
+  def _batch_shape(self):
+    return self._cond.shape[:1]
+
+  def _batch_shape_tensor(self):
+    return tf.shape(self._cond)[:1]
+
+  def _event_shape(self):
+    return tf.TensorShape(self._image_shape)
+
+  def _event_shape_tensor(self):
+    return tf.constant(self._image_shape, dtype=tf.int32)
+
+  def logits(self, x):
+    """Bernoulli logits of every pixel given the image `x` `[B, H, W, 1]` (one pass)."""
+    return self._network(x, self._cond)
+
+  def _log_prob(self, x):
+    logits = self.logits(x)
+    return -tf.reduce_sum(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits), axis=[1, 2, 3])
+
+  def uniforms(self, seed):
+    """The per-pixel uniforms `[B, H, W, 1]` that `sample(seed=seed)` consumes."""
+    seed = tfp.random.sanitize_seed(seed, salt='PixelCNNBernoulli')
+    shape = tf.concat([tf.shape(self._cond)[:1], self._image_shape], axis=0)
+    return tf.random.stateless_uniform(shape, seed=seed)
+
+  def _sample_n(self, n, seed=None):
+    if tf.get_static_value(n) != 1:
+      raise NotImplementedError('PixelCNNBernoulli draws one sample per batch member; '
+                                'tile z for more.')
+    return self.sample_naive(self.uniforms(seed))[tf.newaxis]
+
+  def sample_naive(self, uniforms):
+    """Raster-order sampling, one full network pass per pixel."""
+    height, width, _ = self._image_shape
+    num_pixels = height * width
+    flat_index = tf.reshape(tf.range(num_pixels), [1, height, width, 1])
+
+    def body(i, x):
+      logits = self.logits(x)
+      pixel = tf.cast(uniforms < tf.sigmoid(logits), x.dtype)
+      return i + 1, tf.where(tf.equal(flat_index, i), pixel, x)
+
+    _, x = tf.while_loop(lambda i, _: i < num_pixels, body,
+                         (tf.constant(0), tf.zeros_like(uniforms)))
+    return x

@@ -1,0 +1,359 @@
+"""The training loop: the root configurable `train` and its evaluation.
+
+A run is fully determined by its step counter: every random draw uses a stateless seed
+folded from (seed, step, replica), and the training data order of epoch e is a stateless
+permutation seeded by (seed, e). Steps run in a compiled multi-step loop (no Python work per
+step) under a `tf.distribute` strategy; gradients are all-reduced across replicas, then
+normalised per variable, then applied by Adam. A step whose loss or gradient is not finite
+is not applied.
+
+Outputs in `model_dir`: `config.gin` (the config as parsed), `operative_config.gin` (after
+the first steps), TensorBoard summaries, checkpoints (`ckpt-*`), `metrics.jsonl` (one JSON
+object per split per evaluation, nats per example over the whole split).
+"""
+
+import json
+import math
+import os
+import time
+
+from absl import logging
+import gin
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from brokenelbo import cli
+from brokenelbo import data
+from brokenelbo import model as model_lib
+from brokenelbo import objectives
+from brokenelbo import optimizers
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+def train_dataset(images, batch_size, seed, start_step=0):
+  """Infinite batches of float32 images; epoch e is a stateless permutation by (seed, e).
+
+  Batch k of the stream is the same whatever `start_step` the stream starts from, so that a
+  resumed run sees exactly the batches it would have seen.
+  """
+  num_examples = images.shape[0]
+  steps_per_epoch = num_examples // batch_size
+  images = tf.constant(images)
+
+  def batch_at(step):
+    epoch, position = step // steps_per_epoch, step % steps_per_epoch
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(num_examples), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+    indices = order[position * batch_size:(position + 1) * batch_size]
+    return tf.cast(tf.gather(images, indices), tf.float32)
+
+  return (tf.data.Dataset.range(start_step, 2**62)
+          .map(batch_at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+          .prefetch(tf.data.AUTOTUNE))
+
+
+def step_seed(seed, step, replica=0):
+  """The stateless seed `[2]` of one training step on one replica."""
+  base = tf.stack([tf.constant(seed, tf.int64), tf.constant(0, tf.int64)])
+  return tf.random.experimental.stateless_fold_in(
+      tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64)), replica)
+
+
+def evaluate(vae, images, batch_size, seed):
+  """Rate, distortion and ELBO in nats per example over all of `images`."""
+  dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size).map(
+      lambda x: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)
+
+  @tf.function(reduce_retracing=True)
+  def sums(x, batch):
+    rate, distortion = vae.rate_distortion(x, step_seed(seed, batch))
+    return tf.reduce_sum(rate), tf.reduce_sum(distortion)
+
+  total_rate = total_distortion = 0.
+  for batch, x in enumerate(dataset):
+    r, d = sums(x, tf.constant(batch, tf.int64))
+    total_rate += float(r)
+    total_distortion += float(d)
+  n = images.shape[0]
+  rate, distortion = total_rate / n, total_distortion / n
+  return dict(rate=rate, distortion=distortion, elbo=-(rate + distortion))
+
+
+def _check_model_dir(model_dir, config_str, overwrite):
+  """Creates `model_dir` or checks that it holds a run of the same config."""
+  try:
+    tf.io.gfile.makedirs(model_dir)
+    probe = os.path.join(model_dir, '.write_test')
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise cli.UserError(f'model_dir {model_dir} is not writable: {e.strerror}') from None
+  config_path = os.path.join(model_dir, 'config.gin')
+  if tf.io.gfile.exists(config_path) and not overwrite:
+    with tf.io.gfile.GFile(config_path) as f:
+      if f.read() != config_str:
+        raise cli.UserError(
+            f'{model_dir} holds a run with a different config; pass --overwrite to start '
+            'afresh there, or choose another --model_dir')
+  elif overwrite:
+    for name in tf.io.gfile.listdir(model_dir):
+      path = os.path.join(model_dir, name)
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+      else:
+        tf.io.gfile.remove(path)
+  _write_atomic(config_path, config_str)
+
+
+def _write_atomic(path, text):
+  tmp = path + '.tmp'
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    f.write(text)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+class MetricsLog:
+  """`metrics.jsonl`: one JSON object per line; lines past a resumed step are dropped."""
+
+  def __init__(self, path, resume_step):
+    self.path = path
+    self.records = []
+    if tf.io.gfile.exists(path):
+      with tf.io.gfile.GFile(path) as f:
+        for line in f:
+          try:
+            record = json.loads(line)
+          except json.JSONDecodeError:
+            continue  # A line cut by a crash: it is recomputed.
+          if record['step'] <= resume_step:
+            self.records.append(record)
+    self._flush()
+
+  def append(self, record):
+    self.records.append(record)
+    self._flush()
+
+  def _flush(self):
+    _write_atomic(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
+
+
+def _format_duration(seconds):
+  seconds = int(seconds)
+  return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s'
+
+
+@gin.configurable
+def train(model_dir,
+          overwrite=False,
+          model=model_lib.VAE,
+          objective=objectives.beta_vae,
+          dataset=data.static_mnist,
+          batch_size=100,
+          epochs=200.,
+          max_train_examples=None,
+          eval_every_epochs=10.,
+          eval_splits=('train', 'test'),
+          eval_batch_size=500,
+          max_eval_examples=None,
+          log_every_steps=100,
+          checkpoint_every_steps=5000,
+          max_consecutive_bad_steps=10,
+          summary_images=8,
+          strategy=None,
+          jit_compile=False,
+          seed=0):
+  """Trains a VAE and evaluates it; the root configurable of a training run.
+
+  Args:
+    model_dir: Python `str`, where the run writes everything (not gin-bound: a flag).
+    overwrite: Python `bool`; start afresh in a `model_dir` holding a different run.
+    model: callable returning a `model.VAE` (`@VAE`, whose parts are configured there).
+    objective: `objective(rate, distortion, beta)` on batch means (`@beta_vae`,
+      `@target_rate`); beta follows `objectives.beta_schedule`.
+    dataset: `dataset(split)` -> uint8 images `[N, 28, 28, 1]` (`@static_mnist`).
+    batch_size: Python `int`, global batch (the paper does not state it; 100 here).
+    epochs: Python `float`, training length (paper: 100 + 100).
+    max_train_examples: Python `int` or `None`, use only the first examples (smoke runs).
+    eval_every_epochs: Python `float`, evaluation interval; there is always a final one.
+    eval_splits: Python `tuple` of split names evaluated each time.
+    eval_batch_size: Python `int`.
+    max_eval_examples: Python `int` or `None`, evaluate on the first examples only.
+    log_every_steps: Python `int`, steps per compiled call, progress line and summaries.
+    checkpoint_every_steps: Python `int`, checkpoint interval (also at every evaluation).
+    max_consecutive_bad_steps: Python `int`, stop after this many non-finite steps in a row.
+    summary_images: Python `int`, reconstructions and samples written to TensorBoard.
+    strategy: `None` (the default strategy) or a callable returning a
+      `tf.distribute.Strategy` (e.g. `@tf.distribute.MirroredStrategy`).
+    jit_compile: Python `bool`, compile the step with XLA.
+    seed: Python `int`, the seed of parameters, data order and every z sample.
+
+  Returns:
+    The final evaluation, a `dict` split -> {rate, distortion, elbo}.
+  """
+  config_str = gin.config_str()
+  _check_model_dir(model_dir, config_str, overwrite)
+  tf_keras.utils.set_random_seed(seed)
+  strategy = strategy() if strategy is not None else tf.distribute.get_strategy()
+
+  train_images = dataset('train')[:max_train_examples]
+  eval_images = {split: dataset(split)[:max_eval_examples] for split in eval_splits}
+  steps_per_epoch = train_images.shape[0] // batch_size
+  if steps_per_epoch < 1:
+    raise cli.UserError(f'batch_size {batch_size} exceeds the {train_images.shape[0]} '
+                        'training examples')
+  total_steps = max(int(round(epochs * steps_per_epoch)), 1)
+  eval_every_steps = max(int(round(eval_every_epochs * steps_per_epoch)), 1)
+  # Betas are checked now, not at the first step.
+  objectives.beta_schedule(0.)
+
+  with strategy.scope():
+    vae = model()
+    optimizer = optimizers.normalized_adam(total_steps=total_steps)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+    vae.rate_distortion(tf.zeros([1, *IMAGE_SHAPE]), step_seed(seed, 0))
+    variables = vae.trainable_variables
+    optimizer.build(variables)
+
+  checkpoint = tf.train.Checkpoint(model=vae, optimizer=optimizer, step=step)
+  manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=3)
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    logging.info('Resumed from %s at step %d.', manager.latest_checkpoint, int(step))
+  start_step = int(step)
+  metrics = MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), start_step)
+  writer = tf.summary.create_file_writer(model_dir)
+
+  num_replicas = strategy.num_replicas_in_sync
+  iterator = iter(strategy.experimental_distribute_dataset(
+      train_dataset(train_images, batch_size, seed, start_step)))
+
+  def replica_step(x):
+    context = tf.distribute.get_replica_context()
+    beta = objectives.beta_schedule(tf.cast(step, tf.float32) / steps_per_epoch)
+    with tf.GradientTape() as tape:
+      rate, distortion = vae.rate_distortion(
+          x, step_seed(seed, step, context.replica_id_in_sync_group))
+      mean_rate, mean_distortion = tf.reduce_mean(rate), tf.reduce_mean(distortion)
+      loss = objective(mean_rate, mean_distortion, beta)
+      replica_loss = loss / num_replicas
+    gradients = tape.gradient(replica_loss, variables)
+    gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    grad_norm = tf.linalg.global_norm(gradients)
+    stats = context.all_reduce(tf.distribute.ReduceOp.MEAN,
+                               tf.stack([loss, mean_rate, mean_distortion]))
+    finite = tf.math.is_finite(stats[0]) & tf.math.is_finite(grad_norm)
+
+    def apply():
+      optimizer.apply_gradients(zip(optimizers.normalize_gradients(gradients), variables),
+                                skip_gradients_aggregation=True)
+      return tf.constant(0)
+
+    tf.cond(finite, apply, lambda: tf.constant(0))
+    return stats, grad_norm, beta, finite
+
+  compiled_step = tf.function(replica_step, jit_compile=jit_compile)
+
+  @tf.function
+  def train_steps(iterator, num_steps):
+    totals = tf.zeros([3])
+    good = tf.constant(0.)
+    bad_run = tf.constant(0)
+    max_bad_run = tf.constant(0)
+    grad_norm = beta = tf.constant(0.)
+    for _ in tf.range(num_steps):
+      per_replica = strategy.run(compiled_step, args=(next(iterator),))
+      stats, grad_norm, beta, finite = strategy.experimental_local_results(per_replica)[0]
+      step.assign_add(1)
+      ok = tf.cast(finite, tf.float32)
+      totals += tf.where(finite, stats, 0.)
+      good += ok
+      bad_run = tf.where(finite, 0, bad_run + 1)
+      max_bad_run = tf.maximum(max_bad_run, bad_run)
+      if max_bad_run >= max_consecutive_bad_steps:
+        break
+    return totals / tf.maximum(good, 1.), good, max_bad_run, grad_norm, beta
+
+  def run_eval(current_step):
+    results = {}
+    epoch = current_step / steps_per_epoch
+    beta = float(objectives.beta_schedule(epoch))
+    for split, images in eval_images.items():
+      result = evaluate(vae, images, eval_batch_size, seed + 1)
+      results[split] = result
+      metrics.append(dict(step=current_step, epoch=epoch, split=split, beta=beta,
+                          num_examples=int(images.shape[0]), **result))
+      with writer.as_default(step=current_step):
+        for name, value in result.items():
+          tf.summary.scalar(f'{split}/{name}', value)
+      logging.info('eval step %d %s: rate %.3f distortion %.3f elbo %.3f', current_step,
+                   split, result['rate'], result['distortion'], result['elbo'])
+    _image_summaries(vae, eval_images[eval_splits[-1]][:summary_images], current_step,
+                     writer, seed)
+    manager.save(checkpoint_number=current_step)
+    return results
+
+  logging.info('Training %d steps (%d per epoch, batch %d, %d replica(s)) in %s.',
+               total_steps, steps_per_epoch, batch_size, num_replicas, model_dir)
+  current = start_step
+  results = {}
+  start_time, start_at = time.time(), current
+  while current < total_steps:
+    num_steps = min(log_every_steps, total_steps - current,
+                    eval_every_steps - current % eval_every_steps)
+    means, good, bad_run, grad_norm, beta = train_steps(iterator, tf.constant(num_steps))
+    current = int(step)
+    if int(bad_run) >= max_consecutive_bad_steps:
+      raise cli.UserError(
+          f'training stopped at step {current}: {int(bad_run)} consecutive steps with a '
+          f'non-finite loss or gradient; the last good checkpoint is kept in {model_dir}')
+    loss, rate, distortion = (float(v) for v in means)
+    elapsed = time.time() - start_time
+    rate_per_s = (current - start_at) * batch_size / max(elapsed, 1e-9)
+    eta = (total_steps - current) * batch_size / max(rate_per_s, 1e-9)
+    logging.info('step %d/%d epoch %.2f loss %.3f rate %.3f distortion %.3f beta %.3f | '
+                 '%.0f images/s | %s left', current, total_steps, current / steps_per_epoch,
+                 loss, rate, distortion, float(beta), rate_per_s, _format_duration(eta))
+    with writer.as_default(step=current):
+      tf.summary.scalar('train/loss', loss)
+      tf.summary.scalar('train/rate', rate)
+      tf.summary.scalar('train/distortion', distortion)
+      tf.summary.scalar('train/elbo', -(rate + distortion))
+      tf.summary.scalar('train/beta', float(beta))
+      tf.summary.scalar('train/learning_rate', float(optimizer.learning_rate))
+      tf.summary.scalar('train/grad_norm', float(grad_norm))
+      tf.summary.scalar('train/images_per_second', rate_per_s)
+    if current == num_steps + start_step and start_step == 0:
+      _write_atomic(os.path.join(model_dir, 'operative_config.gin'),
+                    gin.operative_config_str())
+    if current % eval_every_steps == 0 or current == total_steps:
+      results = run_eval(current)
+    elif current % checkpoint_every_steps < num_steps:
+      manager.save(checkpoint_number=current)
+  if not results:  # Resumed after the last step: evaluate again for the caller.
+    results = {split: evaluate(vae, images, eval_batch_size, seed + 1)
+               for split, images in eval_images.items()}
+  writer.flush()
+  return results
+
+
+@tf.function
+def _reconstruct_and_generate(vae, x, seed):
+  _, recon = vae.reconstruct(x, seed)
+  _, samples = vae.generate(tf.shape(x)[0], seed)
+  return recon, samples
+
+
+def _image_summaries(vae, x, current_step, writer, seed):
+  """TensorBoard images: inputs, reconstructions x' ~ d(x|z), z ~ e(z|x); samples."""
+  if x.shape[0] == 0:
+    return
+  x = tf.cast(x, tf.float32)
+  seed = step_seed(seed + 2, current_step)
+  recon, samples = _reconstruct_and_generate(vae, x, seed)
+  with writer.as_default(step=current_step):
+    tf.summary.image('images/input_then_reconstruction',
+                     tf.concat([x, recon], axis=2), max_outputs=x.shape[0])
+    tf.summary.image('images/samples', samples, max_outputs=x.shape[0])
