@@ -105,10 +105,11 @@ def _check_model_dir(model_dir, config_str, overwrite):
         tf.io.gfile.rmtree(path)
       else:
         tf.io.gfile.remove(path)
-  _write_atomic(config_path, config_str)
+  write_atomic(config_path, config_str)
 
 
-def _write_atomic(path, text):
+def write_atomic(path, text):
+  """Writes `text` to `path` through a temporary file and a rename: never half written."""
   tmp = path + '.tmp'
   with tf.io.gfile.GFile(tmp, 'w') as f:
     f.write(text)
@@ -137,12 +138,98 @@ class MetricsLog:
     self._flush()
 
   def _flush(self):
-    _write_atomic(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
+    write_atomic(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
 
 
 def _format_duration(seconds):
   seconds = int(seconds)
   return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s'
+
+
+class Trainer:
+  """The model, its optimizer and step counter, and the compiled multi-step training loop.
+
+  Args:
+    model: callable returning a `model.VAE`, built under `strategy.scope()`.
+    objective: `objective(rate, distortion, beta)` on batch means.
+    strategy: a `tf.distribute.Strategy`.
+    total_steps: Python `int`, the length of the learning-rate schedule.
+    steps_per_epoch: Python `int`, to turn steps into epochs for the beta schedule.
+    seed: Python `int`, folded with (step, replica) into each step's stateless seed.
+    jit_compile: Python `bool`, compile the per-replica step with XLA.
+    max_consecutive_bad_steps: Python `int`, `train_steps` stops early after this many
+      non-finite steps in a row.
+  """
+
+  def __init__(self, model, objective, strategy, total_steps, steps_per_epoch, seed,
+               jit_compile=False, max_consecutive_bad_steps=10):
+    self.strategy = strategy
+    self.objective = objective
+    self.steps_per_epoch = steps_per_epoch
+    self.seed = seed
+    self.max_consecutive_bad_steps = max_consecutive_bad_steps
+    with strategy.scope():
+      self.vae = model()
+      self.optimizer = optimizers.normalized_adam(total_steps=total_steps)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+      self.vae.rate_distortion(tf.zeros([1, *IMAGE_SHAPE]), step_seed(seed, 0))
+      self.variables = self.vae.trainable_variables
+      self.optimizer.build(self.variables)
+    self._replica_step = tf.function(self._replica_step_fn, jit_compile=jit_compile)
+    self.train_steps = tf.function(self._train_steps_fn)
+
+  def distribute(self, dataset):
+    """An iterator over `dataset`'s global batches split across the replicas."""
+    return iter(self.strategy.experimental_distribute_dataset(dataset))
+
+  def _replica_step_fn(self, x):
+    """One step on one replica; gradients are summed over replicas, then normalised."""
+    context = tf.distribute.get_replica_context()
+    num_replicas = self.strategy.num_replicas_in_sync
+    beta = objectives.beta_schedule(tf.cast(self.step, tf.float32) / self.steps_per_epoch)
+    with tf.GradientTape() as tape:
+      rate, distortion = self.vae.rate_distortion(
+          x, step_seed(self.seed, self.step, context.replica_id_in_sync_group))
+      mean_rate, mean_distortion = tf.reduce_mean(rate), tf.reduce_mean(distortion)
+      loss = self.objective(mean_rate, mean_distortion, beta)
+      replica_loss = loss / num_replicas
+    gradients = tape.gradient(replica_loss, self.variables)
+    gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    grad_norm = tf.linalg.global_norm(gradients)
+    stats = context.all_reduce(tf.distribute.ReduceOp.MEAN,
+                               tf.stack([loss, mean_rate, mean_distortion]))
+    finite = tf.math.is_finite(stats[0]) & tf.math.is_finite(grad_norm)
+
+    def apply():
+      self.optimizer.apply_gradients(
+          zip(optimizers.normalize_gradients(gradients), self.variables),
+          skip_gradients_aggregation=True)
+      return tf.constant(0)
+
+    tf.cond(finite, apply, lambda: tf.constant(0))
+    return stats, grad_norm, beta, finite
+
+  def _train_steps_fn(self, iterator, num_steps):
+    """Runs up to `num_steps` steps; returns mean (loss, rate, distortion) of good steps,
+    the number of good steps, the longest run of bad steps, the last gradient norm and
+    the last beta."""
+    totals = tf.zeros([3])
+    good = tf.constant(0.)
+    bad_run = tf.constant(0)
+    max_bad_run = tf.constant(0)
+    grad_norm = beta = tf.constant(0.)
+    for _ in tf.range(num_steps):
+      per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+      stats, grad_norm, beta, finite = (
+          self.strategy.experimental_local_results(per_replica)[0])
+      self.step.assign_add(1)
+      totals += tf.where(finite, stats, 0.)
+      good += tf.cast(finite, tf.float32)
+      bad_run = tf.where(finite, 0, bad_run + 1)
+      max_bad_run = tf.maximum(max_bad_run, bad_run)
+      if max_bad_run >= self.max_consecutive_bad_steps:
+        break
+    return totals / tf.maximum(good, 1.), good, max_bad_run, grad_norm, beta
 
 
 @gin.configurable
@@ -197,7 +284,6 @@ def train(model_dir,
   _check_model_dir(model_dir, config_str, overwrite)
   tf_keras.utils.set_random_seed(seed)
   strategy = strategy() if strategy is not None else tf.distribute.get_strategy()
-
   train_images = dataset('train')[:max_train_examples]
   eval_images = {split: dataset(split)[:max_eval_examples] for split in eval_splits}
   steps_per_epoch = train_images.shape[0] // batch_size
@@ -209,14 +295,10 @@ def train(model_dir,
   # Betas are checked now, not at the first step.
   objectives.beta_schedule(0.)
 
-  with strategy.scope():
-    vae = model()
-    optimizer = optimizers.normalized_adam(total_steps=total_steps)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
-    vae.rate_distortion(tf.zeros([1, *IMAGE_SHAPE]), step_seed(seed, 0))
-    variables = vae.trainable_variables
-    optimizer.build(variables)
-
+  trainer = Trainer(model, objective, strategy, total_steps, steps_per_epoch, seed,
+                    jit_compile=jit_compile,
+                    max_consecutive_bad_steps=max_consecutive_bad_steps)
+  vae, optimizer, step = trainer.vae, trainer.optimizer, trainer.step
   checkpoint = tf.train.Checkpoint(model=vae, optimizer=optimizer, step=step)
   manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=3)
   if manager.latest_checkpoint:
@@ -225,56 +307,7 @@ def train(model_dir,
   start_step = int(step)
   metrics = MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), start_step)
   writer = tf.summary.create_file_writer(model_dir)
-
-  num_replicas = strategy.num_replicas_in_sync
-  iterator = iter(strategy.experimental_distribute_dataset(
-      train_dataset(train_images, batch_size, seed, start_step)))
-
-  def replica_step(x):
-    context = tf.distribute.get_replica_context()
-    beta = objectives.beta_schedule(tf.cast(step, tf.float32) / steps_per_epoch)
-    with tf.GradientTape() as tape:
-      rate, distortion = vae.rate_distortion(
-          x, step_seed(seed, step, context.replica_id_in_sync_group))
-      mean_rate, mean_distortion = tf.reduce_mean(rate), tf.reduce_mean(distortion)
-      loss = objective(mean_rate, mean_distortion, beta)
-      replica_loss = loss / num_replicas
-    gradients = tape.gradient(replica_loss, variables)
-    gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-    grad_norm = tf.linalg.global_norm(gradients)
-    stats = context.all_reduce(tf.distribute.ReduceOp.MEAN,
-                               tf.stack([loss, mean_rate, mean_distortion]))
-    finite = tf.math.is_finite(stats[0]) & tf.math.is_finite(grad_norm)
-
-    def apply():
-      optimizer.apply_gradients(zip(optimizers.normalize_gradients(gradients), variables),
-                                skip_gradients_aggregation=True)
-      return tf.constant(0)
-
-    tf.cond(finite, apply, lambda: tf.constant(0))
-    return stats, grad_norm, beta, finite
-
-  compiled_step = tf.function(replica_step, jit_compile=jit_compile)
-
-  @tf.function
-  def train_steps(iterator, num_steps):
-    totals = tf.zeros([3])
-    good = tf.constant(0.)
-    bad_run = tf.constant(0)
-    max_bad_run = tf.constant(0)
-    grad_norm = beta = tf.constant(0.)
-    for _ in tf.range(num_steps):
-      per_replica = strategy.run(compiled_step, args=(next(iterator),))
-      stats, grad_norm, beta, finite = strategy.experimental_local_results(per_replica)[0]
-      step.assign_add(1)
-      ok = tf.cast(finite, tf.float32)
-      totals += tf.where(finite, stats, 0.)
-      good += ok
-      bad_run = tf.where(finite, 0, bad_run + 1)
-      max_bad_run = tf.maximum(max_bad_run, bad_run)
-      if max_bad_run >= max_consecutive_bad_steps:
-        break
-    return totals / tf.maximum(good, 1.), good, max_bad_run, grad_norm, beta
+  iterator = trainer.distribute(train_dataset(train_images, batch_size, seed, start_step))
 
   def run_eval(current_step):
     results = {}
@@ -296,14 +329,16 @@ def train(model_dir,
     return results
 
   logging.info('Training %d steps (%d per epoch, batch %d, %d replica(s)) in %s.',
-               total_steps, steps_per_epoch, batch_size, num_replicas, model_dir)
+               total_steps, steps_per_epoch, batch_size, strategy.num_replicas_in_sync,
+               model_dir)
   current = start_step
   results = {}
   start_time, start_at = time.time(), current
   while current < total_steps:
     num_steps = min(log_every_steps, total_steps - current,
                     eval_every_steps - current % eval_every_steps)
-    means, good, bad_run, grad_norm, beta = train_steps(iterator, tf.constant(num_steps))
+    means, _, bad_run, grad_norm, beta = trainer.train_steps(iterator,
+                                                             tf.constant(num_steps))
     current = int(step)
     if int(bad_run) >= max_consecutive_bad_steps:
       raise cli.UserError(
@@ -326,7 +361,7 @@ def train(model_dir,
       tf.summary.scalar('train/grad_norm', float(grad_norm))
       tf.summary.scalar('train/images_per_second', rate_per_s)
     if current == num_steps + start_step and start_step == 0:
-      _write_atomic(os.path.join(model_dir, 'operative_config.gin'),
+      write_atomic(os.path.join(model_dir, 'operative_config.gin'),
                     gin.operative_config_str())
     if current % eval_every_steps == 0 or current == total_steps:
       results = run_eval(current)
