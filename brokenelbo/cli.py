@@ -18,7 +18,7 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
                           'configs')
 
 
-class UserError(Exception):
+class UserError(ValueError):
   """A mistake in the user's input: reported as one line, exit status 2."""
 
 

@@ -251,6 +251,7 @@ def train(model_dir,
           summary_images=8,
           strategy=None,
           jit_compile=False,
+          deterministic=True,
           seed=0):
   """Trains a VAE and evaluates it; the root configurable of a training run.
 
@@ -275,14 +276,19 @@ def train(model_dir,
     strategy: `None` (the default strategy) or a callable returning a
       `tf.distribute.Strategy` (e.g. `@tf.distribute.MirroredStrategy`).
     jit_compile: Python `bool`, compile the step with XLA.
+    deterministic: Python `bool`, TensorFlow op determinism: the same seed and config
+      give the same metrics.
     seed: Python `int`, the seed of parameters, data order and every z sample.
 
   Returns:
     The final evaluation, a `dict` split -> {rate, distortion, elbo}.
   """
+  objectives.beta_schedule(0.)  # A bad beta is reported before anything is written.
   config_str = gin.config_str()
   _check_model_dir(model_dir, config_str, overwrite)
   tf_keras.utils.set_random_seed(seed)
+  if deterministic:
+    tf.config.experimental.enable_op_determinism()
   strategy = strategy() if strategy is not None else tf.distribute.get_strategy()
   train_images = dataset('train')[:max_train_examples]
   eval_images = {split: dataset(split)[:max_eval_examples] for split in eval_splits}
@@ -292,8 +298,6 @@ def train(model_dir,
                         'training examples')
   total_steps = max(int(round(epochs * steps_per_epoch)), 1)
   eval_every_steps = max(int(round(eval_every_epochs * steps_per_epoch)), 1)
-  # Betas are checked now, not at the first step.
-  objectives.beta_schedule(0.)
 
   trainer = Trainer(model, objective, strategy, total_steps, steps_per_epoch, seed,
                     jit_compile=jit_compile,
