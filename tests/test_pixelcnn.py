@@ -1,0 +1,183 @@
+"""Tests for `pixelcnn.PixelCNN` and `decoders.PixelCNNDecoder`.
+
+Causality is checked on exact zeros: the derivative of logit i with respect to image pixel
+j (raster order) is 0. for every j >= i, and non-zero for the neighbours a causal network must
+see (left, above-left, above, above-right: no blind spot). Derivatives are computed as one
+batched gradient: copy k of the input contributes only its logit at position i_k, so the
+gradient with respect to copy k is row i_k of the Jacobian.
+"""
+
+from absl.testing import parameterized
+import numpy as np
+import tensorflow as tf
+
+from brokenelbo import decoders
+from brokenelbo import pixelcnn
+
+
+def _binary(shape, seed):
+  return tf.constant((np.random.RandomState(seed).rand(*shape) < .5).astype(np.float32))
+
+
+def _normal(shape, seed):
+  return tf.constant(np.random.RandomState(seed).randn(*shape).astype(np.float32))
+
+
+def _network(layers_per_block):
+  tf.random.set_seed(0)
+  return pixelcnn.PixelCNN(filters=8, layers_per_block=layers_per_block)
+
+
+def _jacobian_rows(network, x, cond, positions):
+  """Rows `positions` of d logits / d x and d logits / d cond, each `[K, H * W]`."""
+  k = len(positions)
+  height, width = x.shape[1], x.shape[2]
+  xs, conds = tf.tile(x, [k, 1, 1, 1]), tf.tile(cond, [k, 1, 1, 1])
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch([xs, conds])
+    logits = tf.reshape(network(xs, conds), [k, height * width])
+    selected = tf.gather(logits, positions, axis=1, batch_dims=1)
+  d_x = tape.gradient(selected, xs).numpy().reshape(k, height * width)
+  d_cond = tape.gradient(selected, conds).numpy().reshape(k, -1)
+  return d_x, d_cond
+
+
+def _causal_neighbours(i, width, height):
+  row, col = divmod(i, width)
+  for d_row, d_col in ((0, -1), (-1, -1), (-1, 0), (-1, 1)):
+    r, c = row + d_row, col + d_col
+    if 0 <= r < height and 0 <= c < width:
+      yield r * width + c
+
+
+class PixelCNNCausalityTest(tf.test.TestCase, parameterized.TestCase):
+
+  def _check_rows(self, d_x, d_cond, positions, height, width):
+    for row_x, row_cond, i in zip(d_x, d_cond, positions):
+      # Exactly causal: no dependence on pixel i itself or on any later pixel.
+      self.assertAllEqual(row_x[i:], np.zeros_like(row_x[i:]), msg=f'pixel {i}')
+      for j in _causal_neighbours(i, width, height):
+        self.assertNotEqual(row_x[j], 0., msg=f'pixel {i} does not see pixel {j}')
+      # The conditioning map reaches every pixel, pixel 0 included, at its own position.
+      self.assertNotEqual(row_cond[i], 0., msg=f'pixel {i} does not see cond')
+
+  @parameterized.named_parameters(('one_layer_per_block', 1), ('two_layers_per_block', 2))
+  def test_full_jacobian_is_causal_8x8(self, layers_per_block):
+    height = width = 8  # 8, 4, 2 and back up: the smallest image with 3 resolutions.
+    network = _network(layers_per_block)
+    x, cond = _binary([1, height, width, 1], 1), _normal([1, height, width, 1], 2)
+    positions = list(range(height * width))
+    d_x, d_cond = _jacobian_rows(network, x, cond, positions)
+    self.assertEqual(network(x, cond).shape, (1, height, width, 1))
+    self._check_rows(d_x, d_cond, positions, height, width)
+    self.assertAllEqual(np.triu(d_x), np.zeros_like(d_x))
+    if layers_per_block == 2:
+      # Two layers per block see the whole past of every pixel on an 8x8 image.
+      self.assertTrue(np.all(np.tril(d_x, -1)[np.tril_indices(height * width, -1)] != 0.))
+
+  @parameterized.named_parameters(('one_layer_per_block', 1), ('two_layers_per_block', 2))
+  def test_sampled_rows_are_causal_28x28(self, layers_per_block):
+    height = width = 28  # 28, 14, 7 and back up, as in the paper.
+    network = _network(layers_per_block)
+    x, cond = _binary([1, height, width, 1], 3), _normal([1, height, width, 1], 4)
+    # Corners, row ends, and pixels on both sides of the 2x and 4x downsampling grid.
+    special = [(0, 0), (0, 1), (0, 27), (1, 0), (1, 27), (27, 0), (27, 26), (27, 27),
+               (13, 13), (13, 14), (14, 13), (14, 14), (3, 3), (3, 4), (4, 3), (4, 4),
+               (7, 6), (6, 7), (20, 21), (21, 20)]
+    positions = sorted({r * width + c for r, c in special} |
+                       set(np.random.RandomState(5).choice(height * width, 16).tolist()))
+    d_x, d_cond = _jacobian_rows(network, x, cond, positions)
+    self._check_rows(d_x, d_cond, positions, height, width)
+
+  def test_logits_do_not_change_with_later_pixels(self):
+    # The same statement as a finite difference: flipping pixels j >= i leaves logit i.
+    height = width = 8
+    network = _network(1)
+    x = _binary([1, height, width, 1], 6)
+    cond = _normal([1, height, width, 1], 7)
+    i = 27
+    flat = x.numpy().reshape(-1)
+    flipped = flat.copy()
+    flipped[i:] = 1. - flipped[i:]
+    logits = network(x, cond).numpy().reshape(-1)
+    logits_flipped = network(tf.reshape(flipped, x.shape), cond).numpy().reshape(-1)
+    self.assertAllClose(logits[:i + 1], logits_flipped[:i + 1], rtol=0., atol=1e-6)
+    self.assertGreater(np.abs(logits[i + 1:] - logits_flipped[i + 1:]).max(), 1e-4)
+
+
+def _log_sigmoid(x):
+  return -np.logaddexp(0., -x)
+
+
+class PixelCNNDecoderTest(tf.test.TestCase):
+
+  image_shape = (8, 8, 1)
+  latent_size = 3
+
+  def _decoder(self):
+    tf.random.set_seed(1)
+    return decoders.PixelCNNDecoder(image_shape=self.image_shape,
+                                    network=lambda: pixelcnn.PixelCNN(filters=8,
+                                                                      layers_per_block=1))
+
+  def test_shapes(self):
+    dist = self._decoder()(_normal([2, self.latent_size], 0))
+    self.assertEqual(dist.batch_shape, [2])
+    self.assertEqual(dist.event_shape, self.image_shape)
+
+  def test_log_prob_is_sum_of_bernoulli_log_probs_of_own_logits(self):
+    dist = self._decoder()(_normal([2, self.latent_size], 0))
+    x = _binary([2, *self.image_shape], 1)
+    logits = dist.logits(x).numpy().astype(np.float64)
+    xn = x.numpy()
+    expected = np.sum(xn * _log_sigmoid(logits) + (1. - xn) * _log_sigmoid(-logits),
+                      axis=(1, 2, 3))
+    self.assertAllClose(expected, dist.log_prob(x), rtol=1e-5, atol=1e-4)
+
+  def test_sample_naive_equals_hand_written_raster_loop(self):
+    dist = self._decoder()(_normal([2, self.latent_size], 2))
+    u = tf.random.stateless_uniform([2, *self.image_shape], seed=[3, 4])
+    height, width, _ = self.image_shape
+    # Compiled only to be fast: one network pass per pixel on each side.
+    logits_fn = tf.function(dist.logits)
+    x = np.zeros([2, height, width, 1], np.float32)
+    logits_when_drawn = np.zeros_like(x)
+    for i in range(height * width):
+      r, c = divmod(i, width)
+      logits = logits_fn(tf.constant(x))
+      logits_when_drawn[:, r, c] = logits[:, r, c]
+      x[:, r, c] = (u[:, r, c] < tf.sigmoid(logits[:, r, c])).numpy().astype(np.float32)
+    sample = tf.function(dist.sample_naive)(u)
+    self.assertAllEqual(x, sample)
+    self.assertGreater(x.sum(), 0.)  # Neither all 0 nor all 1: the test has teeth.
+    self.assertLess(x.sum(), x.size)
+    # Causality again: the logits of the finished image are those each pixel was drawn with.
+    self.assertAllClose(logits_when_drawn, dist.logits(sample), rtol=0., atol=1e-5)
+
+  def test_sample_consumes_the_documented_uniforms(self):
+    dist = self._decoder()(_normal([2, self.latent_size], 5))
+    seed = tf.constant([6, 7], tf.int32)
+
+    @tf.function
+    def both():
+      return dist.sample_naive(dist.uniforms(seed)), dist.sample(seed=seed)
+
+    naive, sample = both()
+    self.assertAllEqual(naive, sample)
+
+  def test_z_reaches_every_pixel(self):
+    decoder = self._decoder()
+    height, width, _ = self.image_shape
+    n = height * width
+    z = tf.tile(_normal([1, self.latent_size], 8), [n, 1])
+    x = tf.tile(_binary([1, *self.image_shape], 9), [n, 1, 1, 1])
+    with tf.GradientTape() as tape:
+      tape.watch(z)
+      logits = tf.reshape(decoder(z).logits(x), [n, n])
+      diagonal = tf.linalg.diag_part(logits)  # Copy i contributes its logit i only.
+    d_z = tape.gradient(diagonal, z).numpy()
+    self.assertTrue(np.all(np.abs(d_z).max(axis=1) > 0.), msg=str(np.abs(d_z).max(axis=1)))
+
+
+if __name__ == '__main__':
+  tf.test.main()

@@ -1,0 +1,185 @@
+"""End-to-end tests of `training.train` and the `brokenelbo.train` command line.
+
+Every one of the 12 families trains for one smoke epoch (4 steps) in-process; one family
+runs through the real command line, which must finish in under 2 minutes; user errors exit
+with status 2 and one `error: ...` line.
+"""
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl.testing import parameterized
+import gin
+import tensorflow as tf
+
+from brokenelbo import cli
+from brokenelbo import training
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAMILIES = ('---', '--+', '--v', '-+-', '-++', '-+v', '+--', '+-+', '+-v', '++-', '+++', '++v')
+SPLITS = ('train', 'test')
+
+# What the operative config must say for each letter of a family (encoder, decoder,
+# marginal): the family file really selected the parts, and smoke.gin really shrank them.
+OPERATIVE_LINES = (
+    {'-': ['ConvEncoder.flow = None'],
+     '+': ['ConvEncoder.flow = @iaf/ShiftOnlyFlow', 'iaf/ShiftOnlyFlow.inverse = True',
+           'ShiftOnlyFlow.hidden_units = (32,)']},
+    {'-': ['VAE.decoder = @DeconvDecoder'],
+     '+': ['VAE.decoder = @PixelCNNDecoder', 'PixelCNN.filters = 8',
+           'PixelCNN.layers_per_block = 1']},
+    {'-': ['VAE.marginal = @StandardNormal'],
+     '+': ['VAE.marginal = @FlowMarginal', 'FlowMarginal.flow = @ShiftOnlyFlow',
+           'ShiftOnlyFlow.hidden_units = (32,)'],
+     'v': ['VAE.marginal = @VampPrior', 'VampPrior.num_pseudo_inputs = 5']},
+)
+
+# Lines that TensorFlow's native libraries print to stderr before absl logging starts, whatever
+# TF_CPP_MIN_LOG_LEVEL says; everything else on stderr is the program's own.
+NATIVE_LOG = re.compile(r'^([IWEF]\d{4} |WARNING: All log messages before absl|'
+                        r'To enable the following instructions)')
+
+
+def _read_metrics(model_dir):
+  with open(os.path.join(model_dir, 'metrics.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+def _family_name(family):
+  return family.replace('-', 'm').replace('+', 'p')
+
+
+class _TempDirTestCase(tf.test.TestCase):
+  """A fresh directory per test (absl's `create_tempdir` needs parsed flags under pytest)."""
+
+  def _new_dir(self):
+    path = tempfile.mkdtemp(prefix='brokenelbo_test_')
+    self.addCleanup(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+class TrainTest(_TempDirTestCase, parameterized.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    gin.clear_config()
+
+  def tearDown(self):
+    gin.clear_config()
+    super().tearDown()
+
+  def _check_metrics(self, records, expected_step=4):
+    self.assertEqual([r['split'] for r in records], list(SPLITS))
+    for r in records:
+      self.assertEqual(expected_step, r['step'])  # smoke.gin: 64 examples / 16 = 4 steps.
+      self.assertEqual(1., r['epoch'])
+      self.assertEqual(1., r['beta'])
+      self.assertEqual(50, r['num_examples'])  # train.max_eval_examples.
+      for key in ('rate', 'distortion', 'elbo'):
+        self.assertTrue(math.isfinite(r[key]), (key, r))
+      self.assertAllClose(-(r['rate'] + r['distortion']), r['elbo'], rtol=1e-4, atol=0.)
+      # A Bernoulli negative log-likelihood of 784 pixels after 4 steps: near the
+      # 784 log 2 = 543 nats of a fair coin per pixel.
+      self.assertBetween(r['distortion'], 100., 1000.)
+
+  @parameterized.named_parameters((_family_name(f), f) for f in FAMILIES)
+  def test_family_trains_under_smoke_config(self, family):
+    cli.parse_gin([f'{family}.gin', 'smoke.gin'], [])
+    config_str = gin.config_str()
+    model_dir = os.path.join(self._new_dir(), 'run')
+    results = training.train(model_dir=model_dir)
+
+    records = _read_metrics(model_dir)
+    self._check_metrics(records)
+    for r in records:
+      for key in ('rate', 'distortion', 'elbo'):
+        self.assertAllClose(results[r['split']][key], r[key], rtol=1e-6, atol=0.)
+
+    with open(os.path.join(model_dir, 'config.gin')) as f:
+      self.assertEqual(config_str, f.read())
+    with open(os.path.join(model_dir, 'operative_config.gin')) as f:
+      operative = f.read()
+    self.assertIn('train.max_train_examples = 64', operative)
+    for letter, lines in zip(family, OPERATIVE_LINES):
+      for line in lines[letter]:
+        self.assertIn(line, operative, msg=f'{family}: {line}')
+    self.assertTrue(tf.io.gfile.exists(os.path.join(model_dir, 'ckpt-4.index')))
+
+
+def _run_cli(args, timeout=300):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  start, times = time.time(), os.times()
+  process = subprocess.run([sys.executable, '-m', 'brokenelbo.train', *args], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=timeout)
+  wall = time.time() - start
+  cpu = sum(os.times()[2:4]) - sum(times[2:4])  # The child's user + system seconds.
+  return process, wall, cpu
+
+
+def _own_stderr_lines(stderr):
+  return [line for line in stderr.splitlines() if line.strip() and not NATIVE_LOG.match(line)]
+
+
+class CommandLineTest(_TempDirTestCase):
+
+  def test_smoke_run_under_two_minutes(self):
+    root = self._new_dir()
+    model_dir = os.path.join(root, 'run')
+    process, wall, cpu = _run_cli(['--gin_file=configs/-+v.gin', '--gin_file=configs/smoke.gin',
+                              f'--model_dir={model_dir}'])
+    self.assertEqual(0, process.returncode, msg=process.stderr[-3000:])
+    # Acceptance item. The CPU time tells a slow program from a busy machine.
+    self.assertLess(wall, 120., msg=f'the smoke run took {wall:.1f} s ({cpu:.1f} s of CPU)')
+    self._check_metrics_file(model_dir)
+    for name in ('config.gin', 'operative_config.gin'):
+      self.assertTrue(os.path.exists(os.path.join(model_dir, name)), name)
+
+    # The same directory with a different config is refused, and left as it was.
+    with open(os.path.join(model_dir, 'metrics.jsonl')) as f:
+      metrics_before = f.read()
+    process, _, _ = _run_cli(['--gin_file=configs/-+v.gin', '--gin_file=configs/smoke.gin',
+                           '--gin_bindings=train.seed = 1', f'--model_dir={model_dir}'])
+    self._check_user_error(process, 'different config')
+    with open(os.path.join(model_dir, 'metrics.jsonl')) as f:
+      self.assertEqual(metrics_before, f.read())
+
+  def _check_metrics_file(self, model_dir):
+    records = _read_metrics(model_dir)
+    self.assertEqual([r['split'] for r in records], list(SPLITS))
+    for r in records:
+      for key in ('rate', 'distortion', 'elbo'):
+        self.assertTrue(math.isfinite(r[key]), (key, r))
+      self.assertAllClose(-(r['rate'] + r['distortion']), r['elbo'], rtol=1e-4, atol=0.)
+
+  def _check_user_error(self, process, expected):
+    self.assertEqual(2, process.returncode, msg=process.stderr[-3000:])
+    self.assertNotIn('Traceback', process.stderr)
+    lines = _own_stderr_lines(process.stderr)
+    self.assertLen(lines, 1, msg=process.stderr)
+    self.assertTrue(lines[0].startswith('error: '), lines[0])
+    self.assertIn(expected, lines[0])
+
+  def test_unknown_binding_exits_2_with_one_line(self):
+    model_dir = os.path.join(self._new_dir(), 'run')
+    process, _, _ = _run_cli(['--gin_file=configs/-+v.gin', '--gin_file=configs/smoke.gin',
+                           '--gin_bindings=train.not_a_param = 1', f'--model_dir={model_dir}'])
+    self._check_user_error(process, 'not_a_param')
+    self.assertFalse(os.path.exists(model_dir))
+
+  def test_missing_gin_file_exits_2_with_one_line(self):
+    model_dir = os.path.join(self._new_dir(), 'run')
+    process, _, _ = _run_cli(['--gin_file=configs/no_such_family.gin',
+                           f'--model_dir={model_dir}'])
+    self._check_user_error(process, 'no_such_family.gin')
+    self.assertFalse(os.path.exists(model_dir))
+
+
+if __name__ == '__main__':
+  tf.test.main()
