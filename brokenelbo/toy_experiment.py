@@ -34,6 +34,12 @@ g(x) = sum_z m(z) d(x|z),                ELBO = -(D + R)
 H - D <= I_e <= R
 ```
 
+The ELBO, `-(D + R) <= -H`, is maximized by `R = 0`, `d(x|z) = p*(x)` (Fig. 2b). The
+target-rate loss `D + |sigma - R| >= H - sigma` is minimized by every model with
+`I_e = R = sigma` and a decoder that inverts its encoder (Fig. 2a is one), and also by every
+ELBO-tight model with `R >= sigma`: which of them descent reaches depends on the
+initialization, hence the spread over seeds reported in `toy.json`.
+
 #### References
 
 [1]: Alexander A. Alemi, Ben Poole, Ian Fischer, Joshua V. Dillon, Rif A. Saurous, Kevin
@@ -123,9 +129,9 @@ def toy_data(num_bins=gin.REQUIRED, prob_z1=gin.REQUIRED, loc=gin.REQUIRED,
 
 def true_mutual_information(data):
   """`I(x; z*) = sum_{x,z*} p(z*) p(x|z*) log(p(x|z*) / p*(x))`, exactly, in nats."""
-  joint = tfd.Categorical(probs=data.likelihood)
+  conditionals = tfd.Categorical(probs=data.likelihood)
   return float(np.sum(data.latent_probs * tfd.kl_divergence(
-      joint, tfd.Categorical(probs=data.probs)).numpy()))
+      conditionals, tfd.Categorical(probs=data.probs)).numpy()))
 
 
 def latent_positions(num_latents, low, high):
@@ -181,10 +187,13 @@ def make_model(params, x, u):
 
 
 def optimal_states(data, num_latents):
-  """The two latent states the optimal model uses: those whose `u_i` is nearest `loc`."""
+  """The two latent states the optimal model uses, `[state of z* = 0, state of z* = 1]`.
+
+  Any two states are equally optimal; these are the ones whose position `u_i` is nearest
+  the mean of `x` given `z*`, so that Figure 2 puts each cluster where its data lies.
+  """
   u = latent_positions(num_latents, data.low, data.high)
-  means = data.likelihood @ data.x  # Only the order and rough place of the clusters matter.
-  states = [int(np.argmin(np.abs(u - mean))) for mean in means]
+  states = [int(np.argmin(np.abs(u - mean))) for mean in data.likelihood @ data.x]
   return states if states[0] != states[1] else [0, num_latents - 1]
 
 
@@ -223,7 +232,7 @@ def _log_probs(dist):
 
 
 def _mul_exp(values, log_probs):
-  """`values * exp(log_probs)`, zero where the probability is zero (even if `values` is not finite)."""
+  """`values * exp(log_probs)`, zero wherever the probability is (even for `values = nan`)."""
   probs = tf.exp(log_probs)
   return tf.where(tf.equal(probs, 0.), tf.zeros_like(values), values) * probs
 
@@ -246,9 +255,10 @@ def toy_quantities(model, data):
     data: a `ToyData`.
 
   Returns:
-    `dict` of `float64` `Tensor`s. Scalars per model (shape `B`): `rate`, `distortion`,
-    `elbo`, `entropy`, `mutual_information` (`I_e`), `kl_data_to_model` (`KL(p*||g)`),
-    `class_separation` (total variation between `e(z | z* = 0)` and `e(z | z* = 1)`).
+    `dict` of `float64` `Tensor`s. `entropy` (`H`, a scalar); scalars per model (shape
+    `B`): `rate`, `distortion`, `elbo`, `mutual_information` (`I_e`), `kl_data_to_model`
+    (`KL(p*||g)`), `class_separation` (total variation between `e(z | z* = 0)` and
+    `e(z | z* = 1)`, where `e(z | z*) = sum_x p(x | z*) e(z|x)`).
     Tables: `encoder` (`e(z|x)`, `B + [J, K]`), `decoder` (`d(x|z)`, `B + [K, J]`),
     `reconstruction` (`p(x'|x) = sum_z e(z|x) d(x'|z)`, `B + [J, J]`), `marginal`
     (`m(z)`), `aggregate_posterior` (`e(z)`), `class_posteriors` (`e(z | z*)`,
@@ -309,11 +319,13 @@ def initial_params(seeds, num_latents, num_bins, init_scale):
   return ToyParams(*tf.split(tf.stack(draws), sizes, axis=-1))
 
 
-def fit(losses, params, data, num_latents, num_steps, learning_rate, final_learning_rate):
+def fit(losses, params, data, num_latents, num_steps, learning_rate, final_learning_rate,
+        decay_start_fraction):
   """Minimizes each exact objective from every initialization at once, full batch.
 
   Adam [2] (`beta_1 = 0.9`, `beta_2 = 0.999`, `epsilon = 1e-8`, its paper's defaults) with
-  the step size decaying exponentially from `learning_rate` to `final_learning_rate`. All
+  the step size held at `learning_rate` for `decay_start_fraction * num_steps` steps, then
+  decaying exponentially to `final_learning_rate` at the last step. All
   `len(losses) x num_seeds` models are one batch inside one XLA-compiled loop, run in
   `TRAIN_DTYPE` (float32: six times faster than float64 on CPU); the caller evaluates the
   returned parameters exactly, in float64.
@@ -326,6 +338,7 @@ def fit(losses, params, data, num_latents, num_steps, learning_rate, final_learn
     num_steps: Python `int`, Adam steps.
     learning_rate: Python `float`, the first step size.
     final_learning_rate: Python `float`, the last step size.
+    decay_start_fraction: Python `float` in `[0, 1)`, the constant part of the schedule.
 
   Returns:
     `ToyParams` (float64) with batch `[len(losses), num_seeds]`.
@@ -336,7 +349,8 @@ def fit(losses, params, data, num_latents, num_steps, learning_rate, final_learn
   data_probs = tf.constant(data.probs, dtype)
   params = tf.nest.map_structure(lambda p: tf.cast(tf.stack([p] * len(losses)), dtype),
                                  params)
-  log_decay = np.log(final_learning_rate / learning_rate) / num_steps
+  decay_start = decay_start_fraction * num_steps
+  log_decay = np.log(final_learning_rate / learning_rate) / (num_steps - decay_start)
   beta_1, beta_2, epsilon = 0.9, 0.999, 1e-8
 
   def total_loss(params):
@@ -350,7 +364,8 @@ def fit(losses, params, data, num_latents, num_steps, learning_rate, final_learn
     grads = tape.gradient(loss, params)
     t = t + 1
     float_t = tf.cast(t, dtype)
-    size = (learning_rate * tf.exp(log_decay * float_t) * tf.sqrt(1. - beta_2 ** float_t)
+    decayed = tf.exp(log_decay * tf.maximum(float_t - decay_start, 0.))
+    size = (learning_rate * decayed * tf.sqrt(1. - beta_2 ** float_t)
             / (1. - beta_1 ** float_t))
     first = tf.nest.map_structure(lambda m, g: beta_1 * m + (1. - beta_1) * g, first, grads)
     second = tf.nest.map_structure(lambda v, g: beta_2 * v + (1. - beta_2) * g * g,
@@ -419,7 +434,7 @@ def plot_figure2(path, data, columns):
     ax.plot(bins, q['decoded_probs'], '--', color='tab:red', label='d(x)')
     ax.set_xlabel('x')
     ax.set_title(f"{title}\nR = {q['rate']:.4f}, D = {q['distortion']:.4f}\n"
-                 f"KL(p*||g) = {q['kl_data_to_model']:.1e}, "
+                 f"KL(p*||g) = {max(q['kl_data_to_model'], 0.):.1e}, "
                  f"sep = {q['class_separation']:.3f}", fontsize=10)
     ax = axes[1, col]
     for c in range(2):
@@ -448,7 +463,8 @@ def plot_figure2(path, data, columns):
 def toy_experiment(output_dir, overwrite=False, num_latents=gin.REQUIRED,
                    num_seeds=gin.REQUIRED, beta=gin.REQUIRED, target_rate=gin.REQUIRED,
                    num_steps=gin.REQUIRED, learning_rate=gin.REQUIRED,
-                   final_learning_rate=gin.REQUIRED, init_scale=gin.REQUIRED):
+                   final_learning_rate=gin.REQUIRED, decay_start_fraction=gin.REQUIRED,
+                   init_scale=gin.REQUIRED):
   """Runs the toy experiment of Section 4.1: three models, exact quantities, Figure 2.
 
   Writes `output_dir/toy.json`, `output_dir/figure2.png` and
@@ -467,6 +483,8 @@ def toy_experiment(output_dir, overwrite=False, num_latents=gin.REQUIRED,
     num_steps: Python `int`, Adam steps.
     learning_rate: Python `float`, the first Adam step size.
     final_learning_rate: Python `float`, the last Adam step size.
+    decay_start_fraction: Python `float`, the fraction of `num_steps` run at
+      `learning_rate` before the exponential decay to `final_learning_rate`.
     init_scale: Python `float`, the standard deviation of the initial parameters.
 
   Returns:
@@ -489,7 +507,8 @@ def toy_experiment(output_dir, overwrite=False, num_latents=gin.REQUIRED,
   losses = (lambda rate, distortion: elbo_loss(rate, distortion, beta),
             lambda rate, distortion: target_rate_loss(rate, distortion, target_rate))
   params = fit(losses, initial_params(seeds, num_latents, data.probs.shape[0], init_scale),
-               data, num_latents, num_steps, learning_rate, final_learning_rate)
+               data, num_latents, num_steps, learning_rate, final_learning_rate,
+               decay_start_fraction)
   u = tf.constant(latent_positions(num_latents, data.low, data.high), DTYPE)
   trained = as_numpy(toy_quantities(make_model(params, tf.constant(data.x, DTYPE), u),
                                     data))
@@ -501,11 +520,12 @@ def toy_experiment(output_dir, overwrite=False, num_latents=gin.REQUIRED,
   columns = [('(a) optimal', optimal)]
   titles = dict(elbo=f'(b) ELBO (beta = {beta:g})',
                 target_rate=f'(c) target rate (sigma = {target_rate:g})')
+  count = f'median-separation seed of {num_seeds}'
   for i, name in enumerate(names):
     shown = median_index(trained['class_separation'][i])
     results['models'][name] = _summary({key: trained[key][i] for key in SCALAR_KEYS},
                                        seeds, seeds[shown])
-    columns.append((f'{titles[name]}, seed {seeds[shown]}',
+    columns.append((f'{titles[name]}\n{count}: seed {seeds[shown]}',
                     {key: value[i, shown] for key, value in trained.items()
                      if np.ndim(value) >= 2}))
 
