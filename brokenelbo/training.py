@@ -81,29 +81,41 @@ def evaluate(vae, images, batch_size, seed):
   return dict(rate=rate, distortion=distortion, elbo=-(rate + distortion))
 
 
+# What a run writes in its model_dir: the only files `--overwrite` removes.
+RUN_FILES = ('config.gin', 'operative_config.gin', 'metrics.jsonl', 'checkpoint', 'ckpt-*',
+             'events.out.tfevents.*', '*.tmp')
+
+
 def _check_model_dir(model_dir, config_str, overwrite):
-  """Creates `model_dir` or checks that it holds a run of the same config."""
+  """Creates `model_dir`, or checks that it holds a run of the same config.
+
+  A directory holding a run of another config, or files that are not a run's, is refused
+  unless `overwrite`, which starts afresh: it removes only the files a run writes
+  (`RUN_FILES`), never anything else in the directory.
+  """
   try:
     tf.io.gfile.makedirs(model_dir)
     probe = os.path.join(model_dir, '.write_test')
     with open(probe, 'w') as f:
       f.write('ok')
     os.remove(probe)
-  except OSError as e:
-    raise cli.UserError(f'model_dir {model_dir} is not writable: {e.strerror}') from None
+  except (OSError, tf.errors.OpError) as e:
+    reason = getattr(e, 'strerror', None) or getattr(e, 'message', None) or str(e)
+    raise cli.UserError(f'model_dir {model_dir} is not writable: {reason}') from None
   config_path = os.path.join(model_dir, 'config.gin')
-  if tf.io.gfile.exists(config_path) and not overwrite:
+  if tf.io.gfile.exists(config_path):
     with tf.io.gfile.GFile(config_path) as f:
-      if f.read() != config_str:
-        raise cli.UserError(
-            f'{model_dir} holds a run with a different config; pass --overwrite to start '
-            'afresh there, or choose another --model_dir')
-  elif overwrite:
-    for name in tf.io.gfile.listdir(model_dir):
-      path = os.path.join(model_dir, name)
-      if tf.io.gfile.isdir(path):
-        tf.io.gfile.rmtree(path)
-      else:
+      same = f.read() == config_str
+    reason = None if same else 'holds a run with a different config'
+  else:
+    reason = 'is not empty and holds no run' if tf.io.gfile.listdir(model_dir) else None
+  if reason and not overwrite:
+    raise cli.UserError(f'{model_dir} {reason}; pass --overwrite to start afresh there '
+                        '(only the files of a run are removed), or choose another '
+                        '--model_dir')
+  if overwrite:
+    for pattern in RUN_FILES:
+      for path in tf.io.gfile.glob(os.path.join(model_dir, pattern)):
         tf.io.gfile.remove(path)
   write_atomic(config_path, config_str)
 
@@ -139,6 +151,29 @@ class MetricsLog:
 
   def _flush(self):
     write_atomic(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
+
+
+def truncate_event_files(model_dir, last_step):
+  """Drops TensorBoard events past `last_step` (and any record cut by a crash).
+
+  A resumed run recomputes every step after its checkpoint; without this, TensorBoard would
+  show those steps twice. Each file is rewritten through a temporary file and a rename.
+  """
+  for path in tf.io.gfile.glob(os.path.join(model_dir, 'events.out.tfevents.*')):
+    kept, dropped = [], 0
+    try:
+      for record in tf.data.TFRecordDataset(path):
+        if tf.compat.v1.Event.FromString(record.numpy()).step <= last_step:
+          kept.append(record.numpy())
+        else:
+          dropped += 1
+    except tf.errors.DataLossError:
+      dropped += 1  # The record a crash cut short.
+    if dropped:
+      with tf.io.TFRecordWriter(path + '.tmp') as writer:
+        for record in kept:
+          writer.write(record)
+      tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
 
 
 def _format_duration(seconds):
@@ -257,7 +292,7 @@ def train(model_dir,
 
   Args:
     model_dir: Python `str`, where the run writes everything (not gin-bound: a flag).
-    overwrite: Python `bool`; start afresh in a `model_dir` holding a different run.
+    overwrite: Python `bool`; start afresh, removing the files of any run in `model_dir`.
     model: callable returning a `model.VAE` (`@VAE`, whose parts are configured there).
     objective: `objective(rate, distortion, beta)` on batch means (`@beta_vae`,
       `@target_rate`); beta follows `objectives.beta_schedule`.
@@ -283,15 +318,17 @@ def train(model_dir,
   Returns:
     The final evaluation, a `dict` split -> {rate, distortion, elbo}.
   """
-  objectives.beta_schedule(0.)  # A bad beta is reported before anything is written.
+  # Bad input (a negative beta, missing or corrupted data) is reported before anything is
+  # written to model_dir.
+  objectives.beta_schedule(0.)
+  train_images = dataset('train')[:max_train_examples]
+  eval_images = {split: dataset(split)[:max_eval_examples] for split in eval_splits}
   config_str = gin.config_str()
   _check_model_dir(model_dir, config_str, overwrite)
   tf_keras.utils.set_random_seed(seed)
   if deterministic:
     tf.config.experimental.enable_op_determinism()
   strategy = strategy() if strategy is not None else tf.distribute.get_strategy()
-  train_images = dataset('train')[:max_train_examples]
-  eval_images = {split: dataset(split)[:max_eval_examples] for split in eval_splits}
   steps_per_epoch = train_images.shape[0] // batch_size
   if steps_per_epoch < 1:
     raise cli.UserError(f'batch_size {batch_size} exceeds the {train_images.shape[0]} '
@@ -310,6 +347,7 @@ def train(model_dir,
     logging.info('Resumed from %s at step %d.', manager.latest_checkpoint, int(step))
   start_step = int(step)
   metrics = MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), start_step)
+  truncate_event_files(model_dir, start_step)
   writer = tf.summary.create_file_writer(model_dir)
   iterator = trainer.distribute(train_dataset(train_images, batch_size, seed, start_step))
 
@@ -341,8 +379,8 @@ def train(model_dir,
   while current < total_steps:
     num_steps = min(log_every_steps, total_steps - current,
                     eval_every_steps - current % eval_every_steps)
-    means, _, bad_run, grad_norm, beta = trainer.train_steps(iterator,
-                                                             tf.constant(num_steps))
+    means, good, bad_run, grad_norm, beta = trainer.train_steps(iterator,
+                                                                tf.constant(num_steps))
     current = int(step)
     if int(bad_run) >= max_consecutive_bad_steps:
       raise cli.UserError(
@@ -369,7 +407,8 @@ def train(model_dir,
                     gin.operative_config_str())
     if current % eval_every_steps == 0 or current == total_steps:
       results = run_eval(current)
-    elif current % checkpoint_every_steps < num_steps:
+    elif current % checkpoint_every_steps < num_steps and int(good) == num_steps:
+      # Not after a non-finite step: the last checkpoint stays the last good state.
       manager.save(checkpoint_number=current)
   if not results:  # Resumed after the last step: evaluate again for the caller.
     results = {split: evaluate(vae, images, eval_batch_size, seed + 1)
