@@ -207,6 +207,8 @@ class Trainer:
       self.vae = model()
       self.optimizer = optimizers.normalized_adam(total_steps=total_steps)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+      # Consecutive non-finite steps so far, across calls of `train_steps`.
+      self.bad_run = tf.Variable(0, trainable=False, name='bad_run')
       self.vae.rate_distortion(tf.zeros([1, *IMAGE_SHAPE]), step_seed(seed, 0))
       self.variables = self.vae.trainable_variables
       self.optimizer.build(self.variables)
@@ -246,12 +248,10 @@ class Trainer:
 
   def _train_steps_fn(self, iterator, num_steps):
     """Runs up to `num_steps` steps; returns mean (loss, rate, distortion) of good steps,
-    the number of good steps, the longest run of bad steps, the last gradient norm and
-    the last beta."""
+    the number of good steps, the current run of consecutive bad steps (which may have
+    begun in an earlier call), the last gradient norm and the last beta."""
     totals = tf.zeros([3])
     good = tf.constant(0.)
-    bad_run = tf.constant(0)
-    max_bad_run = tf.constant(0)
     grad_norm = beta = tf.constant(0.)
     for _ in tf.range(num_steps):
       per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
@@ -260,11 +260,10 @@ class Trainer:
       self.step.assign_add(1)
       totals += tf.where(finite, stats, 0.)
       good += tf.cast(finite, tf.float32)
-      bad_run = tf.where(finite, 0, bad_run + 1)
-      max_bad_run = tf.maximum(max_bad_run, bad_run)
-      if max_bad_run >= self.max_consecutive_bad_steps:
+      self.bad_run.assign(tf.where(finite, 0, self.bad_run + 1))
+      if self.bad_run >= self.max_consecutive_bad_steps:
         break
-    return totals / tf.maximum(good, 1.), good, max_bad_run, grad_norm, beta
+    return totals / tf.maximum(good, 1.), good, self.bad_run.value(), grad_norm, beta
 
 
 @gin.configurable
@@ -351,7 +350,7 @@ def train(model_dir,
   writer = tf.summary.create_file_writer(model_dir)
   iterator = trainer.distribute(train_dataset(train_images, batch_size, seed, start_step))
 
-  def run_eval(current_step):
+  def run_eval(current_step, save):
     results = {}
     epoch = current_step / steps_per_epoch
     beta = float(objectives.beta_schedule(epoch))
@@ -362,12 +361,13 @@ def train(model_dir,
                           num_examples=int(images.shape[0]), **result))
       with writer.as_default(step=current_step):
         for name, value in result.items():
-          tf.summary.scalar(f'{split}/{name}', value)
+          tf.summary.scalar(f'eval/{split}/{name}', value)
       logging.info('eval step %d %s: rate %.3f distortion %.3f elbo %.3f', current_step,
                    split, result['rate'], result['distortion'], result['elbo'])
     _image_summaries(vae, eval_images[eval_splits[-1]][:summary_images], current_step,
                      writer, seed)
-    manager.save(checkpoint_number=current_step)
+    if save:
+      manager.save(checkpoint_number=current_step)
     return results
 
   logging.info('Training %d steps (%d per epoch, batch %d, %d replica(s)) in %s.',
@@ -405,10 +405,11 @@ def train(model_dir,
     if current == num_steps + start_step and start_step == 0:
       write_atomic(os.path.join(model_dir, 'operative_config.gin'),
                     gin.operative_config_str())
+    # No checkpoint right after a non-finite step: the last one stays the last good state.
+    all_good = int(good) == num_steps
     if current % eval_every_steps == 0 or current == total_steps:
-      results = run_eval(current)
-    elif current % checkpoint_every_steps < num_steps and int(good) == num_steps:
-      # Not after a non-finite step: the last checkpoint stays the last good state.
+      results = run_eval(current, save=all_good)
+    elif current % checkpoint_every_steps < num_steps and all_good:
       manager.save(checkpoint_number=current)
   if not results:  # Resumed after the last step: evaluate again for the caller.
     results = {split: evaluate(vae, images, eval_batch_size, seed + 1)

@@ -83,7 +83,7 @@ def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
       np.testing.assert_allclose(g[key], w[key], atol=1e-4, rtol=0)
   # Every progress step logged once: no duplicates from before the kill, no gaps.
   assert _scalar_steps(killed, 'train/rate') == list(range(2, 41, 2))
-  assert _scalar_steps(killed, 'test/elbo') == [20, 40]
+  assert _scalar_steps(killed, 'eval/test/elbo') == [20, 40]
 
 
 @gin.configurable
@@ -125,10 +125,10 @@ def test_a_non_finite_step_changes_nothing():
   images = data.static_mnist('test')[:64]
   iterator = trainer.distribute(training.train_dataset(images, 16, seed=0))
   trainer.train_steps(iterator, tf.constant(2))  # Two good steps.
-  before = [v.numpy() for v in trainer.variables + trainer.optimizer.variables]
+  before = [v.numpy() for v in [*trainer.variables, *trainer.optimizer.variables]]
   _, good, bad_run, _, _ = trainer.train_steps(iterator, tf.constant(3))
   assert float(good) == 0 and int(bad_run) == 3
-  after = [v.numpy() for v in trainer.variables + trainer.optimizer.variables]
+  after = [v.numpy() for v in [*trainer.variables, *trainer.optimizer.variables]]
   for b, a in zip(before, after):
     np.testing.assert_array_equal(a, b)
 
