@@ -21,6 +21,7 @@ import tensorflow as tf
 from brokenelbo import cli
 from brokenelbo import configurables  # pylint: disable=unused-import
 from brokenelbo import data
+from brokenelbo import files
 from brokenelbo import model as model_lib
 from brokenelbo import objectives
 from brokenelbo import training
@@ -109,7 +110,7 @@ def main(argv):
   print(f"pipeline\t{results['pipeline_images_per_second']:.0f} images/s")
   print(f"matmul peak\t{results['matmul_peak_flops'] / 1e9:.1f} GFLOP/s")
   if FLAGS.output:
-    training.write_atomic(FLAGS.output, json.dumps(results, indent=2) + '\n')
+    files.write_atomic(FLAGS.output, json.dumps(results, indent=2) + '\n')
 
 
 if __name__ == '__main__':

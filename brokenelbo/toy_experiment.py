@@ -62,6 +62,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from brokenelbo import cli
+from brokenelbo import files
 
 tfd = tfp.distributions
 
@@ -455,7 +456,8 @@ def plot_figure2(path, data, columns):
   for row in (0, 1):
     axes[row, 0].legend(fontsize=8, loc='upper left')
   figure.tight_layout()
-  figure.savefig(path, dpi=90)
+  figure.savefig(path + '.tmp.png', dpi=90)  # Crash-safe: written whole, then renamed.
+  os.replace(path + '.tmp.png', path)
   plt.close(figure)
 
 
@@ -530,9 +532,8 @@ def toy_experiment(output_dir, overwrite=False, num_latents=gin.REQUIRED,
                      if np.ndim(value) >= 2}))
 
   plot_figure2(os.path.join(output_dir, FIGURE_FILE), data, columns)
-  with open(os.path.join(output_dir, OPERATIVE_CONFIG_FILE), 'w') as f:
-    f.write(gin.operative_config_str())
-  with open(results_path, 'w') as f:
-    json.dump(results, f, indent=2)
+  files.write_atomic(os.path.join(output_dir, OPERATIVE_CONFIG_FILE),
+                     gin.operative_config_str())
+  files.write_atomic(results_path, json.dumps(results, indent=2))
   logging.info('wrote %s in %.1f s', results_path, time.time() - start)
   return results

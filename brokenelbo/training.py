@@ -25,6 +25,7 @@ import tf_keras
 
 from brokenelbo import cli
 from brokenelbo import data
+from brokenelbo import files
 from brokenelbo import model as model_lib
 from brokenelbo import objectives
 from brokenelbo import optimizers
@@ -61,24 +62,28 @@ def step_seed(seed, step, replica=0):
       tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64)), replica)
 
 
-def evaluate(vae, images, batch_size, seed):
-  """Rate, distortion and ELBO in nats per example over all of `images`."""
-  dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size).map(
-      lambda x: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)
+def make_evaluate(vae, batch_size, seed):
+  """Returns `evaluate(images)`: rate, distortion and ELBO in nats per example over all of
+  `images`, one z ~ e(z|x) per example drawn from a fixed seed; compiled once."""
 
   @tf.function(reduce_retracing=True)
   def sums(x, batch):
     rate, distortion = vae.rate_distortion(x, step_seed(seed, batch))
     return tf.reduce_sum(rate), tf.reduce_sum(distortion)
 
-  total_rate = total_distortion = 0.
-  for batch, x in enumerate(dataset):
-    r, d = sums(x, tf.constant(batch, tf.int64))
-    total_rate += float(r)
-    total_distortion += float(d)
-  n = images.shape[0]
-  rate, distortion = total_rate / n, total_distortion / n
-  return dict(rate=rate, distortion=distortion, elbo=-(rate + distortion))
+  def evaluate(images):
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size).map(
+        lambda x: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)
+    total_rate = total_distortion = 0.
+    for batch, x in enumerate(dataset):
+      r, d = sums(x, tf.constant(batch, tf.int64))
+      total_rate += float(r)
+      total_distortion += float(d)
+    n = images.shape[0]
+    rate, distortion = total_rate / n, total_distortion / n
+    return dict(rate=rate, distortion=distortion, elbo=-(rate + distortion))
+
+  return evaluate
 
 
 # What a run writes in its model_dir: the only files `--overwrite` removes.
@@ -117,15 +122,7 @@ def _check_model_dir(model_dir, config_str, overwrite):
     for pattern in RUN_FILES:
       for path in tf.io.gfile.glob(os.path.join(model_dir, pattern)):
         tf.io.gfile.remove(path)
-  write_atomic(config_path, config_str)
-
-
-def write_atomic(path, text):
-  """Writes `text` to `path` through a temporary file and a rename: never half written."""
-  tmp = path + '.tmp'
-  with tf.io.gfile.GFile(tmp, 'w') as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+  files.write_atomic(config_path, config_str)
 
 
 class MetricsLog:
@@ -150,7 +147,7 @@ class MetricsLog:
     self._flush()
 
   def _flush(self):
-    write_atomic(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
+    files.write_atomic(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
 
 
 def truncate_event_files(model_dir, last_step):
@@ -349,13 +346,14 @@ def train(model_dir,
   truncate_event_files(model_dir, start_step)
   writer = tf.summary.create_file_writer(model_dir)
   iterator = trainer.distribute(train_dataset(train_images, batch_size, seed, start_step))
+  evaluate = make_evaluate(vae, eval_batch_size, seed + 1)
 
   def run_eval(current_step, save):
     results = {}
     epoch = current_step / steps_per_epoch
     beta = float(objectives.beta_schedule(epoch))
     for split, images in eval_images.items():
-      result = evaluate(vae, images, eval_batch_size, seed + 1)
+      result = evaluate(images)
       results[split] = result
       metrics.append(dict(step=current_step, epoch=epoch, split=split, beta=beta,
                           num_examples=int(images.shape[0]), **result))
@@ -403,7 +401,7 @@ def train(model_dir,
       tf.summary.scalar('train/grad_norm', float(grad_norm))
       tf.summary.scalar('train/images_per_second', rate_per_s)
     if current == num_steps + start_step and start_step == 0:
-      write_atomic(os.path.join(model_dir, 'operative_config.gin'),
+      files.write_atomic(os.path.join(model_dir, 'operative_config.gin'),
                     gin.operative_config_str())
     # No checkpoint right after a non-finite step: the last one stays the last good state.
     all_good = int(good) == num_steps
@@ -412,8 +410,7 @@ def train(model_dir,
     elif current % checkpoint_every_steps < num_steps and all_good:
       manager.save(checkpoint_number=current)
   if not results:  # Resumed after the last step: evaluate again for the caller.
-    results = {split: evaluate(vae, images, eval_batch_size, seed + 1)
-               for split, images in eval_images.items()}
+    results = {split: evaluate(images) for split, images in eval_images.items()}
   writer.flush()
   return results
 

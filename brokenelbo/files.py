@@ -1,0 +1,11 @@
+"""Crash-safe file writes: a file is either its old content or its new content, never cut."""
+
+import tensorflow as tf
+
+
+def write_atomic(path, text):
+  """Writes `text` to `path` through a temporary file and a rename."""
+  tmp = path + '.tmp'
+  with tf.io.gfile.GFile(tmp, 'w') as f:
+    f.write(text)
+  tf.io.gfile.rename(tmp, path, overwrite=True)
