@@ -88,6 +88,9 @@ def main(argv):
   unknown = sorted(set(FLAGS.families) - set(FAMILIES))
   if unknown:
     raise cli.UserError(f'unknown families {unknown}; choose from {list(FAMILIES)}')
+  if FLAGS.output:  # An unwritable output fails now, not after the measurements.
+    files.write_atomic(FLAGS.output + '.probe', '')
+    tf.io.gfile.remove(FLAGS.output + '.probe')
   images = data.static_mnist('train')
   results = dict(
       machine=dict(platform=platform.platform(), processor=platform.processor(),

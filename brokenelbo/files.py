@@ -1,10 +1,15 @@
 """Crash-safe file writes: a file is either its old content or its new content, never cut."""
 
+import os
+
 import tensorflow as tf
 
 
 def write_atomic(path, text):
-  """Writes `text` to `path` through a temporary file and a rename."""
+  """Writes `text` to `path` through a temporary file and a rename; makes the folder."""
+  folder = os.path.dirname(path)
+  if folder:
+    tf.io.gfile.makedirs(folder)
   tmp = path + '.tmp'
   with tf.io.gfile.GFile(tmp, 'w') as f:
     f.write(text)
