@@ -61,7 +61,7 @@ def matmul_peak_flops(size=2048, repeats=10):
 
 def pipeline_images_per_second(images, batch_size, repeats, warmup, num_batches=500):
   """The training input pipeline on its own: images/s it delivers."""
-  iterator = iter(training.train_dataset(images, batch_size, seed=0))
+  iterator = iter(data.train_dataset(images, batch_size, seed=0))
 
   def pull():
     for _ in range(num_batches):
@@ -74,7 +74,7 @@ def benchmark_family(images, batch_size, steps, repeats, warmup):
   """Training images/s of the gin-configured `VAE` at `batch_size` (beta-VAE objective)."""
   trainer = training.Trainer(model_lib.VAE, objectives.beta_vae, tf.distribute.get_strategy(),
                              total_steps=10**6, steps_per_epoch=10**4, seed=0)
-  iterator = trainer.distribute(training.train_dataset(images, batch_size, seed=0))
+  iterator = trainer.distribute(data.train_dataset(images, batch_size, seed=0))
   num_steps = tf.constant(steps)
   seconds = median_seconds(lambda: trainer.train_steps(iterator, num_steps)[0].numpy(),
                            repeats, warmup)

@@ -366,3 +366,25 @@ def make_dataset(images, batch_size, shuffle=False, repeat=False, seed=0,
   if repeat:
     dataset = dataset.repeat()
   return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def train_dataset(images, batch_size, seed, start_step=0):
+  """Infinite batches of float32 images; epoch e is a stateless permutation by (seed, e).
+
+  Batch k of the stream is the same whatever `start_step` the stream starts from, so that a
+  resumed run sees exactly the batches it would have seen.
+  """
+  num_examples = images.shape[0]
+  steps_per_epoch = num_examples // batch_size
+  images = tf.constant(images)
+
+  def batch_at(step):
+    epoch, position = step // steps_per_epoch, step % steps_per_epoch
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(num_examples), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+    indices = order[position * batch_size:(position + 1) * batch_size]
+    return tf.cast(tf.gather(images, indices), tf.float32)
+
+  return (tf.data.Dataset.range(start_step, 2**62)
+          .map(batch_at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+          .prefetch(tf.data.AUTOTUNE))

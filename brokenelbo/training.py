@@ -33,28 +33,6 @@ from brokenelbo import optimizers
 IMAGE_SHAPE = (28, 28, 1)
 
 
-def train_dataset(images, batch_size, seed, start_step=0):
-  """Infinite batches of float32 images; epoch e is a stateless permutation by (seed, e).
-
-  Batch k of the stream is the same whatever `start_step` the stream starts from, so that a
-  resumed run sees exactly the batches it would have seen.
-  """
-  num_examples = images.shape[0]
-  steps_per_epoch = num_examples // batch_size
-  images = tf.constant(images)
-
-  def batch_at(step):
-    epoch, position = step // steps_per_epoch, step % steps_per_epoch
-    order = tf.random.experimental.stateless_shuffle(
-        tf.range(num_examples), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-    indices = order[position * batch_size:(position + 1) * batch_size]
-    return tf.cast(tf.gather(images, indices), tf.float32)
-
-  return (tf.data.Dataset.range(start_step, 2**62)
-          .map(batch_at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-          .prefetch(tf.data.AUTOTUNE))
-
-
 def step_seed(seed, step, replica=0):
   """The stateless seed `[2]` of one training step on one replica."""
   base = tf.stack([tf.constant(seed, tf.int64), tf.constant(0, tf.int64)])
@@ -72,8 +50,7 @@ def make_evaluate(vae, batch_size, seed):
     return tf.reduce_sum(rate), tf.reduce_sum(distortion)
 
   def evaluate(images):
-    dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size).map(
-        lambda x: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)
+    dataset = data.make_dataset(images, batch_size)
     total_rate = total_distortion = 0.
     for batch, x in enumerate(dataset):
       r, d = sums(x, tf.constant(batch, tf.int64))
@@ -345,7 +322,7 @@ def train(model_dir,
   metrics = MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), start_step)
   truncate_event_files(model_dir, start_step)
   writer = tf.summary.create_file_writer(model_dir)
-  iterator = trainer.distribute(train_dataset(train_images, batch_size, seed, start_step))
+  iterator = trainer.distribute(data.train_dataset(train_images, batch_size, seed, start_step))
   evaluate = make_evaluate(vae, eval_batch_size, seed + 1)
 
   def run_eval(current_step, save):

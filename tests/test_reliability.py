@@ -123,7 +123,7 @@ def test_a_non_finite_step_changes_nothing():
                              tf.distribute.get_strategy(), total_steps=100,
                              steps_per_epoch=10, seed=0)
   images = data.static_mnist('test')[:64]
-  iterator = trainer.distribute(training.train_dataset(images, 16, seed=0))
+  iterator = trainer.distribute(data.train_dataset(images, 16, seed=0))
   trainer.train_steps(iterator, tf.constant(2))  # Two good steps.
   before = [v.numpy() for v in [*trainer.variables, *trainer.optimizer.variables]]
   _, good, bad_run, _, _ = trainer.train_steps(iterator, tf.constant(3))
