@@ -45,23 +45,28 @@ COLUMNS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'annea
            'epochs', 'rate', 'distortion', 'elbo', 'train_rate', 'train_distortion',
            'train_elbo', 'run_dir')
 
-flags.DEFINE_string('output_dir', None, 'Where the runs live (one folder per run).')
-flags.DEFINE_string('results', None, 'The CSV to write (default: OUTPUT_DIR/results.csv).')
-flags.DEFINE_list('families', list(configurables.FAMILIES), 'Families, run in this order.')
-flags.DEFINE_list('betas', ['0.1', '0.5', '1', '2'], 'Final betas of D + beta R.')
-flags.DEFINE_list('anneal_epochs', ['0'],
-                  'KL annealing lengths in epochs (0: none): beta rises linearly from 0.')
-flags.DEFINE_string('anneal_decoders', '-+',
-                    'Annealed runs (anneal_epochs > 0) only for families whose decoder is '
-                    'one of these characters, e.g. "+" for the PixelCNN families.')
-flags.DEFINE_list('seeds', ['0'], 'Seeds (`train.seed`).')
-flags.DEFINE_integer('parallel', 2, 'Runs at once.')
-flags.DEFINE_integer('threads_per_run', 1, 'TensorFlow intra- and inter-op threads per run.')
-flags.DEFINE_bool('collect_only', False, 'Only rewrite the results CSV from finished runs.')
-flags.DEFINE_bool('dry_run', False, 'Print the commands of the runs to do, run nothing.')
-flags.mark_flag_as_required('output_dir')
-cli.define_gin_flags()
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The command line's flags (defined only when run as a program, so that the module
+  can be imported next to other entrypoints)."""
+  flags.DEFINE_string('output_dir', None, 'Where the runs live (one folder per run).')
+  flags.DEFINE_string('results', None, 'The CSV to write (default: OUTPUT_DIR/results.csv).')
+  flags.DEFINE_list('families', list(configurables.FAMILIES), 'Families, run in this order.')
+  flags.DEFINE_list('betas', ['0.1', '0.5', '1', '2'], 'Final betas of D + beta R.')
+  flags.DEFINE_list('anneal_epochs', ['0'],
+                    'KL annealing lengths in epochs (0: none): beta rises linearly from 0.')
+  flags.DEFINE_string('anneal_decoders', '-+',
+                      'Annealed runs (anneal_epochs > 0) only for families whose decoder is '
+                      'one of these characters, e.g. "+" for the PixelCNN families.')
+  flags.DEFINE_list('seeds', ['0'], 'Seeds (`train.seed`).')
+  flags.DEFINE_integer('parallel', 2, 'Runs at once.')
+  flags.DEFINE_integer('threads_per_run', 1, 'TensorFlow intra- and inter-op threads per run.')
+  flags.DEFINE_bool('collect_only', False, 'Only rewrite the results CSV from finished runs.')
+  flags.DEFINE_bool('dry_run', False, 'Print the commands of the runs to do, run nothing.')
+  flags.mark_flag_as_required('output_dir')
+  cli.define_gin_flags()
 
 
 def _number(text, what):
@@ -261,4 +266,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   cli.run(main)

@@ -40,14 +40,19 @@ def step_seed(seed, step, replica=0):
       tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64)), replica)
 
 
-def make_evaluate(vae, batch_size, seed):
+def make_evaluate(vae, batch_size, seed, num_samples=1):
   """Returns `evaluate(images)`: rate, distortion and ELBO in nats per example over all of
-  `images`, one z ~ e(z|x) per example drawn from a fixed seed; compiled once."""
+  `images`, averaged over `num_samples` draws z ~ e(z|x) per example from fixed seeds (the
+  first draw is the same for every `num_samples`); compiled once."""
 
   @tf.function(reduce_retracing=True)
   def sums(x, batch):
-    rate, distortion = vae.rate_distortion(x, step_seed(seed, batch))
-    return tf.reduce_sum(rate), tf.reduce_sum(distortion)
+    total_rate = total_distortion = tf.constant(0.)
+    for k in range(num_samples):
+      rate, distortion = vae.rate_distortion(x, step_seed(seed, batch, replica=k))
+      total_rate += tf.reduce_sum(rate)
+      total_distortion += tf.reduce_sum(distortion)
+    return total_rate / num_samples, total_distortion / num_samples
 
   def evaluate(images):
     dataset = data.make_dataset(images, batch_size)
