@@ -19,14 +19,15 @@ import numpy as np
 import tensorflow as tf
 
 from brokenelbo import cli
-from brokenelbo import configurables
+from brokenelbo import configurables  # pylint: disable=unused-import
+from brokenelbo import families
 from brokenelbo import data
 from brokenelbo import files
 from brokenelbo import model as model_lib
 from brokenelbo import objectives
 from brokenelbo import training
 
-flags.DEFINE_list('families', list(configurables.FAMILIES), 'Families to measure.')
+flags.DEFINE_list('families', list(families.FAMILIES), 'Families to measure.')
 flags.DEFINE_string('output', None, 'Write the results as JSON here.')
 flags.DEFINE_integer('steps', 10, 'Training steps per timed call.')
 flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement (the median is reported).')
@@ -82,7 +83,7 @@ def benchmark_family(images, batch_size, steps, repeats, warmup):
 
 def main(argv):
   del argv
-  configurables.check_families(FLAGS.families)
+  families.check_families(FLAGS.families)
   if FLAGS.output:  # An unwritable output fails now, not after the measurements.
     files.write_atomic(FLAGS.output + '.probe', '')
     tf.io.gfile.remove(FLAGS.output + '.probe')

@@ -8,7 +8,6 @@ configurables (`ConvEncoder`, `PixelCNNDecoder`, `VampPrior`, `beta_vae`, ...) a
 import gin
 import tensorflow as tf
 
-from brokenelbo import cli
 from brokenelbo import data  # pylint: disable=unused-import
 from brokenelbo import decoders  # pylint: disable=unused-import
 from brokenelbo import encoders  # pylint: disable=unused-import
@@ -23,13 +22,3 @@ from brokenelbo import training  # pylint: disable=unused-import
 for _strategy in (tf.distribute.MirroredStrategy, tf.distribute.OneDeviceStrategy):
   gin.external_configurable(_strategy, module='tf.distribute')
 
-# The paper's 12 families (encoder, decoder, marginal), each with its `configs/<name>.gin`.
-FAMILIES = ('---', '--+', '--v', '-+-', '-++', '-+v',
-            '+--', '+-+', '+-v', '++-', '+++', '++v')
-
-
-def check_families(families):
-  """Raises `cli.UserError` naming any entry of `families` that is not one of `FAMILIES`."""
-  unknown = [f for f in families if f not in FAMILIES]
-  if unknown:
-    raise cli.UserError(f'unknown families {unknown}; choose from {list(FAMILIES)}')

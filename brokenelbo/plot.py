@@ -65,11 +65,7 @@ import numpy as np
 
 from brokenelbo import cli
 
-# The 12 families in the order of `brokenelbo.bench.FAMILIES` (built here: bench needs TF).
-ENCODERS = ('-', '+')
-DECODERS = ('-', '+')
-MARGINALS = ('-', '+', 'v')
-FAMILIES = tuple(e + d + m for e in ENCODERS for d in DECODERS for m in MARGINALS)
+from brokenelbo.families import DECODERS, ENCODERS, FAMILIES, MARGINALS  # pylint: disable=g-importing-member
 # Legend names of the parts (README, "The 12 families").
 PART_NAMES = dict(
     encoder={'-': 'Gaussian', '+': 'Gaussian + IAF'},

@@ -38,7 +38,8 @@ from absl import logging
 import gin
 
 from brokenelbo import cli
-from brokenelbo import configurables
+from brokenelbo import configurables  # pylint: disable=unused-import
+from brokenelbo import families as families_lib
 from brokenelbo import files
 
 COLUMNS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'anneal', 'seed',
@@ -53,7 +54,7 @@ def define_flags():
   can be imported next to other entrypoints)."""
   flags.DEFINE_string('output_dir', None, 'Where the runs live (one folder per run).')
   flags.DEFINE_string('results', None, 'The CSV to write (default: OUTPUT_DIR/results.csv).')
-  flags.DEFINE_list('families', list(configurables.FAMILIES), 'Families, run in this order.')
+  flags.DEFINE_list('families', list(families_lib.FAMILIES), 'Families, run in this order.')
   flags.DEFINE_list('betas', ['0.1', '0.5', '1', '2'], 'Final betas of D + beta R.')
   flags.DEFINE_list('anneal_epochs', ['0'],
                     'KL annealing lengths in epochs (0: none): beta rises linearly from 0.')
@@ -83,7 +84,7 @@ def _format(value):
 
 def make_grid(families, betas, anneal_epochs, anneal_decoders, seeds):
   """The runs, in order: a list of dicts (family, beta, anneal, seed)."""
-  configurables.check_families(families)
+  families_lib.check_families(families)
   betas = [_number(b, 'betas') for b in betas]
   anneals = [_number(a, 'anneal_epochs') for a in anneal_epochs]
   if any(b < 0 for b in betas) or any(a < 0 for a in anneals):
@@ -159,14 +160,14 @@ def write_results(output_dir, path):
   records = []
   for family in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []:
     family_dir = os.path.join(output_dir, family)
-    if family not in configurables.FAMILIES or not os.path.isdir(family_dir):
+    if family not in families_lib.FAMILIES or not os.path.isdir(family_dir):
       continue
     for name in sorted(os.listdir(family_dir)):
       record_path = os.path.join(family_dir, name, 'sweep.json')
       if os.path.exists(record_path):
         with open(record_path) as f:
           records.append(json.load(f))
-  order = {f: i for i, f in enumerate(configurables.FAMILIES)}
+  order = {f: i for i, f in enumerate(families_lib.FAMILIES)}
   records.sort(key=lambda r: (r['dataset'], order[r['family']], r['anneal'], r['beta'],
                               r['seed']))
   out = io.StringIO()

@@ -20,10 +20,11 @@ import gin
 import tensorflow as tf
 
 from brokenelbo import cli
+from brokenelbo import families
 from brokenelbo import training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAMILIES = ('---', '--+', '--v', '-+-', '-++', '-+v', '+--', '+-+', '+-v', '++-', '+++', '++v')
+FAMILIES = families.FAMILIES
 SPLITS = ('train', 'test')
 
 # What the operative config must say for each letter of a family (encoder, decoder,
