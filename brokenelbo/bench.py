@@ -1,12 +1,24 @@
-r"""Benchmark: training throughput of each family, the input pipeline, the matmul peak.
+r"""Benchmark: training, evaluation and sampling speed of each family; FLOP utilisation.
 
   python -m brokenelbo.bench --gin_file=configs/cpu.gin --output=bench.json
   python -m brokenelbo.bench --families=---,-+v --gin_file=configs/cpu.gin
 
-Each measurement is the median of `--repeats` timings after `--warmup` untimed ones. The
-machine's dense float32 matmul rate is measured in the same process as a reference peak.
+For each family, at the configured batch sizes (`train.batch_size`,
+`train.eval_batch_size`):
+- training images/s of the compiled multi-step loop, with plain `tf.function` and with XLA
+  (`jit_compile`), the faster of which `train.jit_compile` should select;
+- the training step's FLOPs, counted from the step's graph (see `step_flops`), and the
+  achieved FLOP/s as a fraction of the dense float32 matmul peak measured in this process;
+- evaluation images/s (rate, distortion, ELBO; one z per example);
+- the seconds to draw 100 samples x ~ d(x|z), z ~ m(z): the decoder's sampler and, for
+  PixelCNN decoders, the naive sampler (one full network pass per pixel) on the same
+  random numbers, with a check that both give the same images.
+Then the input pipeline's images/s on its own. Every time is the median of `--repeats`
+timings after `--warmup` untimed calls (the naive sampler: `--naive_repeats`, no warm-up
+call, its graph traced beforehand).
 """
 
+import inspect
 import json
 import os
 import platform
@@ -32,6 +44,10 @@ flags.DEFINE_string('output', None, 'Write the results as JSON here.')
 flags.DEFINE_integer('steps', 10, 'Training steps per timed call.')
 flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement (the median is reported).')
 flags.DEFINE_integer('warmup', 2, 'Untimed calls first (tracing, caches).')
+flags.DEFINE_integer('naive_repeats', 1, 'Timed calls of the naive PixelCNN sampler.')
+flags.DEFINE_integer('num_samples', 100, 'Samples drawn per sampling measurement.')
+flags.DEFINE_integer('eval_batches', 10, 'Evaluation batches per timed call.')
+flags.DEFINE_bool('xla', True, 'Also measure training with XLA (jit_compile).')
 cli.define_gin_flags()
 FLAGS = flags.FLAGS
 
@@ -68,17 +84,113 @@ def pipeline_images_per_second(images, batch_size, repeats, warmup, num_batches=
   return num_batches * batch_size / median_seconds(pull, repeats, warmup)
 
 
-def benchmark_family(images, batch_size, steps, repeats, warmup):
-  """Training images/s of the gin-configured `VAE` at `batch_size` (beta-VAE objective)."""
+def _conv_flops(out_shape, filter_shape):
+  """2 x (output elements) x (kernel height x width x input channels)."""
+  kh, kw, cin, _ = filter_shape
+  return 2 * out_shape.num_elements() * kh * kw * cin
+
+
+def step_flops(graph):
+  """Multiply-add FLOPs (x2) of the convolutions and matrix products in `graph`.
+
+  The analytic count of the dense work, from static shapes: a convolution with filter
+  `[kh, kw, cin, cout]` producing `y` costs `2 |y| kh kw cin` (its gradients with respect
+  to the input and the filter cost the same, counted from the output gradient's shape); a
+  product `[m, k] x [k, n]` costs `2 m k n`. Element-wise work is not counted: it is not
+  what the matmul peak measures. (TensorFlow's own cost statistics count a strided
+  `Conv2DBackpropInput`, the transposed convolutions, twice over, so they are not used.)
+  """
+  total = 0
+  for op in graph.get_operations():
+    if op.type == 'Conv2D':
+      total += _conv_flops(op.outputs[0].shape, op.inputs[1].shape)
+    elif op.type == 'Conv2DBackpropInput':
+      total += _conv_flops(op.inputs[2].shape, op.inputs[1].shape)
+    elif op.type == 'Conv2DBackpropFilter':
+      total += _conv_flops(op.inputs[2].shape, op.outputs[0].shape)
+    elif op.type in ('MatMul', 'BatchMatMulV2', 'BatchMatMulV3'):
+      a, b = op.inputs[0].shape, op.inputs[1].shape
+      adj_a = op.get_attr('transpose_a' if op.type == 'MatMul' else 'adj_x')
+      adj_b = op.get_attr('transpose_b' if op.type == 'MatMul' else 'adj_y')
+      m, k = (a[-1], a[-2]) if adj_a else (a[-2], a[-1])
+      n = b[-2] if adj_b else b[-1]
+      total += 2 * op.outputs[0].shape[:-2].num_elements() * m * k * n
+    elif op.type in ('Conv2DBackpropInputV2', 'Conv3D', 'DepthwiseConv2dNative', 'Einsum'):
+      raise NotImplementedError(f'step_flops does not count {op.type}')
+  return total
+
+
+def _train_images_per_second(images, batch_size, steps, repeats, warmup, jit_compile):
   trainer = training.Trainer(model_lib.VAE, objectives.beta_vae, tf.distribute.get_strategy(),
-                             total_steps=10**6, steps_per_epoch=10**4, seed=0)
+                             total_steps=10**6, steps_per_epoch=10**4, seed=0,
+                             jit_compile=jit_compile)
   iterator = trainer.distribute(data.train_dataset(images, batch_size, seed=0))
   num_steps = tf.constant(steps)
   seconds = median_seconds(lambda: trainer.train_steps(iterator, num_steps)[0].numpy(),
                            repeats, warmup)
-  num_parameters = sum(v.shape.num_elements() for v in trainer.variables)
-  return dict(train_images_per_second=steps * batch_size / seconds,
-              batch_size=batch_size, parameters=num_parameters)
+  return steps * batch_size / seconds, trainer
+
+
+def _sampling(vae, num_samples, repeats, warmup, naive_repeats):
+  """Seconds to draw `num_samples` images with the decoder's sampler (and the naive one)."""
+  seed = training.step_seed(0, 0)
+
+  def decoder():
+    return vae.decoder(vae.marginal_distribution().sample(num_samples, seed=seed))
+
+  @tf.function
+  def sample():
+    return decoder().sample(seed=seed)
+
+  result = dict(sample_seconds=median_seconds(lambda: sample().numpy(), repeats, warmup))
+  if hasattr(vae.decoder(tf.zeros([1, vae.latent_size])), 'sample_naive'):
+
+    @tf.function
+    def sample_naive():
+      distribution = decoder()  # The same z, and the same uniforms as `sample`.
+      return distribution.sample_naive(distribution.uniforms(seed))
+
+    sample_naive.get_concrete_function()  # Traced here, not timed.
+    naive = median_seconds(lambda: sample_naive().numpy(), naive_repeats, 0)
+    result.update(naive_sample_seconds=naive,
+                  sampling_speedup=naive / result['sample_seconds'],
+                  samples_identical=bool(np.array_equal(sample().numpy(),
+                                                        sample_naive().numpy())))
+  return result
+
+
+def benchmark_family(images, batch_size, eval_batch_size, steps, repeats, warmup, xla=True,
+                     eval_batches=10, num_samples=100, naive_repeats=1, peak_flops=None):
+  """Measures the gin-configured `VAE` (beta-VAE objective); see the module docstring."""
+  train_rate, trainer = _train_images_per_second(images, batch_size, steps, repeats, warmup,
+                                                 jit_compile=False)
+  vae = trainer.vae
+  x = tf.zeros([batch_size, *training.IMAGE_SHAPE])
+  # A fresh trace at the static batch shape (the loop's own trace has an unknown batch).
+  step = tf.function(trainer._replica_step_fn)  # pylint: disable=protected-access
+  flops = step_flops(step.get_concrete_function(x).graph)
+  result = dict(batch_size=batch_size,
+                parameters=sum(v.shape.num_elements() for v in trainer.variables),
+                train_images_per_second=train_rate,
+                train_step_flops=flops,
+                train_flops_per_second=flops * train_rate / batch_size)
+  if peak_flops:
+    result['train_flop_utilization'] = result['train_flops_per_second'] / peak_flops
+  if xla:
+    result['train_images_per_second_xla'] = _train_images_per_second(
+        images, batch_size, steps, repeats, warmup, jit_compile=True)[0]
+  evaluate = training.make_evaluate(vae, eval_batch_size, seed=1)
+  eval_images = images[:eval_batches * eval_batch_size]
+  result['eval_images_per_second'] = eval_images.shape[0] / median_seconds(
+      lambda: evaluate(eval_images), repeats, warmup)
+  result.update(_sampling(vae, num_samples, repeats, warmup, naive_repeats))
+  return result
+
+
+def _train_setting(name):
+  """`train`'s parameter `name` as configured (or its default)."""
+  default = inspect.signature(training.train).parameters[name].default
+  return gin.get_bindings(training.train).get(name, default)
 
 
 def main(argv):
@@ -96,13 +208,25 @@ def main(argv):
   for family in FLAGS.families:
     gin.clear_config()
     cli.parse_gin([f'{family}.gin', *FLAGS.gin_file], FLAGS.gin_bindings)
-    result = benchmark_family(images, gin.query_parameter('train.batch_size'), FLAGS.steps,
-                              FLAGS.repeats, FLAGS.warmup)
+    result = benchmark_family(
+        images, _train_setting('batch_size'), _train_setting('eval_batch_size'),
+        FLAGS.steps, FLAGS.repeats,
+        FLAGS.warmup, xla=FLAGS.xla, eval_batches=FLAGS.eval_batches,
+        num_samples=FLAGS.num_samples, naive_repeats=FLAGS.naive_repeats,
+        peak_flops=results['matmul_peak_flops'])
     results['families'][family] = result
-    logging.info('%s: %.1f training images/s (batch %d, %d parameters)', family,
-                 result['train_images_per_second'], result['batch_size'],
-                 result['parameters'])
-    print(f"{family}\t{result['train_images_per_second']:.1f} images/s", flush=True)
+    logging.info('%s: %s', family, json.dumps(result))
+    line = (f"{family}\ttrain {result['train_images_per_second']:.1f} images/s "
+            f"({result['train_flop_utilization']:.0%} of peak)")
+    if 'train_images_per_second_xla' in result:
+      line += f", XLA {result['train_images_per_second_xla']:.1f}"
+    line += (f" | eval {result['eval_images_per_second']:.0f} images/s | "
+             f"{FLAGS.num_samples} samples {result['sample_seconds']:.2f} s")
+    if 'naive_sample_seconds' in result:
+      line += (f" (naive {result['naive_sample_seconds']:.1f} s, "
+               f"{result['sampling_speedup']:.0f}x, identical: "
+               f"{result['samples_identical']})")
+    print(line, flush=True)
   batch_size = max(r['batch_size'] for r in results['families'].values())
   results['pipeline_images_per_second'] = pipeline_images_per_second(
       images, batch_size, FLAGS.repeats, FLAGS.warmup)
