@@ -3,7 +3,7 @@
 A run is fully determined by its step counter: every random draw uses a stateless seed
 folded from (seed, step, replica), and the training data order of epoch e is a stateless
 permutation seeded by (seed, e). Steps run in a compiled multi-step loop (no Python work per
-step) under a `tf.distribute` strategy; gradients are all-reduced across replicas, then
+step) under a `tf.distribute` strategy; gradients are summed across replicas, then
 normalised per variable, then applied by Adam. A step whose loss or gradient is not finite
 is not applied.
 
@@ -199,21 +199,35 @@ class Trainer:
     return iter(self.strategy.experimental_distribute_dataset(dataset))
 
   def _replica_step_fn(self, x):
-    """One step on one replica; gradients are summed over replicas, then normalised."""
+    """Loss statistics and gradients of one replica's share of the global batch.
+
+    The loss is divided by the number of replicas, so that the sum of the replicas'
+    gradients is the gradient of the global batch mean. No cross-replica communication
+    happens here, so this function can be compiled with XLA on its own.
+    """
     context = tf.distribute.get_replica_context()
-    num_replicas = self.strategy.num_replicas_in_sync
     beta = objectives.beta_schedule(tf.cast(self.step, tf.float32) / self.steps_per_epoch)
     with tf.GradientTape() as tape:
       rate, distortion = self.vae.rate_distortion(
           x, step_seed(self.seed, self.step, context.replica_id_in_sync_group))
       mean_rate, mean_distortion = tf.reduce_mean(rate), tf.reduce_mean(distortion)
       loss = self.objective(mean_rate, mean_distortion, beta)
-      replica_loss = loss / num_replicas
+      replica_loss = loss / self.strategy.num_replicas_in_sync
     gradients = tape.gradient(replica_loss, self.variables)
-    gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    return tf.stack([loss, mean_rate, mean_distortion]), gradients, beta
+
+  def _step(self, x):
+    """One training step across the replicas (cross-replica context).
+
+    Gradients are summed over replicas, then normalised per variable and applied by Adam,
+    unless the loss or the gradient is not finite, in which case nothing changes.
+    """
+    stats, gradients, beta = self.strategy.run(self._replica_step, args=(x,))
+    reduce = self.strategy.reduce
+    gradients = reduce(tf.distribute.ReduceOp.SUM, gradients, axis=None)
+    stats = reduce(tf.distribute.ReduceOp.MEAN, stats, axis=None)
+    beta = self.strategy.experimental_local_results(beta)[0]
     grad_norm = tf.linalg.global_norm(gradients)
-    stats = context.all_reduce(tf.distribute.ReduceOp.MEAN,
-                               tf.stack([loss, mean_rate, mean_distortion]))
     finite = tf.math.is_finite(stats[0]) & tf.math.is_finite(grad_norm)
 
     def apply():
@@ -233,9 +247,7 @@ class Trainer:
     good = tf.constant(0.)
     grad_norm = beta = tf.constant(0.)
     for _ in tf.range(num_steps):
-      per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
-      stats, grad_norm, beta, finite = (
-          self.strategy.experimental_local_results(per_replica)[0])
+      stats, grad_norm, beta, finite = self._step(next(iterator))
       self.step.assign_add(1)
       totals += tf.where(finite, stats, 0.)
       good += tf.cast(finite, tf.float32)
