@@ -74,12 +74,17 @@ class PixelCNNBernoulli(tfd.Distribution):
 
   `log_prob(x)` is one parallel pass of the network over x. `sample()` draws pixels in
   raster order: one uniform u_i per pixel is drawn from the (stateless) seed, and pixel i is
-  set to `u_i < sigmoid(logit_i(x_{<i}))`, recomputing the network once per pixel. The
-  same seed therefore gives the same image for any sampler that consumes the same u.
+  set to `u_i < sigmoid(logit_i(x_{<i}))`. The same seed therefore gives the same image for
+  any sampler that consumes the same u: `sample_naive` recomputes the whole network once
+  per pixel; `sample_fast`, which `sample()` uses, lets a network that has a
+  `sample_raster(uniforms, cond)` method (`pixelcnn.PixelCNN`: about one row of every
+  layer per pixel) draw the pixels itself, and falls back to `sample_naive` otherwise.
 
   Args:
     network: callable `network(x, cond) -> logits` with `x`, `logits` of shape
-      `[B, H, W, 1]`, causal in raster order.
+      `[B, H, W, 1]`, causal in raster order; optionally with a method
+      `sample_raster(uniforms, cond) -> (x, logits)` drawing the same pixels as
+      `sample_naive` (and returning the logit each was drawn with).
     cond: `Tensor` `[B, H, W, C]`, the conditioning map (any dependence on z).
     image_shape: Python `tuple` `(H, W, 1)`.
   """
@@ -129,7 +134,22 @@ class PixelCNNBernoulli(tfd.Distribution):
     if tf.get_static_value(n) != 1:
       raise NotImplementedError('PixelCNNBernoulli draws one sample per batch member; '
                                 'tile z for more.')
-    return self.sample_naive(self.uniforms(seed))[tf.newaxis]
+    return self.sample_fast(self.uniforms(seed))[tf.newaxis]
+
+  def sample_fast(self, uniforms):
+    """Raster-order sampling by the network's `sample_raster` if any, else `sample_naive`.
+
+    Args:
+      uniforms: `Tensor` `[B, H, W, 1]`, the uniform of every pixel (see `uniforms`).
+
+    Returns:
+      `Tensor` `[B, H, W, 1]`, the same pixels as `sample_naive(uniforms)`.
+    """
+    sample_raster = getattr(self._network, 'sample_raster', None)
+    if sample_raster is None:
+      return self.sample_naive(uniforms)
+    x, _ = sample_raster(uniforms, self._cond)
+    return x
 
   def sample_naive(self, uniforms):
     """Raster-order sampling, one full network pass per pixel."""

@@ -1,10 +1,14 @@
-"""Tests for `pixelcnn.PixelCNN` and `decoders.PixelCNNDecoder`.
+"""Tests for `pixelcnn.PixelCNN`, its fast sampler and `decoders.PixelCNNDecoder`.
 
 Causality is checked on exact zeros: the derivative of logit i with respect to image pixel
 j (raster order) is 0. for every j >= i, and non-zero for the neighbours a causal network must
 see (left, above-left, above, above-right: no blind spot). Derivatives are computed as one
 batched gradient: copy k of the input contributes only its logit at position i_k, so the
 gradient with respect to copy k is row i_k of the Jacobian.
+
+The fast sampler (`PixelCNN.sample_raster`, `row_sampling`) must draw the pixels of the
+naive one (a full pass per pixel) from the same uniforms, on networks with random weights
+and biases whose logits are mostly in [-2, 2], so that a wrong logit changes some pixels.
 """
 
 from absl.testing import parameterized
@@ -13,6 +17,7 @@ import tensorflow as tf
 
 from brokenelbo import decoders
 from brokenelbo import pixelcnn
+from brokenelbo import row_sampling
 
 
 def _binary(shape, seed):
@@ -103,6 +108,135 @@ class PixelCNNCausalityTest(tf.test.TestCase, parameterized.TestCase):
     logits_flipped = network(tf.reshape(flipped, x.shape), cond).numpy().reshape(-1)
     self.assertAllClose(logits[:i + 1], logits_flipped[:i + 1], rtol=0., atol=1e-6)
     self.assertGreater(np.abs(logits[i + 1:] - logits_flipped[i + 1:]).max(), 1e-4)
+
+
+def _random_network(height, layers_per_block, num_resolutions, seed=0):
+  """A built network whose kernels are perturbed by 50% and whose biases are random."""
+  tf.random.set_seed(seed)
+  network = pixelcnn.PixelCNN(filters=8, layers_per_block=layers_per_block,
+                              num_resolutions=num_resolutions)
+  network(tf.zeros([1, height, height, 1]), tf.zeros([1, height, height, 1]))
+  rng = np.random.RandomState(seed)
+  for variable in network.variables:
+    noise = rng.randn(*variable.shape).astype(np.float32)
+    variable.assign(variable * (1. + .5 * noise) if len(variable.shape) > 1 else .1 * noise)
+  return network
+
+
+class ShiftedConv2DRowsTest(tf.test.TestCase, parameterized.TestCase):
+
+  @parameterized.named_parameters(
+      ('down', (2, 3), False, 1, False), ('down_right', (2, 2), True, 1, False),
+      ('above', (1, 3), False, 1, False), ('strided', (2, 3), False, 2, False),
+      ('strided_right', (2, 2), True, 2, False), ('transposed', (2, 3), False, 2, True),
+      ('transposed_right', (2, 2), True, 2, True))
+  def test_rows_of_a_band_are_rows_of_the_whole_output(self, kernel, right, stride,
+                                                       transpose):
+    tf.random.set_seed(0)
+    layer = pixelcnn.ShiftedConv2D(3, kernel, right=right, stride=stride,
+                                   transpose=transpose)
+    x = _normal([2, 8, 8, 2], 0)
+    full = layer(x).numpy()
+    padded = np.pad(x.numpy(), [[0, 0], [2, 0], [0, 0], [0, 0]])  # Zero rows -2 and -1.
+    for a, b in ((0, 1), (0, 3), (2, 4), (3, 4)):
+      if transpose:  # Input rows [a, b) give output rows [2a, 2b).
+        lo, hi, out = a, b, (2 * a, 2 * b)
+      elif stride == 2:  # Output rows [a, b) read input rows [2a - 1, 2b - 1).
+        lo, hi, out = 2 * a - 1, 2 * b - 1, (a, b)
+      else:  # Output rows [a, b) read input rows [a - kh + 1, b).
+        lo, hi, out = a - kernel[0] + 1, b, (a, b)
+      band = layer.rows(tf.constant(padded[:, lo + 2:hi + 2])).numpy()
+      self.assertAllClose(full[:, out[0]:out[1]], band, rtol=0., atol=1e-6,
+                          msg=f'rows [{a}, {b})')
+
+
+class RowSamplingTest(tf.test.TestCase, parameterized.TestCase):
+
+  def test_dependencies_are_the_hand_derived_rows(self):
+    network = pixelcnn.PixelCNN(filters=4, layers_per_block=1, num_resolutions=3)
+    deps = row_sampling.dependencies(network.row_program(1), 28)
+    k28, k14, k7 = np.arange(28), np.arange(14), np.arange(7)
+    expected = {
+        'logits': k28,
+        'u': k28 - 1, 'ul': k28,  # down_shift: the u stream sees the rows above.
+        'down0/0/u': k28 - 1, 'down0/0/ul': k28,
+        # Stride 2, one zero row on top: row k reads rows 2k - 1 and 2k.
+        'down1/u': 2 * k14 - 1, 'down1/0/ul': 2 * k14,
+        'down2/0/u': 4 * k7 - 1, 'down2/0/ul': 4 * k7, 'up0/0/ul': 4 * k7,
+        # Transposed: row m reads row m // 2, so pairs of rows become final together.
+        'up1/u': 4 * (k14 // 2) - 1, 'up1/ul': 4 * (k14 // 2),
+        'up1/0/u': 2 * k14 - 1,  # Its skip input from the down pass is a row later.
+        'up2/u': 2 * (k28 // 2) - 1, 'up2/ul': 2 * (k28 // 2), 'up2/0/u': k28 - 1,
+    }
+    for name, rows in expected.items():
+      # Rows that depend on no image row (only on z) are -1, however far above.
+      self.assertAllEqual(np.maximum(rows, -1), deps[name], msg=name)
+
+  def test_schedule_of_28_rows(self):
+    network = pixelcnn.PixelCNN(filters=4, layers_per_block=1, num_resolutions=3)
+    schedule = row_sampling.Schedule(network.row_program(1), 28)
+    self.assertEqual(schedule.period, 4)
+    self.assertEqual((schedule.start, schedule.groups), (0, 7))  # All rows in the loop.
+    live = {r: {step.name: (step.a, step.b) for step in schedule.live[r]} for r in (4, 5)}
+    # Drawing row 4 reads row 1 of the 7x7 ul stream (4 = 4 * 1) and row 2 at 14x14; the
+    # u stream is never recomputed per pixel.
+    self.assertEqual(live[4]['down2/0/ul'], (1, 2))
+    self.assertEqual(live[4]['down1/0/ul'], (2, 3))
+    self.assertEqual(live[4]['up2/ul'], (4, 5))
+    self.assertFalse([name for r in (4, 5) for name in live[r] if name.endswith('/u')])
+    # Row 5 only recomputes rows at 28x28.
+    self.assertEqual({schedule.nodes[name].scale for name in live[5]}, {1})
+    final = {step.name: (step.a, step.b) for step in schedule.final[4]}
+    self.assertEqual(final['u'], (5, 6))  # u row 5 sees image rows up to 4.
+    self.assertEqual(final['up1/ul'], (2, 4))  # Both rows from 7x7 row 1.
+
+  @parameterized.named_parameters(
+      ('one_resolution_8x8', 8, 1, 1), ('one_resolution_two_layers_8x8', 8, 2, 1),
+      ('two_resolutions_8x8', 8, 1, 2), ('two_resolutions_two_layers_12x12', 12, 2, 2),
+      ('three_resolutions_8x8', 8, 1, 3), ('three_resolutions_two_layers_12x12', 12, 2, 3),
+      ('three_resolutions_28x28', 28, 1, 3))
+  def test_fast_samples_equal_naive_samples(self, height, layers_per_block,
+                                            num_resolutions):
+    network = _random_network(height, layers_per_block, num_resolutions)
+    batch = 2 if height == 28 else 3
+    cond = _normal([batch, height, height, 1], 1)
+    u = tf.random.stateless_uniform([batch, height, height, 1], seed=[2, 3])
+    x, logits = tf.function(network.sample_raster)(u, cond)
+    x, logits = x.numpy(), logits.numpy()
+    # Every pixel is drawn with its own logit, which is the logit of a full pass over the
+    # finished image: together, the naive sampler's pixels (by induction over pixels).
+    self.assertAllEqual(x, (u < tf.sigmoid(logits)).numpy().astype(np.float32))
+    self.assertAllClose(network(x, cond), logits, rtol=0., atol=1e-5)
+    self.assertGreater(np.mean(np.abs(logits) < 2.), .5)  # Not saturated.
+    self.assertBetween(x.mean(), .2, .8)
+    dist = decoders.PixelCNNBernoulli(network, cond, (height, height, 1))
+    self.assertAllEqual(tf.function(dist.sample_naive)(u), x)
+
+  def test_sample_fast_falls_back_to_naive_without_sample_raster(self):
+    network = _random_network(8, 1, 2)
+    cond = _normal([2, 8, 8, 1], 4)
+    u = tf.random.stateless_uniform([2, 8, 8, 1], seed=[5, 6])
+
+    class Raster:
+      """A network with its own raster sampler, here drawing all ones."""
+
+      def __call__(self, x, cond):
+        return network(x, cond)
+
+      def sample_raster(self, uniforms, cond):
+        del cond  # Unused.
+        return tf.ones_like(uniforms), tf.zeros_like(uniforms)
+
+    def plain(x, cond):
+      return network(x, cond)
+
+    shape = (8, 8, 1)
+    self.assertAllEqual(decoders.PixelCNNBernoulli(Raster(), cond, shape).sample_fast(u),
+                        tf.ones_like(u))
+    naive = tf.function(decoders.PixelCNNBernoulli(network, cond, shape).sample_naive)(u)
+    self.assertBetween(naive.numpy().mean(), .2, .8)
+    fallback = tf.function(decoders.PixelCNNBernoulli(plain, cond, shape).sample_fast)(u)
+    self.assertAllEqual(fallback, naive)
 
 
 def _log_sigmoid(x):

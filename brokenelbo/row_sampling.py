@@ -1,0 +1,396 @@
+"""Fast raster-order sampling from a row-causal network, reusing finished rows.
+
+Sampling an autoregressive image model in raster order naively costs one full network pass
+per pixel. Most of that pass recomputes activations that cannot have changed: in a network
+built from convolutions that never look down (PixelCNN's shifted convolutions, strided and
+transposed ones included), row k of every activation depends only on the image rows up to
+some row D(k). Once image row D(k) is complete, row k is final, and it can be cached [1].
+
+A network describes itself here as a program of `Node`s: every activation that a later one
+reads with a row offset (through a convolution's zero padding or a shift) is a node, with
+the rows of its inputs that each of its rows reads (a `RowRule`). From the rules alone,
+`Schedule` derives D(k) for every node (`dependencies`) and plans every image row r:
+
+- Per pixel of row r, a *live pass* computes only the rows that the logits of row r need
+  (the backward closure of logits row r through the rules) *and* that depend on image row
+  r (D(k) = r). Every other row it reads has D(k) < r and comes from the cache. The pixel
+  is then set to `uniform < sigmoid(logit)` and the next pixel of row r is drawn.
+- When row r is complete, a *final pass* computes every row with D(k) = r (needed now or
+  later) and writes it to the cache.
+
+Exactness: a cached row k was computed in the final pass of row D(k), from inputs that were
+either cached (final) or computed in the same pass, after image row D(k) and every row
+above it were complete; its value is therefore the one a full pass over the finished image
+gives. A row recomputed in the live pass sees the same image as the full pass of the naive
+sampler at that pixel (pixels not yet drawn are 0. in both). So each logit is the one the
+naive sampler computes, up to float rounding of convolutions evaluated on different shapes;
+the pixels agree unless a uniform falls within that rounding (~1e-7) of its probability.
+
+The plans of the rows repeat with period P (the largest downsampling factor; P = 4 for 28,
+14 and 7 rows): the plan of row r + P is the plan of row r with every node's rows moved by
+P / scale. Rows are drawn by a `tf.while_loop` over groups of P rows whose body holds the P
+plans with a dynamic row offset, so the graph size does not grow with the image height;
+rows whose plans do not repeat (row -1, which caches what depends on no pixel) are
+unrolled. Caches are `tf.TensorArray`s of rows (writing a row does not copy the whole
+activation), with zero rows above the image for the convolutions' zero padding.
+
+#### References
+
+[1] Ramachandran, Paine, Khorrami, Babaeizadeh, Chang, Zhang, Hasegawa-Johnson, Campbell,
+    Huang. Fast Generation for Convolutional Autoregressive Models. ICLR 2017 Workshop.
+"""
+
+import math
+from typing import Callable, NamedTuple, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+# The names of the program's two sources and of its output.
+IMAGE = 'x'  # The image mapped to [-1, 1], `2. * x - 1.`; row k depends on row k.
+COND = 'cond'  # The conditioning map; depends on no image row (D = -1).
+LOGITS = 'logits'  # Row k must depend on image rows up to k exactly.
+
+
+class RowRule(NamedTuple):
+  """Which rows of an input the rows [a, b) of a node read (rows above the image are zero).
+
+  `kind='same'`: rows [a - back, b - lag) of an input with as many rows. `kind='down'`:
+  rows [2a - 1, 2b - 1) of an input with twice the rows (a stride-2 convolution of height 2
+  with one zero row on top). `kind='up'`: rows [a // 2, (b - 1) // 2 + 1) of an input with
+  half the rows (a stride-2 transposed convolution of height 2).
+  """
+  kind: str = 'same'
+  back: int = 0
+  lag: int = 0
+
+  def needs(self, a, b):
+    """Input rows `(lo, hi)` that output rows [a, b) read."""
+    if self.kind == 'down':
+      return 2 * a - 1, 2 * b - 1
+    if self.kind == 'up':
+      return a // 2, (b - 1) // 2 + 1
+    return a - self.back, b - self.lag
+
+  def first(self, lo):
+    """First output row computed from input rows starting at `lo`."""
+    if self.kind == 'down':
+      return (lo + 1) // 2
+    if self.kind == 'up':
+      return 2 * lo
+    return lo + self.back
+
+
+SAME = RowRule()  # Row k reads row k (1x1 convolutions, sums, gates).
+CONV = RowRule(back=1)  # Row k reads rows k - 1 and k (shifted convolution of height 2).
+SHIFT = RowRule(back=1, lag=1)  # Row k reads row k - 1 (`down_shift`).
+DOWN = RowRule('down')  # Half-resolution row k reads rows 2k - 1 and 2k.
+UP = RowRule('up')  # Double-resolution row m reads row m // 2.
+
+
+class Node(NamedTuple):
+  """One cached activation `[B, height // scale, width // scale, channels]`.
+
+  To compute its rows [a, b), `fn` is called with one band `[B, rows, W, C]` per
+  `(source, rule)` of `inputs`: the rows `rule.needs(a, b)` of `source`. It returns rows
+  from `rule.first(lo)` of its first input on; rows outside [a, b) are dropped. Every
+  tensor that the network reads with zero rows above it must be a node (its cache holds
+  those zero rows). The sources `IMAGE` and `COND` have no `inputs` and no `fn`.
+  """
+  name: str
+  scale: int
+  channels: int
+  inputs: Tuple[Tuple[str, RowRule], ...] = ()
+  fn: Optional[Callable[..., tf.Tensor]] = None
+
+
+def dependencies(program, height):
+  """Last image row D(k) that row k of each node depends on: `{name: array}`, -1: none."""
+  deps = {}
+  for node in program:
+    rows = height // node.scale
+    if node.name == IMAGE:
+      deps[node.name] = np.arange(rows)
+      continue
+    last = np.full(rows, -1)
+    for k in range(rows):
+      for source, rule in node.inputs:
+        lo, hi = rule.needs(k, k + 1)
+        if hi > len(deps[source]):
+          raise ValueError(f'Row {k} of {node.name} reads row {hi - 1} of {source}, '
+                           f'which has {len(deps[source])} rows.')
+        if hi > max(lo, 0):
+          last[k] = max(last[k], deps[source][max(lo, 0):hi].max())
+    if np.any(np.diff(last) < 0):
+      raise ValueError(f'The rows of {node.name} do not become final in order: {last}.')
+    deps[node.name] = last
+  if not np.array_equal(deps[LOGITS], np.arange(height)):
+    raise ValueError(f'Logits row k must depend on image rows up to k: {deps[LOGITS]}.')
+  return deps
+
+
+class Step(NamedTuple):
+  """Rows [a, b) of node `name`; per input, `(source, cached rows, fresh rows)`."""
+  name: str
+  a: int
+  b: int
+  reads: Tuple[Tuple[str, Tuple[int, int], Tuple[int, int]], ...]
+
+
+class Schedule:
+  """The live and final passes of every image row, and how they repeat.
+
+  Planned as if the image had P more rows than are drawn, so that the plans of the last
+  rows repeat too: they compute a few rows below the image, which no row above reads.
+  Planning raises a `ValueError` wherever a pass would read a row that is not final.
+
+  Args:
+    program: Python `list` of `Node`, in an order where inputs come first.
+    height: Python `int`, image rows.
+
+  Attributes:
+    deps: `{name: array}`, D(k) for every row of every node (`dependencies`).
+    live: `{r: tuple of Step}`, the pass per pixel of row r (r = 0, ..., height - 1).
+    final: `{r: tuple of Step}`, the pass after row r (r = -1: before row 0).
+    period: Python `int`, P.
+    start, groups: Python `int`s; the plans of rows [start, start + groups * P) are those
+      of rows [start, start + P) moved by a multiple of P rows (`shifted`).
+    pad: Python `int`, zero rows above the image that the passes read.
+    planned_rows: Python `int`, rows of the caches (at scale 1).
+  """
+
+  def __init__(self, program, height):
+    self.nodes = {node.name: node for node in program}
+    self.program = program
+    self.period = math.lcm(*(node.scale for node in program))
+    self.planned_rows = height + self.period  # Rows of the caches.
+    self.deps = dependencies(program, self.planned_rows)
+    rows = range(-1, height)  # -1: rows that depend on no image row, before the first.
+    self.live = {r: self._plan(r, self._needed(r)) if r >= 0 else () for r in rows}
+    self.final = {r: self._plan(r) for r in rows}
+    reads = [step.reads for plan in [*self.live.values(), *self.final.values()]
+             for step in plan]
+    self.pad = max([0] + [-cached[0] for r in reads for _, cached, _ in r])
+    self.start, self.groups = self._repeats(height)
+
+  def _needed(self, r):
+    """Rows `{name: (lo, hi)}` that the logits of row r read, transitively (hull)."""
+    need = {LOGITS: (r, r + 1)}
+    for node in reversed(self.program):
+      if node.name not in need:
+        continue
+      a, b = need[node.name]
+      for source, rule in node.inputs:
+        lo, hi = rule.needs(a, b)
+        lo = max(lo, 0)
+        if hi > lo:
+          old = need.get(source, (lo, hi))
+          need[source] = (min(old[0], lo), max(old[1], hi))
+    return need
+
+  def _plan(self, r, needed=None):
+    """Steps computing the rows with D = r (only those in `needed`, if given).
+
+    Every other row that a step reads must have D < r, i.e. be final and cached.
+    """
+    fresh = {}
+    plan = []
+    for node in self.program:
+      rows = np.nonzero(self.deps[node.name] == r)[0]
+      if needed is not None:
+        lo, hi = needed.get(node.name, (0, 0))
+        rows = rows[(rows >= lo) & (rows < hi)]
+      if not rows.size:
+        continue
+      a, b = int(rows[0]), int(rows[-1]) + 1
+      reads = []
+      for source, rule in node.inputs:
+        lo, hi = rule.needs(a, b)
+        f_lo, f_hi = fresh.get(source, (hi, hi))
+        cached, new = (lo, min(hi, f_lo)), (max(lo, f_lo), hi)
+        if hi > f_hi:
+          raise ValueError(f'Row {r}: {node.name} reads rows of {source} past its last.')
+        past = self.deps[source][max(cached[0], 0):max(cached[1], 0)]
+        if np.any(past >= r):  # Exactness: cached rows are final.
+          raise ValueError(f'Row {r}: {node.name} reads unfinished rows of {source}.')
+        reads.append((source, cached, new))
+      fresh[node.name] = (a, b)
+      plan.append(Step(node.name, a, b, tuple(reads)))
+    return tuple(plan)
+
+  def shifted(self, plan, rows):
+    """`plan` with the rows of every node moved by `rows // scale` (rows % P == 0)."""
+    def move(name, span):
+      return tuple(k + rows // self.nodes[name].scale for k in span)
+
+    return tuple(
+        Step(s.name, *move(s.name, (s.a, s.b)),
+             tuple((src, move(src, cached), move(src, new)) for src, cached, new in s.reads))
+        for s in plan)
+
+  def _repeats(self, height):
+    """`(start, groups)`: rows [start, start + groups * P) repeat the first P plans."""
+    best = (0, 0)
+    for start in range(min(self.period, height)):
+      groups = 0
+      while start + (groups + 1) * self.period <= height and all(
+          self.live[r + groups * self.period] == self.shifted(self.live[r],
+                                                              groups * self.period) and
+          self.final[r + groups * self.period] == self.shifted(self.final[r],
+                                                               groups * self.period)
+          for r in range(start, start + self.period)):
+        groups += 1
+      if groups > best[1]:
+        best = (start, groups)
+    return best
+
+
+def _cache(node, batch, width, pad, height):
+  """A `TensorArray` of the rows of `node`, after `pad` zero rows (the rows above)."""
+  shape = [batch, width // node.scale, node.channels]
+  cache = tf.TensorArray(tf.float32, size=pad + height // node.scale,
+                         element_shape=[tf.get_static_value(batch)] + shape[1:],
+                         clear_after_read=False)
+  zero = tf.zeros(shape)
+  for k in range(pad):
+    cache = cache.write(k, zero)
+  return cache
+
+
+def _read(cache, lo, hi, offset):
+  """Rows [lo, hi) of a cache, stored from index `offset` on, as `[B, hi - lo, W, C]`."""
+  if hi - lo == 1:
+    return tf.expand_dims(cache.read(lo + offset), 1)
+  return tf.transpose(cache.gather(tf.range(lo, hi) + offset), [1, 0, 2, 3])
+
+
+def _cached_reads(schedule, plan, caches, offsets):
+  """Every band of cached rows that `plan` reads, `{(source, lo, hi): band}`."""
+  reads = {}
+  for step in plan:
+    for source, (lo, hi), _ in step.reads:
+      if hi > lo and (source, lo, hi) not in reads:
+        offset = offsets[schedule.nodes[source].scale]
+        reads[source, lo, hi] = _read(caches[source], lo, hi, offset)
+  return reads
+
+
+def _run(schedule, plan, reads, sources):
+  """Runs the steps of `plan`: `{name: band}`, the rows [a, b) that each step computed."""
+  fresh, starts = {}, {}
+  for step in plan:
+    node = schedule.nodes[step.name]
+    starts[step.name] = step.a
+    if node.fn is None:
+      fresh[step.name] = sources[step.name]
+      continue
+    bands = []
+    for source, (lo, hi), (new_lo, new_hi) in step.reads:
+      parts = [reads[source, lo, hi]] if hi > lo else []
+      if new_hi > new_lo:
+        new = fresh[source]
+        if new.shape[1] != new_hi - new_lo:
+          new = new[:, new_lo - starts[source]:new_hi - starts[source]]
+        parts.append(new)
+      bands.append(parts[0] if len(parts) == 1 else tf.concat(parts, axis=1))
+    rule = node.inputs[0][1]
+    first = rule.first(rule.needs(step.a, step.b)[0])
+    band = node.fn(*bands)
+    if first != step.a or band.shape[1] != step.b - step.a:
+      band = band[:, step.a - first:step.b - first]
+    fresh[step.name] = band
+  return fresh
+
+
+def _write(schedule, plan, fresh, caches, offsets):
+  """The caches with the rows that `plan` computed written in."""
+  caches = dict(caches)
+  for step in plan:
+    if step.name not in caches:
+      continue
+    offset = offsets[schedule.nodes[step.name].scale]
+    band = fresh[step.name]
+    if step.b - step.a == 1:
+      caches[step.name] = caches[step.name].write(step.a + offset, tf.squeeze(band, 1))
+    else:
+      caches[step.name] = caches[step.name].scatter(
+          tf.range(step.a, step.b) + offset, tf.transpose(band, [1, 0, 2, 3]))
+  return caches
+
+
+@tf.autograph.experimental.do_not_convert  # Plain Python control flow, traced as is.
+def sample(program, uniforms, cond):
+  """Raster-order samples of a row-causal network, and the logits they were drawn with.
+
+  Pixel i is set to `uniforms_i < sigmoid(logit_i(x_{<i}))`, the pixels not drawn yet being
+  0., as a loop of full network passes would (see the module docstring). Build the graph
+  once (`tf.function`): eagerly, every loop iteration runs op by op.
+
+  Args:
+    program: Python `list` of `Node`, the network (see `Node`), with the sources `IMAGE`
+      (one channel) and `COND` and the output `LOGITS` (one channel).
+    uniforms: `Tensor` `[B, H, W, 1]` in [0, 1).
+    cond: `Tensor` `[B, H, W, C]`, the conditioning map.
+
+  Returns:
+    x: `Tensor` `[B, H, W, 1]` of 0. and 1., the samples.
+    logits: `Tensor` `[B, H, W, 1]`, the logit that each pixel was drawn with.
+  """
+  height, width = uniforms.shape[1], uniforms.shape[2]
+  batch = uniforms.shape[0] or tf.shape(uniforms)[0]
+  schedule = Schedule(program, height)
+  pad, period = schedule.pad, schedule.period
+  read_later = {source for node in program for source, _ in node.inputs}
+  caches = {node.name: _cache(node, batch, width, pad, schedule.planned_rows)
+            for node in program if node.name in read_later}
+  drawn_logits = tf.TensorArray(tf.float32, size=height,
+                                element_shape=[tf.get_static_value(batch), width, 1])
+  columns = tf.range(width)[tf.newaxis, :, tf.newaxis]
+  scales = {node.scale for node in program}
+
+  def draw_row(r, caches, drawn_logits, group=0):
+    """Draws image row `r + group * P`; row -1 caches the rows that depend on no pixel."""
+    # The index of row k of a node with scale s in its cache is k + offsets[s].
+    offsets = {s: pad + group * (period // s) for s in scales}
+    final = schedule.final[r]
+    if r < 0:
+      below = schedule.planned_rows - height  # Rows below the image: any value will do.
+      sources = {COND: tf.pad(cond, [[0, 0], [0, below], [0, 0], [0, 0]])}
+      fresh = _run(schedule, final, _cached_reads(schedule, final, caches, offsets),
+                   sources)
+      return _write(schedule, final, fresh, caches, offsets), drawn_logits
+    image_row = r + group * period
+    u_row = tf.gather(uniforms, image_row, axis=1)
+    live = schedule.live[r]
+    reads = _cached_reads(schedule, live, caches, offsets)  # The same for every pixel.
+
+    def draw_pixel(c, x_row, logits_row):
+      fresh = _run(schedule, live, reads, {IMAGE: 2. * x_row[:, tf.newaxis] - 1.})
+      logits = fresh[LOGITS][:, 0]
+      pixels = tf.cast(u_row < tf.sigmoid(logits), x_row.dtype)
+      here = tf.equal(columns, c)
+      return c + 1, tf.where(here, pixels, x_row), tf.where(here, logits, logits_row)
+
+    zeros = tf.zeros_like(u_row)
+    _, x_row, logits_row = tf.while_loop(lambda c, *_: c < width, draw_pixel,
+                                         (tf.constant(0), zeros, zeros))
+    fresh = _run(schedule, final, _cached_reads(schedule, final, caches, offsets),
+                 {IMAGE: 2. * x_row[:, tf.newaxis] - 1.})
+    return (_write(schedule, final, fresh, caches, offsets),
+            drawn_logits.write(image_row, logits_row))
+
+  start, groups = schedule.start, schedule.groups
+  for r in range(-1, start):
+    caches, drawn_logits = draw_row(r, caches, drawn_logits)
+  if groups:
+    def draw_group(group, caches, drawn_logits):
+      for r in range(start, start + period):
+        caches, drawn_logits = draw_row(r, caches, drawn_logits, group)
+      return group + 1, caches, drawn_logits
+
+    _, caches, drawn_logits = tf.while_loop(lambda group, *_: group < groups, draw_group,
+                                            (tf.constant(0), caches, drawn_logits))
+  for r in range(start + groups * period, height):
+    caches, drawn_logits = draw_row(r, caches, drawn_logits)
+  image = tf.transpose(caches[IMAGE].gather(tf.range(pad, pad + height)), [1, 0, 2, 3])
+  return (image + 1.) / 2., tf.transpose(drawn_logits.stack(), [1, 0, 2, 3])
