@@ -41,7 +41,8 @@ class DeconvDecoder(tf.Module):
     h = z[:, tf.newaxis, tf.newaxis, :]
     for deconv in self.deconvs:
       h = deconv(h)
-    return tfd.Independent(tfd.Bernoulli(logits=self.out(h), dtype=tf.float32),
+    logits = tf.cast(self.out(h), tf.float32)  # float32 under any precision policy.
+    return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=tf.float32),
                            reinterpreted_batch_ndims=3)
 
 
@@ -117,7 +118,7 @@ class PixelCNNBernoulli(tfd.Distribution):
 
   def logits(self, x):
     """Bernoulli logits of every pixel given the image `x` `[B, H, W, 1]` (one pass)."""
-    return self._network(x, self._cond)
+    return tf.cast(self._network(x, self._cond), tf.float32)  # float32 under any policy.
 
   def _log_prob(self, x):
     logits = self.logits(x)
@@ -137,7 +138,8 @@ class PixelCNNBernoulli(tfd.Distribution):
     return self.sample_fast(self.uniforms(seed))[tf.newaxis]
 
   def sample_fast(self, uniforms):
-    """Raster-order sampling by the network's `sample_raster` if any, else `sample_naive`.
+    """Raster-order sampling by the network's `sample_raster` if any, else `sample_naive`
+    (also under a 16-bit mixed-precision policy, which `sample_raster` does not support).
 
     Args:
       uniforms: `Tensor` `[B, H, W, 1]`, the uniform of every pixel (see `uniforms`).
@@ -146,7 +148,7 @@ class PixelCNNBernoulli(tfd.Distribution):
       `Tensor` `[B, H, W, 1]`, the same pixels as `sample_naive(uniforms)`.
     """
     sample_raster = getattr(self._network, 'sample_raster', None)
-    if sample_raster is None:
+    if sample_raster is None or not _computes_in_float32(self._network):
       return self.sample_naive(uniforms)
     x, _ = sample_raster(uniforms, self._cond)
     return x
@@ -165,3 +167,9 @@ class PixelCNNBernoulli(tfd.Distribution):
     _, x = tf.while_loop(lambda i, _: i < num_pixels, body,
                          (tf.constant(0), tf.zeros_like(uniforms)))
     return x
+
+
+def _computes_in_float32(network):
+  layers_ = getattr(network, 'submodules', ())
+  return all(layer.compute_dtype == 'float32' for layer in layers_
+             if isinstance(layer, tf_keras.layers.Layer))

@@ -53,8 +53,10 @@ class ConvEncoder(tf.Module):
     for conv in self.convs:
       h = conv(h)
     h = tf.reshape(h, [-1, h.shape[1] * h.shape[2] * h.shape[3]])
-    scale = tf.nn.softplus(self.scale(h)) + self.min_scale
-    return tfd.MultivariateNormalDiag(loc=self.loc(h), scale_diag=scale)
+    # Read-outs in float32 even under a mixed-precision policy: densities need it.
+    loc = tf.cast(self.loc(h), tf.float32)
+    scale = tf.nn.softplus(tf.cast(self.scale(h), tf.float32)) + self.min_scale
+    return tfd.MultivariateNormalDiag(loc=loc, scale_diag=scale)
 
   def __call__(self, x):
     gaussian = self.gaussian(x)

@@ -51,8 +51,10 @@ class ShiftOnlyFlow(tf.Module):
                activation='relu', inverse=False, name=None):
     super().__init__(name=name)
     self.mades = [
+        # float32 under any mixed-precision policy: TFP's MADE does not support them.
         tfb.AutoregressiveNetwork(params=1, event_shape=[event_size],
-                                  hidden_units=list(hidden_units), activation=activation)
+                                  hidden_units=list(hidden_units), activation=activation,
+                                  dtype=tf.float32)
         for _ in range(num_steps)
     ]
     reverse = tfb.Permute(list(reversed(range(event_size))))

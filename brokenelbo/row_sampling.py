@@ -295,7 +295,8 @@ def _run(schedule, plan, reads, sources):
       bands.append(parts[0] if len(parts) == 1 else tf.concat(parts, axis=1))
     rule = node.inputs[0][1]
     first = rule.first(rule.needs(step.a, step.b)[0])
-    band = node.fn(*bands)
+    # Cached in float32 (a no-op unless the layers compute in 16 bits).
+    band = tf.cast(node.fn(*bands), tf.float32)
     if first != step.a or band.shape[1] != step.b - step.a:
       band = band[:, step.a - first:step.b - first]
     fresh[step.name] = band

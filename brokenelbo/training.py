@@ -12,6 +12,7 @@ the first steps), TensorBoard summaries, checkpoints (`ckpt-*`), `metrics.jsonl`
 object per split per evaluation, nats per example over the whole split).
 """
 
+import contextlib
 import json
 import math
 import os
@@ -155,6 +156,21 @@ def truncate_event_files(model_dir, last_step):
       tf.io.gfile.rename(path + '.tmp', path, overwrite=True)
 
 
+@contextlib.contextmanager
+def precision_policy(name):
+  """Within the block, Keras layers are built with the mixed-precision policy `name`
+  (`None`: no change); the previous global policy is restored after."""
+  if name is None:
+    yield
+    return
+  previous = tf_keras.mixed_precision.global_policy()
+  tf_keras.mixed_precision.set_global_policy(name)
+  try:
+    yield
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+
+
 def _format_duration(seconds):
   seconds = int(seconds)
   return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s'
@@ -173,17 +189,26 @@ class Trainer:
     jit_compile: Python `bool`, compile the per-replica step with XLA.
     max_consecutive_bad_steps: Python `int`, `train_steps` stops early after this many
       non-finite steps in a row.
+    mixed_precision: `None` (float32) or a Keras mixed-precision policy name
+      ('mixed_float16' or 'mixed_bfloat16', for GPUs and TPUs): the networks compute in
+      16 bits, variables, densities and losses stay float32.
+    loss_scale: Python `float`, the loss is multiplied by it before differentiation and
+      the gradients divided by it after (float16 gradients would underflow otherwise). A
+      step that overflows is skipped like any non-finite step.
   """
 
   def __init__(self, model, objective, strategy, total_steps, steps_per_epoch, seed,
-               jit_compile=False, max_consecutive_bad_steps=10):
+               jit_compile=False, max_consecutive_bad_steps=10, mixed_precision=None,
+               loss_scale=1.):
     self.strategy = strategy
+    self.loss_scale = loss_scale
     self.objective = objective
     self.steps_per_epoch = steps_per_epoch
     self.seed = seed
     self.max_consecutive_bad_steps = max_consecutive_bad_steps
     with strategy.scope():
-      self.vae = model()
+      with precision_policy(mixed_precision):  # Layers take the policy when built.
+        self.vae = model()
       self.optimizer = optimizers.normalized_adam(total_steps=total_steps)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
       # Consecutive non-finite steps so far, across calls of `train_steps`.
@@ -212,8 +237,10 @@ class Trainer:
           x, step_seed(self.seed, self.step, context.replica_id_in_sync_group))
       mean_rate, mean_distortion = tf.reduce_mean(rate), tf.reduce_mean(distortion)
       loss = self.objective(mean_rate, mean_distortion, beta)
-      replica_loss = loss / self.strategy.num_replicas_in_sync
+      replica_loss = loss * self.loss_scale / self.strategy.num_replicas_in_sync
     gradients = tape.gradient(replica_loss, self.variables)
+    if self.loss_scale != 1.:
+      gradients = [g / self.loss_scale for g in gradients]
     return tf.stack([loss, mean_rate, mean_distortion]), gradients, beta
 
   def _step(self, x):
@@ -276,6 +303,8 @@ def train(model_dir,
           summary_images=8,
           strategy=None,
           jit_compile=False,
+          mixed_precision=None,
+          loss_scale=1.,
           deterministic=True,
           seed=0):
   """Trains a VAE and evaluates it; the root configurable of a training run.
@@ -301,6 +330,9 @@ def train(model_dir,
     strategy: `None` (the default strategy) or a callable returning a
       `tf.distribute.Strategy` (e.g. `@tf.distribute.MirroredStrategy`).
     jit_compile: Python `bool`, compile the step with XLA.
+    mixed_precision: `None` (float32) or 'mixed_float16' / 'mixed_bfloat16': networks
+      compute in 16 bits on GPUs/TPUs; variables, densities and metrics stay float32.
+    loss_scale: Python `float`, static loss scale for 'mixed_float16' (e.g. 1024.).
     deterministic: Python `bool`, TensorFlow op determinism: the same seed and config
       give the same metrics.
     seed: Python `int`, the seed of parameters, data order and every z sample.
@@ -328,7 +360,8 @@ def train(model_dir,
 
   trainer = Trainer(model, objective, strategy, total_steps, steps_per_epoch, seed,
                     jit_compile=jit_compile,
-                    max_consecutive_bad_steps=max_consecutive_bad_steps)
+                    max_consecutive_bad_steps=max_consecutive_bad_steps,
+                    mixed_precision=mixed_precision, loss_scale=loss_scale)
   vae, optimizer, step = trainer.vae, trainer.optimizer, trainer.step
   checkpoint = tf.train.Checkpoint(model=vae, optimizer=optimizer, step=step)
   manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=3)
