@@ -24,9 +24,7 @@ import os
 from absl import flags
 from absl import logging
 import gin
-import matplotlib
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib.figure import Figure
 import numpy as np
 import tensorflow as tf
 
@@ -67,6 +65,7 @@ def load_run(model_dir, gin_bindings=()):
   gin.clear_config()
   cli.parse_gin([config_path], list(gin_bindings))
   bindings = gin.get_bindings(training.train)
+  bindings.setdefault('dataset', data.static_mnist)
   vae = bindings.get('model', model_lib.VAE)()
   seed = bindings.get('seed', 0)
   vae.rate_distortion(tf.zeros([1, *training.IMAGE_SHAPE]), training.step_seed(seed, 0))
@@ -95,26 +94,45 @@ def _grids(vae, x, num_decodes, seed):
   return recon, decode(z_prior, seeds[3])
 
 
+def grid_arrays(vae, images, num_decodes=5, seed=0):
+  """The reconstruction and generation grids of `images` `[N, H, W, 1]` as numpy arrays
+  `[N, 1 + num_decodes, H, W, 1]` and `[N, num_decodes, H, W, 1]`."""
+  x = tf.constant(images, tf.float32)
+  recon, generated = _grids(vae, x, num_decodes, training.step_seed(seed, 0))
+  return recon.numpy(), generated.numpy()
+
+
+def grid_image(recon, generated, gap=0.5):
+  """One image of both grids side by side: a row per example, the input first, then a
+  grey column, then its decodes; a wider grey gap; then a generated z's decodes."""
+  def tile(grid):
+    return np.concatenate([np.concatenate(list(row[..., 0]), axis=1) for row in grid], axis=0)
+
+  height = recon.shape[0] * recon.shape[2]
+  left = tile(recon[:, :1])
+  column = np.full([height, 2], gap)
+  return np.concatenate([left, column, tile(recon[:, 1:]), np.full([height, 10], gap),
+                         tile(generated)], axis=1)
+
+
+def show_grids(ax, recon, generated, title):
+  """Draws `grid_image` on the matplotlib axes `ax` with `title`."""
+  ax.imshow(grid_image(recon, generated), cmap='gray_r', vmin=0, vmax=1,
+            interpolation='nearest')
+  ax.set_title(title, fontsize=8)
+  ax.set_xlabel("x | x' ~ d(x|z), one z ~ e(z|x) per row | x ~ d(x|z), one z ~ m(z) per row",
+                fontsize=7)
+  ax.set_xticks([])
+  ax.set_yticks([])
+
+
 def draw_grids(vae, images, path, title, num_decodes=5, seed=0):
   """Draws the Figure 4-style grids of `images` `[N, H, W, 1]` (uint8) to the PNG `path`."""
-  x = tf.constant(images, tf.float32)
-  seed = training.step_seed(seed, 0)
-  recon, generated = (t.numpy() for t in _grids(vae, x, num_decodes, seed))
-  n = images.shape[0]
-  fig, axes = plt.subplots(1, 2, figsize=(2 * 0.5 * (num_decodes + 2), 0.5 * n + 0.8))
-  for ax, grid, name in ((axes[0], recon, 'x, then x\' ~ d(x|z), z ~ e(z|x)'),
-                         (axes[1], generated, 'x ~ d(x|z), z ~ m(z)')):
-    rows = [np.concatenate(list(row[..., 0]), axis=1) for row in grid]
-    ax.imshow(np.concatenate(rows, axis=0), cmap='gray_r', vmin=0, vmax=1,
-              interpolation='nearest')
-    ax.set_title(name, fontsize=8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-  axes[0].axvline(28 - 0.5, color='tab:red', linewidth=1)
-  fig.suptitle(title, fontsize=9)
+  recon, generated = grid_arrays(vae, images, num_decodes, seed)
+  figure = Figure(figsize=(0.45 * (2 * num_decodes + 2) + 0.5, 0.45 * images.shape[0] + 0.9))
+  show_grids(figure.subplots(), recon, generated, title)
   buffer = io.BytesIO()
-  fig.savefig(buffer, format='png', dpi=120, bbox_inches='tight')
-  plt.close(fig)
+  figure.savefig(buffer, format='png', dpi=120, bbox_inches='tight')
   files.write_atomic(path, buffer.getvalue())
 
 
@@ -145,7 +163,7 @@ def evaluate_run(model_dir, split='test', output_dir=None, overwrite=False, num_
   figure = os.path.join(output_dir, f'figure4_{split}.png')
   if grid_examples and os.path.exists(figure) and not overwrite:
     raise cli.UserError(f'{figure} exists; pass --overwrite to replace it')
-  dataset = train_bindings.get('dataset', data.static_mnist)
+  dataset = train_bindings['dataset']
   images = dataset(split)[:max_examples]
   seed = train_bindings.get('seed', 0)
   # The same seed as the run's own evaluations: one z sample reproduces them exactly.

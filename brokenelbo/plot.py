@@ -1,7 +1,8 @@
-r"""Figure 3 of [1]: every run of a sweep in the rate-distortion plane, from its results CSV.
+r"""Figures 3 and 4 of [1] from a sweep's results CSV: the rate-distortion plane, and grids.
 
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --split=train --pdf
+  python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --figure4=-+v:0.1,-+v:1
 
 The CSV has a header row and one row per run, with (at least) the columns
 
@@ -27,6 +28,10 @@ figure3a.png   four panels, as in the paper: (i) every run, D against R, filled 
                monotone Pareto frontier (staircase) and its lower convex hull (dashed);
                (ii)-(iv) the frontier of the runs with each encoder, decoder, marginal.
 figure3b.png   -ELBO = R + D against R for every run, with the level H.
+figure4.png    with --figure4=FAMILY:BETA[:ANNEAL[:SEED]],...: a panel per chosen run of
+               reconstructions (x, then x' ~ d(x|z) several times from one z ~ e(z|x))
+               and generations (x ~ d(x|z) several times from one z ~ m(z)), drawn from
+               the run's checkpoint in its run_dir (see `brokenelbo.evaluate`).
 ```
 
 Both have the families' legend (colour per encoder-decoder pair, shade and marker per
@@ -42,7 +47,7 @@ writing, so that figures drawn from the runs' checkpoints (`Run.run_dir`) can jo
 ELBO, as in the paper. No run lies below it: that would be a better ELBO than the best.
 
 Everything here is numpy and matplotlib (the Agg renderer, through `Figure` objects and no
-pyplot state): no TensorFlow.
+pyplot state): no TensorFlow, except for Figure 4, which imports it to restore the runs.
 
 #### References
 
@@ -472,6 +477,51 @@ def write_figures(figures, output_dir, suffix='', formats=('png',), overwrite=Fa
 FLAGS = flags.FLAGS
 
 
+def select_run(runs, spec):
+  """The run named by `spec`, 'FAMILY:BETA[:ANNEAL[:SEED]]' (anneal and seed default 0),
+  whose checkpoints must still be in its `run_dir`."""
+  parts = spec.split(':')
+  try:
+    family, beta = parts[0], float(parts[1])
+    anneal = float(parts[2]) if len(parts) > 2 else 0.
+    seed = int(parts[3]) if len(parts) > 3 else 0
+  except (IndexError, ValueError):
+    raise cli.UserError(f'--figure4 entries are FAMILY:BETA[:ANNEAL[:SEED]], got {spec!r}'
+                        ) from None
+  matches = [run for run in runs if (run.family, run.beta, run.anneal, run.seed) ==
+             (family, beta, anneal, seed)]
+  if not matches:
+    raise cli.UserError(f'no run {spec!r} in the results')
+  run = matches[0]
+  if not os.path.isfile(os.path.join(run.run_dir, 'checkpoint')):
+    raise cli.UserError(f'run {spec!r}: no checkpoint in {run.run_dir} (Figure 4 is drawn '
+                        'from the trained model)')
+  return run
+
+
+def figure4(runs, num_examples=6, num_decodes=4, seed=0):
+  """Figure 4: for each run, reconstructions and generations of its trained model.
+
+  Each panel (see `evaluate.grid_image`): rows of a test image x, then `num_decodes`
+  x' ~ d(x|z) from one z ~ e(z|x); beside them rows of `num_decodes` x ~ d(x|z) from one
+  z ~ m(z). The same test images and seed for every run.
+  """
+  from brokenelbo import evaluate  # pylint: disable=g-import-not-at-top
+  figure = Figure(figsize=(2.4 * len(runs) + 0.4, 0.4 * num_examples + 1.2))
+  axes = figure.subplots(1, len(runs), squeeze=False)[0]
+  for ax, run in zip(axes, runs):
+    vae, _, bindings = evaluate.load_run(run.run_dir)
+    images = bindings['dataset']('test')[:num_examples]
+    recon, generated = evaluate.grid_arrays(vae, images, num_decodes, seed)
+    annealed = f', anneal {run.anneal:g}' if run.anneal else ''
+    evaluate.show_grids(ax, recon, generated,
+                        f'{run.family} beta {run.beta:g}{annealed}\n'
+                        f'R {run.rate:.1f}, D {run.distortion:.1f}')
+    ax.set_xlabel('')
+  figure.suptitle("x | x' ~ d(x|z), z ~ e(z|x) | x ~ d(x|z), z ~ m(z)", fontsize=8)
+  return figure
+
+
 def define_flags():
   """Defines the command line's flags (only when run as a binary: importing defines none)."""
   flags.DEFINE_string('results', None, 'The sweep results CSV.', required=True)
@@ -483,6 +533,10 @@ def define_flags():
                       'Plot only the runs on this dataset (required when the CSV mixes them).')
   flags.DEFINE_bool('pdf', False, 'Write a PDF next to every PNG.')
   flags.DEFINE_bool('overwrite', False, 'Replace existing figure files.')
+  flags.DEFINE_list('figure4', [],
+                    'Runs of the CSV whose Figure 4 grids to draw (figure4.png), each '
+                    'FAMILY:BETA[:ANNEAL[:SEED]], e.g. --figure4=-+v:0.1,-+v:1; needs the '
+                    "runs' checkpoints in their run_dir.")
 
 
 def main(argv):
@@ -490,8 +544,9 @@ def main(argv):
     raise cli.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
   runs = read_results(FLAGS.results, FLAGS.split, FLAGS.dataset)
   figures = figure3(runs, f'{runs[0].dataset}, {FLAGS.split} split')
-  # Figures drawn from the runs' checkpoints (Figure 4) add their entries to `figures` here,
-  # so that the overwrite check covers them before anything is written.
+  if FLAGS.figure4:  # Checked before anything is written, like every figure.
+    chosen = [select_run(runs, spec) for spec in FLAGS.figure4]
+    figures['figure4'] = lambda: figure4(chosen)
   written = write_figures(figures, FLAGS.output_dir,
                           suffix='' if FLAGS.split == 'test' else f'_{FLAGS.split}',
                           formats=('png', 'pdf') if FLAGS.pdf else ('png',),

@@ -169,3 +169,20 @@ def test_grid_skips_annealing_for_other_decoders():
   assert sweep.run_name(grid[4]) == 'beta=1_anneal=2_seed=0'
   with pytest.raises(cli.UserError):
     sweep.make_grid(['---'], ['1'], ['0'], '+', ['x'])
+
+
+def test_plot_draws_figure4_from_the_runs_of_the_csv(swept):
+  output_dir = os.path.join(swept, 'figures')
+  results = os.path.join(swept, 'results.csv')
+  result = _run('plot', f'--results={results}', f'--output_dir={output_dir}',
+                '--figure4=---:0.5,---:1:0:0')
+  assert result.returncode == 0, result.stderr[-3000:]
+  for name in ('figure3a.png', 'figure3b.png', 'figure4.png'):
+    assert os.path.getsize(os.path.join(output_dir, name)) > 1000
+  for spec, message in (('---:7', "error: no run '---:7' in the results"),
+                        ('---', "error: --figure4 entries are FAMILY:BETA[:ANNEAL[:SEED]], "
+                                "got '---'")):
+    bad = _run('plot', f'--results={results}', f'--output_dir={output_dir}_bad',
+               f'--figure4={spec}')
+    assert bad.returncode == 2 and _errors(bad.stderr) == [message], bad.stderr[-2000:]
+    assert not os.path.exists(output_dir + '_bad')
