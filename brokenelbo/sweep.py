@@ -122,7 +122,7 @@ def run_settings(run, gin_files, gin_bindings):
                         f'{splits}')
   dataset = gin.query_parameter('train.dataset')
   return dict(dataset=getattr(getattr(dataset, 'configurable', None), 'name', str(dataset)),
-              epochs=float(gin.query_parameter('train.epochs')))
+              epochs=float(gin.query_parameter('train.epochs')), config=gin.config_str())
 
 
 def final_metrics(model_dir, epochs):
@@ -203,23 +203,43 @@ class Sweep:
     return os.path.join(self.output_dir, run['family'], run_name(run))
 
   def execute(self, run, settings):
-    """Trains (or resumes) one run; returns `None` on success, else an error line."""
+    """Trains (or resumes) one run; returns `None` on success, else an error line.
+
+    A run whose training already reached its final evaluation (the sweep was stopped
+    before it wrote the record, or its checkpoints were not kept) is recorded from its
+    `metrics.jsonl` without training again, if its `config.gin` is the one the sweep would
+    give it.
+    """
+    settings = dict(settings)
+    config = settings.pop('config')
     model_dir = self.model_dir(run)
     command = train_command(run, model_dir, self.gin_files, self.gin_bindings)
-    os.makedirs(os.path.dirname(model_dir), exist_ok=True)
     start = time.time()
-    with open(model_dir + '.log', 'a') as log:
-      log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n")
-      log.flush()
-      returncode = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT,
-                                   env=self.env, cwd=os.getcwd())
-    if returncode:
-      return f'{model_dir}: exit status {returncode}; see {model_dir}.log'
     metrics = final_metrics(model_dir, settings['epochs'])
-    if metrics is None:
-      return f'{model_dir}: finished without a final evaluation; see {model_dir}.log'
+    config_path = os.path.join(model_dir, 'config.gin')
+    if metrics is not None and os.path.exists(config_path):
+      with open(config_path) as f:
+        trained = f.read() == config
+    else:
+      trained = False
+    if trained:
+      logging.info('%s finished training before; recording it', model_dir)
+      seconds = None
+    else:
+      os.makedirs(os.path.dirname(model_dir), exist_ok=True)
+      with open(model_dir + '.log', 'a') as log:
+        log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n")
+        log.flush()
+        returncode = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT,
+                                     env=self.env, cwd=os.getcwd())
+      if returncode:
+        return f'{model_dir}: exit status {returncode}; see {model_dir}.log'
+      metrics = final_metrics(model_dir, settings['epochs'])
+      if metrics is None:
+        return f'{model_dir}: finished without a final evaluation; see {model_dir}.log'
+      seconds = time.time() - start
     record = dict(run, **settings, run_dir=model_dir, metrics=metrics, command=command,
-                  seconds=time.time() - start)
+                  seconds=seconds)
     files.write_atomic(os.path.join(model_dir, 'sweep.json'),
                        json.dumps(record, indent=2) + '\n')
     with self.lock:
