@@ -507,7 +507,10 @@ def figure4(runs, num_examples=6, num_decodes=4, seed=0):
   z ~ m(z). The same test images and seed for every run.
   """
   from brokenelbo import evaluate  # pylint: disable=g-import-not-at-top
-  figure = Figure(figsize=(2.4 * len(runs) + 0.4, 0.4 * num_examples + 1.2))
+  # A panel is about 2 num_decodes + 2.5 images wide and num_examples high; 1 inch of
+  # titles.
+  panel_height = 2.4 * num_examples / (2 * num_decodes + 2.5)
+  figure = Figure(figsize=(2.4 * len(runs) + 0.4, panel_height + 1.), layout='constrained')
   axes = figure.subplots(1, len(runs), squeeze=False)[0]
   for ax, run in zip(axes, runs):
     vae, _, bindings = evaluate.load_run(run.run_dir)
