@@ -90,6 +90,25 @@ def _conv_flops(out_shape, filter_shape):
   return 2 * out_shape.num_elements() * kh * kw * cin
 
 
+def _live_ops(graph):
+  """The ops of a `FuncGraph` its outputs depend on, in graph order.
+
+  A gradient function builds every input's gradient (a convolution's input gradient for
+  an image that is no variable, say); TensorFlow prunes those it does not need before it
+  runs the graph, so they are not counted.
+  """
+  live = set()
+  stack = [t.op for t in graph.outputs] + list(graph.control_outputs)
+  while stack:
+    op = stack.pop()
+    if op in live:
+      continue
+    live.add(op)
+    stack.extend(t.op for t in op.inputs)
+    stack.extend(op.control_inputs)
+  return [op for op in graph.get_operations() if op in live]
+
+
 def step_flops(graph):
   """Multiply-add FLOPs (x2) of the convolutions and matrix products in `graph`.
 
@@ -97,11 +116,12 @@ def step_flops(graph):
   `[kh, kw, cin, cout]` producing `y` costs `2 |y| kh kw cin` (its gradients with respect
   to the input and the filter cost the same, counted from the output gradient's shape); a
   product `[m, k] x [k, n]` costs `2 m k n`. Element-wise work is not counted: it is not
-  what the matmul peak measures. (TensorFlow's own cost statistics count a strided
+  what the matmul peak measures. Only ops that the graph's outputs depend on count (see
+  `_live_ops`). (TensorFlow's own cost statistics count a strided
   `Conv2DBackpropInput`, the transposed convolutions, twice over, so they are not used.)
   """
   total = 0
-  for op in graph.get_operations():
+  for op in _live_ops(graph):
     if op.type == 'Conv2D':
       total += _conv_flops(op.outputs[0].shape, op.inputs[1].shape)
     elif op.type == 'Conv2DBackpropInput':
