@@ -6,7 +6,8 @@ r"""Benchmark: training, evaluation and sampling speed of each family; FLOP util
 For each family, at the configured batch sizes (`train.batch_size`,
 `train.eval_batch_size`):
 - training images/s of the compiled multi-step loop, with plain `tf.function` and with XLA
-  (`jit_compile`), the faster of which `train.jit_compile` should select;
+  (`jit_compile`), the faster of which `train.jit_compile` should select, and with
+  `--reference_convolutions` without `layers.GatedConv2D`'s matrix-product rewrites;
 - the training step's FLOPs, counted from the step's graph (see `step_flops`), and the
   achieved FLOP/s as a fraction of the dense float32 matmul peak measured in this process;
 - evaluation images/s (rate, distortion, ELBO; one z per example);
@@ -35,6 +36,7 @@ from brokenelbo import configurables  # pylint: disable=unused-import
 from brokenelbo import families
 from brokenelbo import data
 from brokenelbo import files
+from brokenelbo import layers
 from brokenelbo import model as model_lib
 from brokenelbo import objectives
 from brokenelbo import training
@@ -48,20 +50,34 @@ flags.DEFINE_integer('naive_repeats', 1, 'Timed calls of the naive PixelCNN samp
 flags.DEFINE_integer('num_samples', 100, 'Samples drawn per sampling measurement.')
 flags.DEFINE_integer('eval_batches', 10, 'Evaluation batches per timed call.')
 flags.DEFINE_bool('xla', True, 'Also measure training with XLA (jit_compile).')
+flags.DEFINE_bool('reference_convolutions', False,
+                  'Also measure training with every convolution as Keras computes it '
+                  '(`layers.reference_convolutions`), to time the matrix-product rewrites.')
 cli.define_gin_flags()
 FLAGS = flags.FLAGS
 
 
 def median_seconds(fn, repeats, warmup):
   """Median wall time of `fn()` over `repeats` calls after `warmup` calls."""
-  for _ in range(warmup):
-    fn()
-  times = []
+  return interleaved_median_seconds([fn], repeats, warmup)[0]
+
+
+def interleaved_median_seconds(fns, repeats, warmup):
+  """Median wall time of each of `fns`, timed in turn, `repeats` rounds after warm-up.
+
+  Timing the variants of one step in alternation, rather than one after the other, keeps
+  their ratio honest on a machine whose load drifts (other jobs, thermal limits).
+  """
+  for fn in fns:
+    for _ in range(warmup):
+      fn()
+  times = [[] for _ in fns]
   for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+    for fn, fn_times in zip(fns, times):
+      start = time.perf_counter()
+      fn()
+      fn_times.append(time.perf_counter() - start)
+  return [float(np.median(t)) for t in times]
 
 
 def matmul_peak_flops(size=2048, repeats=10):
@@ -140,15 +156,23 @@ def step_flops(graph):
   return total
 
 
-def _train_images_per_second(images, batch_size, steps, repeats, warmup, jit_compile):
+def _training_call(images, batch_size, steps, jit_compile, reference=False):
+  """A call of `steps` training steps (traced now) and its `Trainer`.
+
+  `reference`: traced under `layers.reference_convolutions()`, which later calls keep.
+  """
   trainer = training.Trainer(model_lib.VAE, objectives.beta_vae, tf.distribute.get_strategy(),
                              total_steps=10**6, steps_per_epoch=10**4, seed=0,
                              jit_compile=jit_compile)
   iterator = trainer.distribute(data.train_dataset(images, batch_size, seed=0))
   num_steps = tf.constant(steps)
-  seconds = median_seconds(lambda: trainer.train_steps(iterator, num_steps)[0].numpy(),
-                           repeats, warmup)
-  return steps * batch_size / seconds, trainer
+  call = lambda: trainer.train_steps(iterator, num_steps)[0].numpy()
+  if reference:
+    with layers.reference_convolutions():
+      call()
+  else:
+    call()
+  return call, trainer
 
 
 def _sampling(vae, num_samples, repeats, warmup, naive_repeats):
@@ -180,10 +204,20 @@ def _sampling(vae, num_samples, repeats, warmup, naive_repeats):
 
 
 def benchmark_family(images, batch_size, eval_batch_size, steps, repeats, warmup, xla=True,
-                     eval_batches=10, num_samples=100, naive_repeats=1, peak_flops=None):
+                     eval_batches=10, num_samples=100, naive_repeats=1, peak_flops=None,
+                     reference_convolutions=False):
   """Measures the gin-configured `VAE` (beta-VAE objective); see the module docstring."""
-  train_rate, trainer = _train_images_per_second(images, batch_size, steps, repeats, warmup,
-                                                 jit_compile=False)
+  train, trainer = _training_call(images, batch_size, steps, jit_compile=False)
+  variants = dict(plain=train)
+  if xla:
+    variants['xla'] = _training_call(images, batch_size, steps, jit_compile=True)[0]
+  if reference_convolutions:
+    variants['reference_convolutions'] = _training_call(
+        images, batch_size, steps, jit_compile=False, reference=True)[0]
+  # Every variant timed in alternation (see `interleaved_median_seconds`).
+  rates = {name: steps * batch_size / seconds for name, seconds in zip(
+      variants, interleaved_median_seconds(list(variants.values()), repeats, warmup))}
+  train_rate = rates['plain']
   vae = trainer.vae
   x = tf.zeros([batch_size, *training.IMAGE_SHAPE])
   # A fresh trace at the static batch shape (the loop's own trace has an unknown batch).
@@ -196,9 +230,9 @@ def benchmark_family(images, batch_size, eval_batch_size, steps, repeats, warmup
                 train_flops_per_second=flops * train_rate / batch_size)
   if peak_flops:
     result['train_flop_utilization'] = result['train_flops_per_second'] / peak_flops
-  if xla:
-    result['train_images_per_second_xla'] = _train_images_per_second(
-        images, batch_size, steps, repeats, warmup, jit_compile=True)[0]
+  for name in ('xla', 'reference_convolutions'):
+    if name in rates:
+      result[f'train_images_per_second_{name}'] = rates[name]
   evaluate = training.make_evaluate(vae, eval_batch_size, seed=1)
   eval_images = images[:eval_batches * eval_batch_size]
   result['eval_images_per_second'] = eval_images.shape[0] / median_seconds(
@@ -233,13 +267,17 @@ def main(argv):
         FLAGS.steps, FLAGS.repeats,
         FLAGS.warmup, xla=FLAGS.xla, eval_batches=FLAGS.eval_batches,
         num_samples=FLAGS.num_samples, naive_repeats=FLAGS.naive_repeats,
-        peak_flops=results['matmul_peak_flops'])
+        peak_flops=results['matmul_peak_flops'],
+        reference_convolutions=FLAGS.reference_convolutions)
     results['families'][family] = result
     logging.info('%s: %s', family, json.dumps(result))
     line = (f"{family}\ttrain {result['train_images_per_second']:.1f} images/s "
             f"({result['train_flop_utilization']:.0%} of peak)")
     if 'train_images_per_second_xla' in result:
       line += f", XLA {result['train_images_per_second_xla']:.1f}"
+    if 'train_images_per_second_reference_convolutions' in result:
+      line += (", Keras convolutions "
+               f"{result['train_images_per_second_reference_convolutions']:.1f}")
     line += (f" | eval {result['eval_images_per_second']:.0f} images/s | "
              f"{FLAGS.num_samples} samples {result['sample_seconds']:.2f} s")
     if 'naive_sample_seconds' in result:

@@ -1,5 +1,6 @@
 """Prints a sweep CSV as the README's markdown table: test rate / distortion per family and
-run setting (beta, annealing), and the best -ELBO.
+run setting (beta, annealing), the best -ELBO, and per decoder kind the lowest distortion
+among runs at rates of at most 2 nats.
 
   python scripts/rd_table.py results/mnist_rd.csv
 """
@@ -8,6 +9,8 @@ import csv
 import sys
 
 from brokenelbo import families
+
+LOW_RATE = 2.  # nats: the paper's "latent ignored" regime, as in the sweep's acceptance.
 
 
 def main(path):
@@ -27,6 +30,15 @@ def main(path):
   best = min(rows, key=lambda r: -float(r['elbo']))
   print(f"\n{len(rows)} runs; best -ELBO {-float(best['elbo']):.2f} nats "
         f"(`{best['family']}`, beta {float(best['beta']):g}).")
+  for decoder in '-+':
+    low = [r for r in rows if r['decoder'] == decoder and float(r['rate']) <= LOW_RATE]
+    if low:
+      r = min(low, key=lambda r: float(r['distortion']))
+      print(f"Lowest distortion at rate <= {LOW_RATE:g} nats, `{decoder}` decoder: "
+            f"{float(r['distortion']):.2f} (`{r['family']}`, beta {float(r['beta']):g}, "
+            f"rate {float(r['rate']):.2f}).")
+    else:
+      print(f'No `{decoder}`-decoder run has rate <= {LOW_RATE:g} nats.')
 
 
 if __name__ == '__main__':
