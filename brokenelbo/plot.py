@@ -504,7 +504,7 @@ def figure4(runs, num_examples=6, num_decodes=4, seed=0):
 
   Each panel (see `evaluate.grid_image`): rows of a test image x, then `num_decodes`
   x' ~ d(x|z) from one z ~ e(z|x); beside them rows of `num_decodes` x ~ d(x|z) from one
-  z ~ m(z). The same test images and seed for every run.
+  z ~ m(z). The same test images (evenly spaced through the split) and seed for every run.
   """
   from brokenelbo import evaluate  # pylint: disable=g-import-not-at-top
   # A panel is about 2 num_decodes + 2.5 images wide and num_examples high; 1 inch of
@@ -514,7 +514,7 @@ def figure4(runs, num_examples=6, num_decodes=4, seed=0):
   axes = figure.subplots(1, len(runs), squeeze=False)[0]
   for ax, run in zip(axes, runs):
     vae, _, bindings = evaluate.load_run(run.run_dir)
-    images = bindings['dataset']('test')[:num_examples]
+    images = evaluate.spread(bindings['dataset']('test'), num_examples)
     recon, generated = evaluate.grid_arrays(vae, images, num_decodes, seed)
     annealed = f', anneal {run.anneal:g}' if run.anneal else ''
     evaluate.show_grids(ax, recon, generated,

@@ -156,6 +156,13 @@ def test_sweep_bad_input(args, message):
     assert not os.path.exists(output_dir)
 
 
+def test_grid_examples_are_spread_through_a_class_sorted_split():
+  labels = np.repeat(np.arange(10), 30)  # 300 examples, sorted by class like MNIST's test.
+  np.testing.assert_array_equal(evaluate.spread(labels, 5), [0, 2, 4, 6, 8])
+  np.testing.assert_array_equal(evaluate.spread(labels, 10), np.arange(10))
+  np.testing.assert_array_equal(evaluate.spread(labels[:3], 8), labels[:3])
+
+
 def test_evaluate_refuses_a_folder_without_a_run():
   with tempfile.TemporaryDirectory() as root:
     result = _run('evaluate', f'--model_dir={root}')
