@@ -13,7 +13,7 @@ encoder's last layer) and a transposed convolution of a 1x1 input (the decoder's
 Both are one matrix product, which `GatedConv2D` computes from the same Keras variables
 (checkpoints do not change); on one CPU thread at batch 64 this made the first 14x and the
 second 2.2x faster, forward and backward. `reference_convolutions()` turns the rewrites
-off, for tests and for counting the model's FLOPs as its convolutions.
+off, for tests and to time them (`python -m brokenelbo.bench --reference_convolutions`).
 """
 
 import contextlib
@@ -71,7 +71,7 @@ class GatedConv2D(tf_keras.layers.Layer):
     self.transpose = transpose and not same_size
     conv = tf_keras.layers.Conv2DTranspose if self.transpose else tf_keras.layers.Conv2D
     self._conv = conv(2 * depth, kernel_size, strides=stride, padding=padding)
-    self._kernel_size, self._stride, self._padding = kernel_size, stride, padding
+    self._kernel_size, self._padding = kernel_size, padding
 
   def build(self, input_shape):
     self._conv.build(input_shape)
