@@ -43,12 +43,16 @@ from brokenelbo import training
 
 flags.DEFINE_list('families', list(families.FAMILIES), 'Families to measure.')
 flags.DEFINE_string('output', None, 'Write the results as JSON here.')
-flags.DEFINE_integer('steps', 10, 'Training steps per timed call.')
-flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement (the median is reported).')
-flags.DEFINE_integer('warmup', 2, 'Untimed calls first (tracing, caches).')
-flags.DEFINE_integer('naive_repeats', 1, 'Timed calls of the naive PixelCNN sampler.')
-flags.DEFINE_integer('num_samples', 100, 'Samples drawn per sampling measurement.')
-flags.DEFINE_integer('eval_batches', 10, 'Evaluation batches per timed call.')
+flags.DEFINE_integer('steps', 10, 'Training steps per timed call.', lower_bound=1)
+flags.DEFINE_integer('repeats', 5, 'Timed calls per measurement (the median is reported).',
+                     lower_bound=1)
+flags.DEFINE_integer('warmup', 2, 'Untimed calls first (tracing, caches).', lower_bound=0)
+flags.DEFINE_integer('naive_repeats', 1,
+                     'Timed calls of the naive PixelCNN sampler (0: not measured).',
+                     lower_bound=0)
+flags.DEFINE_integer('num_samples', 100, 'Samples drawn per sampling measurement.',
+                     lower_bound=1)
+flags.DEFINE_integer('eval_batches', 10, 'Evaluation batches per timed call.', lower_bound=1)
 flags.DEFINE_bool('xla', True, 'Also measure training with XLA (jit_compile).')
 flags.DEFINE_bool('reference_convolutions', False,
                   'Also measure training with every convolution as Keras computes it '
@@ -187,7 +191,7 @@ def _sampling(vae, num_samples, repeats, warmup, naive_repeats):
     return decoder().sample(seed=seed)
 
   result = dict(sample_seconds=median_seconds(lambda: sample().numpy(), repeats, warmup))
-  if hasattr(vae.decoder(tf.zeros([1, vae.latent_size])), 'sample_naive'):
+  if naive_repeats and hasattr(vae.decoder(tf.zeros([1, vae.latent_size])), 'sample_naive'):
 
     @tf.function
     def sample_naive():
