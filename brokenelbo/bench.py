@@ -19,6 +19,7 @@ timings after `--warmup` untimed calls (the naive sampler: `--naive_repeats`, no
 call, its graph traced beforehand).
 """
 
+import contextlib
 import inspect
 import json
 import os
@@ -171,10 +172,7 @@ def _training_call(images, batch_size, steps, jit_compile, reference=False):
   iterator = trainer.distribute(data.train_dataset(images, batch_size, seed=0))
   num_steps = tf.constant(steps)
   call = lambda: trainer.train_steps(iterator, num_steps)[0].numpy()
-  if reference:
-    with layers.reference_convolutions():
-      call()
-  else:
+  with layers.reference_convolutions() if reference else contextlib.nullcontext():
     call()
   return call, trainer
 

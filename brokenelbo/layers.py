@@ -68,18 +68,17 @@ class GatedConv2D(tf_keras.layers.Layer):
   def __init__(self, depth, kernel_size, stride, padding, transpose=False, **kwargs):
     super().__init__(**kwargs)
     same_size = stride == 1 and padding == 'same'
-    self.transpose = transpose and not same_size
-    conv = tf_keras.layers.Conv2DTranspose if self.transpose else tf_keras.layers.Conv2D
+    conv = (tf_keras.layers.Conv2DTranspose if transpose and not same_size
+            else tf_keras.layers.Conv2D)
     self._conv = conv(2 * depth, kernel_size, strides=stride, padding=padding)
-    self._kernel_size, self._padding = kernel_size, padding
 
   def build(self, input_shape):
     self._conv.build(input_shape)
-    height, width = input_shape[1], input_shape[2]
-    k = self._kernel_size
-    if self._padding == 'valid' and not self.transpose and (height, width) == (k, k):
+    size = tuple(input_shape[1:3])
+    transposed = isinstance(self._conv, tf_keras.layers.Conv2DTranspose)
+    if self._conv.padding == 'valid' and not transposed and size == self._conv.kernel_size:
       self._rewrite = self._whole_input_conv
-    elif self._padding == 'valid' and self.transpose and (height, width) == (1, 1):
+    elif self._conv.padding == 'valid' and transposed and size == (1, 1):
       self._rewrite = self._one_pixel_deconv
     else:
       self._rewrite = None

@@ -12,6 +12,8 @@ import os
 
 import pytest
 
+from brokenelbo import sweep
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSV = os.path.join(ROOT, 'results', 'mnist_rd.csv')
 
@@ -33,9 +35,7 @@ def test_row_matches_its_run_records(row):
     assert record[key] == row[key]
   for key in ('beta', 'anneal', 'seed', 'epochs'):
     assert float(record[key]) == float(row[key])
-  with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
-    evaluations = [json.loads(line) for line in f if line.strip()]
-  final = {e['split']: e for e in evaluations if e['epoch'] == float(row['epochs'])}
+  final = sweep.final_metrics(run_dir, float(row['epochs']))
   for split, prefix in (('test', ''), ('train', 'train_')):
     for metric in ('rate', 'distortion', 'elbo'):
       assert float(row[prefix + metric]) == pytest.approx(final[split][metric], abs=1e-4)
