@@ -260,6 +260,8 @@ def main(argv):
       machine=dict(platform=platform.platform(), processor=platform.processor(),
                    cpus=os.cpu_count(), tensorflow=tf.__version__),
       gin_files=FLAGS.gin_file, gin_bindings=FLAGS.gin_bindings,
+      settings={name: FLAGS[name].value for name in (
+          'steps', 'repeats', 'warmup', 'eval_batches', 'num_samples', 'naive_repeats')},
       matmul_peak_flops=matmul_peak_flops(), families={})
   for family in FLAGS.families:
     gin.clear_config()

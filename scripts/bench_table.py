@@ -1,0 +1,69 @@
+"""Prints a `brokenelbo.bench` JSON as the README's markdown table, then its checks against
+the performance targets: training FLOP utilization (60% of the matmul peak for `---`, 50%
+for the PixelCNN families), fast PixelCNN sampling (10x the naive sampler, identical
+samples) and the input pipeline (10x the fastest family's training throughput).
+
+  python scripts/bench_table.py results/bench_paper.json
+"""
+
+import json
+import sys
+
+from brokenelbo import families
+
+
+def _cell(result, key, fmt):
+  return format(result[key], fmt) if key in result else ''
+
+
+def main(path):
+  try:
+    with open(path) as f:
+      bench = json.load(f)
+    results = bench['families']
+    peak = bench['matmul_peak_flops']
+    pipeline = bench['pipeline_images_per_second']
+    if not results:
+      raise ValueError('no families')
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    sys.exit(f'error: {path} is not a brokenelbo.bench JSON file: {e!r}')
+  num_samples = bench.get('settings', {}).get('num_samples', 100)  # The flag's default.
+  print('| family | train images/s | FLOP util. | XLA images/s | eval images/s | '
+        f'{num_samples} samples (s) | naive (s) |')
+  print('|---|---|---|---|---|---|---|')
+  for family, r in results.items():
+    print(f"| `{family}` | {r['train_images_per_second']:.1f} | "
+          f"{r['train_flop_utilization']:.0%} | "
+          f"{_cell(r, 'train_images_per_second_xla', '.1f')} | "
+          f"{r['eval_images_per_second']:.0f} | {r['sample_seconds']:.2f} | "
+          f"{_cell(r, 'naive_sample_seconds', '.1f')} |")
+  batch = max(r['batch_size'] for r in results.values())
+  print(f"\nbatch {batch}; matmul peak {peak / 1e9:.1f} GFLOP/s; input pipeline "
+        f"{pipeline:,.0f} images/s; gin files {bench['gin_files']}")
+
+  def check(name, value, target, passed):
+    print(f"{'met' if passed else 'NOT met'}: {name} {value} (target {target})")
+
+  pixelcnn = [f for f in results if f in families.FAMILIES and f[1] == '+']  # decoder
+  if '---' in results:
+    util = results['---']['train_flop_utilization']
+    check('`---` FLOP utilization', f'{util:.0%}', '>= 60%', util >= .6)
+  if pixelcnn:
+    util = min(results[f]['train_flop_utilization'] for f in pixelcnn)
+    check('lowest PixelCNN-family FLOP utilization', f'{util:.0%}', '>= 50%', util >= .5)
+  naive = [f for f in pixelcnn if 'sampling_speedup' in results[f]]
+  if naive:
+    speedup = min(results[f]['sampling_speedup'] for f in naive)
+    same = all(results[f]['samples_identical'] for f in naive)
+    check('lowest sampling speedup over the naive sampler', f'{speedup:.1f}x', '>= 10x',
+          speedup >= 10)
+    check('samples identical to the naive sampler\'s', same, 'True', same)
+  fastest = max(r['train_images_per_second'] for r in results.values())
+  check('input pipeline / fastest training', f'{pipeline / fastest:.0f}x', '>= 10x',
+        pipeline >= 10 * fastest)
+
+
+if __name__ == '__main__':
+  if len(sys.argv) != 2:
+    sys.exit('usage: python scripts/bench_table.py BENCH.json')
+  main(sys.argv[1])

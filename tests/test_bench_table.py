@@ -1,0 +1,57 @@
+"""Tests for `scripts/bench_table.py`: its target checks read the right numbers."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+_SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, 'scripts', 'bench_table.py')
+
+
+def _bench_table():
+  spec = importlib.util.spec_from_file_location('bench_table', _SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _family(train, utilization, **extra):
+  return dict(batch_size=64, train_images_per_second=train,
+              train_flop_utilization=utilization, eval_images_per_second=500.,
+              sample_seconds=2., **extra)
+
+
+def _write(tmp_path, families, pipeline):
+  path = tmp_path / 'bench.json'
+  path.write_text(json.dumps(dict(
+      families=families, matmul_peak_flops=1e11, pipeline_images_per_second=pipeline,
+      gin_files=[], settings=dict(num_samples=10))))
+  return str(path)
+
+
+def test_checks_each_target(tmp_path, capsys):
+  path = _write(tmp_path, {
+      '---': _family(300., .61),
+      '-+-': _family(100., .55, naive_sample_seconds=30., sampling_speedup=15.,
+                     samples_identical=True),
+      '-+v': _family(90., .49, naive_sample_seconds=18., sampling_speedup=9.,
+                     samples_identical=False),
+  }, pipeline=2400.)
+  _bench_table().main(path)
+  out = capsys.readouterr().out
+  assert '| `-+v` | 90.0 | 49% |  | 500 | 2.00 | 18.0 |' in out
+  assert '10 samples (s)' in out
+  assert 'met: `---` FLOP utilization 61%' in out
+  # The worst PixelCNN family decides: 49% < 50%, 9x < 10x, one family not identical.
+  assert 'NOT met: lowest PixelCNN-family FLOP utilization 49%' in out
+  assert 'NOT met: lowest sampling speedup over the naive sampler 9.0x' in out
+  assert 'NOT met: samples identical to the naive sampler\'s False' in out
+  assert 'NOT met: input pipeline / fastest training 8x' in out
+
+
+def test_bad_file_is_a_one_line_error(tmp_path):
+  path = tmp_path / 'bench.json'
+  path.write_text('{"families": {}}')
+  with pytest.raises(SystemExit, match='is not a brokenelbo.bench JSON file'):
+    _bench_table().main(str(path))
