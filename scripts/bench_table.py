@@ -11,6 +11,9 @@ import sys
 
 from brokenelbo import families
 
+# Per family; older bench files without these fields are refused.
+REQUIRED = ('batch_size', 'train_images_per_second', 'eval_images_per_second',
+            'sample_seconds')
 
 def _cell(result, key, fmt):
   return format(result[key], fmt) if key in result else ''
@@ -25,6 +28,10 @@ def main(path):
     pipeline = bench['pipeline_images_per_second']
     if not results:
       raise ValueError('no families')
+    for family, r in results.items():
+      missing = [k for k in REQUIRED if k not in r]
+      if missing:
+        raise KeyError(f'{family} lacks {missing}')
   except (OSError, ValueError, KeyError, TypeError) as e:
     sys.exit(f'error: {path} is not a brokenelbo.bench JSON file: {e!r}')
   num_samples = bench.get('settings', {}).get('num_samples', 100)  # The flag's default.
@@ -33,7 +40,7 @@ def main(path):
   print('|---|---|---|---|---|---|---|')
   for family, r in results.items():
     print(f"| `{family}` | {r['train_images_per_second']:.1f} | "
-          f"{r['train_flop_utilization']:.0%} | "
+          f"{_cell(r, 'train_flop_utilization', '.0%')} | "
           f"{_cell(r, 'train_images_per_second_xla', '.1f')} | "
           f"{r['eval_images_per_second']:.0f} | {r['sample_seconds']:.2f} | "
           f"{_cell(r, 'naive_sample_seconds', '.1f')} |")
@@ -45,10 +52,10 @@ def main(path):
     print(f"{'met' if passed else 'NOT met'}: {name} {value} (target {target})")
 
   pixelcnn = [f for f in results if f in families.FAMILIES and f[1] == '+']  # decoder
-  if '---' in results:
+  if 'train_flop_utilization' in results.get('---', {}):  # Older files lack it.
     util = results['---']['train_flop_utilization']
     check('`---` FLOP utilization', f'{util:.0%}', '>= 60%', util >= .6)
-  if pixelcnn:
+  if pixelcnn and all('train_flop_utilization' in results[f] for f in pixelcnn):
     util = min(results[f]['train_flop_utilization'] for f in pixelcnn)
     check('lowest PixelCNN-family FLOP utilization', f'{util:.0%}', '>= 50%', util >= .5)
   naive = [f for f in pixelcnn if 'sampling_speedup' in results[f]]

@@ -55,3 +55,10 @@ def test_bad_file_is_a_one_line_error(tmp_path):
   path.write_text('{"families": {}}')
   with pytest.raises(SystemExit, match='is not a brokenelbo.bench JSON file'):
     _bench_table().main(str(path))
+
+
+def test_family_without_a_measurement_is_a_one_line_error(tmp_path):
+  result = _family(300., .61)
+  del result['eval_images_per_second']
+  with pytest.raises(SystemExit, match=r"--- lacks \['eval_images_per_second'\]"):
+    _bench_table().main(_write(tmp_path, {'---': result}, pipeline=1e5))
