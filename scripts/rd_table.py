@@ -28,7 +28,7 @@ def main(path):
             for s in settings]
     print(f'| `{family}` | ' + ' | '.join(line) + ' |')
   best = min(runs, key=lambda run: run.rate + run.distortion)
-  print(f'\n{len(runs)} runs; best -ELBO {plot.best_negative_elbo(runs):.2f} nats '
+  print(f'\n{len(runs)} runs; best -ELBO {best.rate + best.distortion:.2f} nats '
         f'(`{best.family}`, beta {best.beta:g}).')
   for decoder in families.DECODERS:
     low = [run for run in runs if run.decoder == decoder and run.rate <= LOW_RATE]
