@@ -14,10 +14,14 @@ from brokenelbo import plot
 LOW_RATE = 2.  # nats: the paper's "latent ignored" regime, as in the sweep's acceptance.
 
 
+def _setting(anneal, beta):
+  return f'beta {beta:g}' + (f', anneal {anneal:g}' if anneal else '')
+
+
 def main(path):
   runs = plot.read_results(path)
   settings = sorted({(run.anneal, run.beta) for run in runs})
-  names = [f'beta {b:g}' + (f', anneal {a:g}' if a else '') for a, b in settings]
+  names = [_setting(*s) for s in settings]
   print('| family | ' + ' | '.join(names) + ' |')
   print('|---|' + '---|' * len(settings))
   for family in families.FAMILIES:
@@ -29,13 +33,13 @@ def main(path):
     print(f'| `{family}` | ' + ' | '.join(line) + ' |')
   best = min(runs, key=lambda run: run.rate + run.distortion)
   print(f'\n{len(runs)} runs; best -ELBO {best.rate + best.distortion:.2f} nats '
-        f'(`{best.family}`, beta {best.beta:g}).')
+        f'(`{best.family}`, {_setting(best.anneal, best.beta)}).')
   for decoder in families.DECODERS:
     low = [run for run in runs if run.decoder == decoder and run.rate <= LOW_RATE]
     if low:
       run = min(low, key=lambda run: run.distortion)
       print(f'Lowest distortion at rate <= {LOW_RATE:g} nats, `{decoder}` decoder: '
-            f'{run.distortion:.2f} (`{run.family}`, beta {run.beta:g}, '
+            f'{run.distortion:.2f} (`{run.family}`, {_setting(run.anneal, run.beta)}, '
             f'rate {run.rate:.2f}).')
     else:
       print(f'No `{decoder}`-decoder run has rate <= {LOW_RATE:g} nats.')
