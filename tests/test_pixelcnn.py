@@ -55,6 +55,18 @@ def _causal_neighbours(i, width, height):
       yield r * width + c
 
 
+class ShiftTest(tf.test.TestCase):
+
+  def test_shifts_move_by_one_and_fill_zeros(self):
+    x = np.arange(1., 2 * 3 * 4 * 2 + 1., dtype=np.float32).reshape(2, 3, 4, 2)
+    down = np.zeros_like(x)
+    down[:, 1:] = x[:, :-1]
+    right = np.zeros_like(x)
+    right[:, :, 1:] = x[:, :, :-1]
+    self.assertAllEqual(down, pixelcnn.down_shift(tf.constant(x)))
+    self.assertAllEqual(right, pixelcnn.right_shift(tf.constant(x)))
+
+
 class PixelCNNCausalityTest(tf.test.TestCase, parameterized.TestCase):
 
   def _check_rows(self, d_x, d_cond, positions, height, width):
@@ -267,6 +279,14 @@ class PixelCNNDecoderTest(tf.test.TestCase):
     expected = np.sum(xn * _log_sigmoid(logits) + (1. - xn) * _log_sigmoid(-logits),
                       axis=(1, 2, 3))
     self.assertAllClose(expected, dist.log_prob(x), rtol=1e-5, atol=1e-4)
+
+  def test_compiled_log_prob_equals_eager(self):
+    # Evaluation runs log_prob alone in a tf.function; a forward-only graph of this network
+    # once crashed tensorflow's oneDNN graph rewrite (see `pixelcnn.down_shift`).
+    dist = self._decoder()(_normal([2, self.latent_size], 10))
+    x = _binary([2, *self.image_shape], 11)
+    self.assertAllClose(dist.log_prob(x), tf.function(dist.log_prob)(x), rtol=1e-5,
+                        atol=1e-4)
 
   def test_sample_naive_equals_hand_written_raster_loop(self):
     dist = self._decoder()(_normal([2, self.latent_size], 2))
