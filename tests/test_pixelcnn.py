@@ -55,7 +55,7 @@ def _causal_neighbours(i, width, height):
       yield r * width + c
 
 
-class ShiftTest(tf.test.TestCase):
+class PixelCNNCausalityTest(tf.test.TestCase, parameterized.TestCase):
 
   def test_shifts_move_by_one_and_fill_zeros(self):
     x = np.arange(1., 2 * 3 * 4 * 2 + 1., dtype=np.float32).reshape(2, 3, 4, 2)
@@ -65,9 +65,6 @@ class ShiftTest(tf.test.TestCase):
     right[:, :, 1:] = x[:, :, :-1]
     self.assertAllEqual(down, pixelcnn.down_shift(tf.constant(x)))
     self.assertAllEqual(right, pixelcnn.right_shift(tf.constant(x)))
-
-
-class PixelCNNCausalityTest(tf.test.TestCase, parameterized.TestCase):
 
   def _check_rows(self, d_x, d_cond, positions, height, width):
     for row_x, row_cond, i in zip(d_x, d_cond, positions):

@@ -34,7 +34,7 @@ def test_table_and_summary(tmp_path, capsys):
   path = _write(tmp_path, [
       ('---', 0.1, 0, 104.31, 62.44),
       ('---', 10, 0, 0.96, 189.83),
-      ('---', 1, 0, 1.5, 195.),      # Low rate, but not the lowest - distortion.
+      ('---', 1, 0, 1.5, 195.),      # Low rate, more distortion than at beta 10.
       ('-+v', 1, 0, 0.0005, 85.11),
       ('-+v', 1, 0.5, 2.99, 82.04),  # The best -ELBO (85.03), an annealed run.
       ('-+v', 0.5, 0, 2.5, 84.),     # Lower distortion, but rate above 2 nats.
