@@ -34,21 +34,19 @@ def concat_elu(x):
   return tf.nn.elu(tf.concat([x, -x], axis=-1))
 
 
-# The shifts concatenate a zero row or column rather than `tf.pad` one: in tensorflow 2.21
-# with oneDNN on (the x86 default), a compiled graph in which a `tf.pad` output is added to
-# a Conv2D + BiasAdd (as in `u = down_shift(...) + cond_u(cond)` below) crashes with a
-# segmentation fault in the oneDNN layout rewrite pass (`MklLayoutRewritePass`) on some
-# CPUs (seen on a Xeon with AMX, forward-only graphs such as evaluation). The values are the
-# same to the bit.
-
-
 def down_shift(x):
   """Moves every row down by one, filling the top row with zeros."""
+  # A zero row is concatenated, not `tf.pad`ded: in tensorflow 2.21 with oneDNN on (the x86
+  # default), a compiled graph in which a `tf.pad` output is added to a Conv2D + BiasAdd (as
+  # in `u = down_shift(...) + cond_u(cond)` below) crashes with a segmentation fault in the
+  # oneDNN layout rewrite pass (`MklLayoutRewritePass`) on some CPUs (seen on a Xeon with
+  # AMX, in forward-only graphs such as evaluation). The values are the same to the bit.
   return tf.concat([tf.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
 
 
 def right_shift(x):
   """Moves every column right by one, filling the left column with zeros."""
+  # Concatenated, not padded, for the reason in `down_shift`.
   return tf.concat([tf.zeros_like(x[:, :, :1]), x[:, :, :-1]], axis=2)
 
 

@@ -1,5 +1,6 @@
 """Shared pytest fixtures: quiet TensorFlow logs and a clean gin config for every test."""
 
+import importlib.util
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -16,3 +17,17 @@ def clear_gin_config():
   gin.clear_config()
   yield
   gin.clear_config()
+
+
+@pytest.fixture
+def load_script():
+  """`load_script(name)` imports `scripts/<name>.py` (not a package) as a module."""
+  scripts = os.path.join(os.path.dirname(__file__), os.pardir, 'scripts')
+
+  def load(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(scripts, f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+  return load

@@ -1,19 +1,8 @@
 """Tests for `scripts/bench_table.py`: its target checks read the right numbers."""
 
-import importlib.util
 import json
-import os
 
 import pytest
-
-_SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, 'scripts', 'bench_table.py')
-
-
-def _bench_table():
-  spec = importlib.util.spec_from_file_location('bench_table', _SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def _family(train, utilization, **extra):
@@ -30,7 +19,7 @@ def _write(tmp_path, families, pipeline):
   return str(path)
 
 
-def test_checks_each_target(tmp_path, capsys):
+def test_checks_each_target(tmp_path, capsys, load_script):
   path = _write(tmp_path, {
       '---': _family(300., .61),
       '-+-': _family(100., .55, naive_sample_seconds=30., sampling_speedup=15.,
@@ -38,7 +27,7 @@ def test_checks_each_target(tmp_path, capsys):
       '-+v': _family(90., .49, naive_sample_seconds=18., sampling_speedup=9.,
                      samples_identical=False),
   }, pipeline=2400.)
-  _bench_table().main(path)
+  load_script('bench_table').main(path)
   out = capsys.readouterr().out
   assert '| `-+v` | 90.0 | 49% |  | 500 | 2.00 | 18.0 |' in out
   assert '10 samples (s)' in out
@@ -50,15 +39,15 @@ def test_checks_each_target(tmp_path, capsys):
   assert 'NOT met: input pipeline / fastest training 8x' in out
 
 
-def test_bad_file_is_a_one_line_error(tmp_path):
+def test_bad_file_is_a_one_line_error(tmp_path, load_script):
   path = tmp_path / 'bench.json'
   path.write_text('{"families": {}}')
   with pytest.raises(SystemExit, match='is not a brokenelbo.bench JSON file'):
-    _bench_table().main(str(path))
+    load_script('bench_table').main(str(path))
 
 
-def test_family_without_a_measurement_is_a_one_line_error(tmp_path):
+def test_family_without_a_measurement_is_a_one_line_error(tmp_path, load_script):
   result = _family(300., .61)
   del result['eval_images_per_second']
   with pytest.raises(SystemExit, match=r"--- lacks \['eval_images_per_second'\]"):
-    _bench_table().main(_write(tmp_path, {'---': result}, pipeline=1e5))
+    load_script('bench_table').main(_write(tmp_path, {'---': result}, pipeline=1e5))

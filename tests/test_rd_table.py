@@ -1,20 +1,9 @@
 """Tests for `scripts/rd_table.py`: the README's sweep table and its summary lines."""
 
-import importlib.util
-import os
-
 import pytest
 
-_SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, 'scripts', 'rd_table.py')
 _HEADER = ('family,encoder,decoder,marginal,dataset,beta,anneal,seed,epochs,rate,distortion,'
            'elbo,train_rate,train_distortion,train_elbo,run_dir')
-
-
-def _rd_table():
-  spec = importlib.util.spec_from_file_location('rd_table', _SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def _write(tmp_path, runs):
@@ -30,7 +19,7 @@ def _write(tmp_path, runs):
   return str(path)
 
 
-def test_table_and_summary(tmp_path, capsys):
+def test_table_and_summary(tmp_path, capsys, load_script):
   path = _write(tmp_path, [
       ('---', 0.1, 0, 104.31, 62.44),
       ('---', 10, 0, 0.96, 189.83),
@@ -39,7 +28,7 @@ def test_table_and_summary(tmp_path, capsys):
       ('-+v', 1, 0.5, 2.99, 82.04),  # The best -ELBO (85.03), an annealed run.
       ('-+v', 0.5, 0, 2.5, 84.),     # Lower distortion, but rate above 2 nats.
   ])
-  _rd_table().main(path)
+  load_script('rd_table').main(path)
   out = capsys.readouterr().out.splitlines()
   # Columns sorted by (anneal, beta): the annealed run's column comes last.
   assert out[0] == ('| family | beta 0.1 | beta 0.5 | beta 1 | beta 10 | '
@@ -55,17 +44,17 @@ def test_table_and_summary(tmp_path, capsys):
           'rate 0.00).') in out
 
 
-def test_decoder_without_low_rate_runs(tmp_path, capsys):
+def test_decoder_without_low_rate_runs(tmp_path, capsys, load_script):
   path = _write(tmp_path, [('---', 0.1, 0, 104.3, 62.4), ('-+-', 0.1, 0, 125.3, 47.3)])
-  _rd_table().main(path)
+  load_script('rd_table').main(path)
   out = capsys.readouterr().out.splitlines()
   assert 'No `-`-decoder run has rate <= 2 nats.' in out
   assert 'No `+`-decoder run has rate <= 2 nats.' in out
 
 
-def test_bad_file_is_a_one_line_error(tmp_path):
+def test_bad_file_is_a_one_line_error(tmp_path, load_script):
   path = tmp_path / 'rd.csv'
   path.write_text('family,beta\n---,1\n')
-  module = _rd_table()
+  module = load_script('rd_table')
   with pytest.raises(module.cli.UserError, match='lack the columns'):
     module.main(str(path))
