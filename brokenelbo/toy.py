@@ -1,13 +1,13 @@
 """Runs the toy experiment of Section 4.1 (Figure 2): `python -m brokenelbo.toy --output_dir=DIR`.
 
-Applies `configs/toy.gin`, then any `--gin_file`s and `--gin_bindings`, and writes
+Applies the packaged `configs/toy.gin`, then any `--gin_file`s and `--gin_bindings`, and writes
 `DIR/toy.json`, `DIR/figure2.png` and `DIR/operative_config.gin`.
 """
 
 from absl import flags
 
-from brokenelbo import cli
-from brokenelbo import toy_experiment
+from brokenelbo.experiments import toy
+from brokenelbo.utils import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('output_dir', None, 'Where to write toy.json and figure2.png.',
@@ -19,8 +19,8 @@ cli.define_gin_flags()
 def main(argv):
   if len(argv) > 1:
     raise cli.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
-  cli.parse_gin(['toy.gin'] + FLAGS.gin_file, FLAGS.gin_bindings)
-  toy_experiment.toy_experiment(FLAGS.output_dir, overwrite=FLAGS.overwrite)
+  cli.parse_gin(['configs/toy.gin'] + FLAGS.gin_file, FLAGS.gin_bindings)
+  toy.toy_experiment(FLAGS.output_dir, overwrite=FLAGS.overwrite)
 
 
 if __name__ == '__main__':

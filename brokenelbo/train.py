@@ -6,9 +6,9 @@ r"""Trains one VAE family: `python -m brokenelbo.train --gin_file=configs/-+v.gi
 
 from absl import flags
 
-from brokenelbo import cli
-from brokenelbo import configurables  # pylint: disable=unused-import
-from brokenelbo import training
+from brokenelbo.training import trainer
+from brokenelbo.utils import cli
+from brokenelbo.utils import configurables  # pylint: disable=unused-import
 
 flags.DEFINE_string('model_dir', None, 'Directory for checkpoints, summaries and metrics.')
 flags.DEFINE_bool('overwrite', False, 'Start afresh in a model_dir holding a different run.')
@@ -20,7 +20,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   cli.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
-  training.train(model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite)
+  trainer.train(model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite)
 
 
 if __name__ == '__main__':

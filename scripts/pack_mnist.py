@@ -1,4 +1,4 @@
-"""Regenerates `brokenelbo/assets/binarized_mnist.npz` from the shared MATLAB files.
+"""Regenerates `brokenelbo/data/assets/binarized_mnist.npz` from the shared MATLAB files.
 
 The static binarized MNIST of Larochelle & Murray (2011) can no longer be downloaded from
 its original address, so the package carries its own bit-packed copy. This script rebuilds
@@ -28,7 +28,7 @@ import scipy.io
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from brokenelbo import data  # pylint: disable=g-import-not-at-top,wrong-import-position
+from brokenelbo.data import mnist as data  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # File stem of each split in the shared folder (the original names use 'valid').
 _MAT_FILENAMES = {
@@ -86,7 +86,7 @@ def main():
   data.clear_cache()
   for split in data.SPLITS:
     data.static_mnist(split, path=args.output)
-  print('verified by brokenelbo.data.static_mnist')
+  print('verified by brokenelbo.data.mnist.static_mnist')
 
 
 if __name__ == '__main__':

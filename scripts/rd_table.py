@@ -7,9 +7,9 @@ among runs at rates of at most 2 nats.
 
 import sys
 
-from brokenelbo import cli
-from brokenelbo import families
-from brokenelbo import plot
+from brokenelbo.experiments import families
+from brokenelbo.utils import cli
+from brokenelbo.visualize import rd_plane as plot
 
 LOW_RATE = 2.  # nats: the paper's "latent ignored" regime, as in the sweep's acceptance.
 

@@ -8,7 +8,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import gin  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 
-from brokenelbo import configurables  # pylint: disable=unused-import,g-import-not-at-top
+from brokenelbo.utils import configurables  # pylint: disable=unused-import,g-import-not-at-top
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,9 @@ import pytest
 import scipy.io
 import tensorflow as tf
 
-from brokenelbo import cli
+from brokenelbo.utils import cli
 from brokenelbo import data
+from brokenelbo.data import mnist
 
 SHARED_MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             '..', 'shared', 'data', 'binarized_mnist')
@@ -53,9 +54,9 @@ def test_matches_shared_mat_files(split, stem):
 
 def test_splits_and_digests_are_the_published_ones():
   assert data.SPLITS == ('train', 'validation', 'test')
-  assert data.AMAT_SHA256['train'].startswith('ad693b29')
-  assert data.AMAT_SHA256['validation'].startswith('1de3d397')
-  assert data.AMAT_SHA256['test'].startswith('e6687bfe')
+  assert mnist.AMAT_SHA256['train'].startswith('ad693b29')
+  assert mnist.AMAT_SHA256['validation'].startswith('1de3d397')
+  assert mnist.AMAT_SHA256['test'].startswith('e6687bfe')
 
 
 def test_cached_and_read_only():
@@ -70,10 +71,10 @@ def test_amat_text_matches_a_slow_reference():
   rng = np.random.RandomState(0)
   images = (rng.uniform(size=(3, 28, 28, 1)) < 0.3).astype(np.uint8)
   expected = ''.join(' '.join(str(v) for v in image.reshape(-1)) + '\n' for image in images)
-  buffer = data._amat_buffer(images)  # pylint: disable=protected-access
+  buffer = mnist._amat_buffer(images)  # pylint: disable=protected-access
   assert buffer.tobytes() == expected.encode('ascii')
   assert len(expected) == 3 * 784 * 2
-  assert data.amat_sha256(images) == hashlib.sha256(expected.encode('ascii')).hexdigest()
+  assert mnist.amat_sha256(images) == hashlib.sha256(expected.encode('ascii')).hexdigest()
 
 
 def test_write_amat_files(tmp_path):
@@ -83,10 +84,10 @@ def test_write_amat_files(tmp_path):
                                           'binarized_mnist_valid.amat']
   sizes = {'train': 78400000, 'validation': 15680000, 'test': 15680000}
   for split in data.SPLITS:
-    path = tmp_path / data.AMAT_FILENAMES[split]
+    path = tmp_path / mnist.AMAT_FILENAMES[split]
     content = path.read_bytes()
     assert len(content) == sizes[split]
-    assert hashlib.sha256(content).hexdigest() == data.AMAT_SHA256[split]
+    assert hashlib.sha256(content).hexdigest() == mnist.AMAT_SHA256[split]
   with open(tmp_path / 'binarized_mnist_test.amat') as f:
     last_line = f.readlines()[-1]
   np.testing.assert_array_equal(np.array(last_line.split(), np.uint8),
@@ -106,7 +107,7 @@ def _assert_one_line_data_error(excinfo, *fragments):
 
 
 def test_one_flipped_bit_fails_the_digest(tmp_path):
-  with np.load(data.ASSET_PATH) as archive:
+  with np.load(mnist.ASSET_PATH) as archive:
     arrays = {name: archive[name] for name in archive.files}
   arrays['test'][1234, 56] ^= 0b00010000  # one pixel of test image 1234
   path = tmp_path / 'flipped.npz'
@@ -119,8 +120,8 @@ def test_one_flipped_bit_fails_the_digest(tmp_path):
 
 
 def test_one_flipped_bit_in_the_file_is_an_error(tmp_path):
-  content = bytearray(open(data.ASSET_PATH, 'rb').read())
-  with zipfile.ZipFile(data.ASSET_PATH) as archive:
+  content = bytearray(open(mnist.ASSET_PATH, 'rb').read())
+  with zipfile.ZipFile(mnist.ASSET_PATH) as archive:
     info = archive.getinfo('test.npy')
   name_length, extra_length = struct.unpack('<HH', content[info.header_offset + 26:
                                                            info.header_offset + 30])
@@ -139,12 +140,12 @@ def test_missing_truncated_or_incomplete_asset(tmp_path):
   _assert_one_line_data_error(excinfo, 'not found', 'absent.npz')
 
   truncated = tmp_path / 'truncated.npz'
-  truncated.write_bytes(open(data.ASSET_PATH, 'rb').read()[:100000])
+  truncated.write_bytes(open(mnist.ASSET_PATH, 'rb').read()[:100000])
   with pytest.raises(data.DataError) as excinfo:
     data.static_mnist('test', path=str(truncated))
   _assert_one_line_data_error(excinfo, 'truncated.npz')
 
-  with np.load(data.ASSET_PATH) as archive:
+  with np.load(mnist.ASSET_PATH) as archive:
     test_only = {'test': archive['test']}
   partial = tmp_path / 'partial.npz'
   np.savez_compressed(partial, **test_only)

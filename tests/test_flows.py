@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from brokenelbo import flows
+from brokenelbo.models import flows
 
 tfb = tfp.bijectors
 tfd = tfp.distributions

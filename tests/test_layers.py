@@ -9,8 +9,8 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from brokenelbo import bench
-from brokenelbo import layers
+from brokenelbo.experiments import bench
+from brokenelbo.models import layers
 
 
 def _normal(shape, seed):

@@ -12,9 +12,9 @@ import numpy as np
 from scipy import special
 import tensorflow as tf
 
-from brokenelbo import encoders
-from brokenelbo import flows
-from brokenelbo import marginals
+from brokenelbo.models import encoders
+from brokenelbo.models import flows
+from brokenelbo.models import marginals
 
 LATENT_SIZE = 3
 IMAGE_SHAPE = (4, 4, 1)

@@ -14,11 +14,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from brokenelbo import decoders
-from brokenelbo import encoders
-from brokenelbo import marginals
-from brokenelbo import model
-from brokenelbo import objectives
+from brokenelbo.models import decoders
+from brokenelbo.models import encoders
+from brokenelbo.models import marginals
+from brokenelbo.models import vae as model
+from brokenelbo.training import objectives
 
 tfd = tfp.distributions
 

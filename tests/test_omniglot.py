@@ -1,4 +1,4 @@
-"""Tests for the 28x28 binarized Omniglot of `brokenelbo.data` (issue 6).
+"""Tests for the 28x28 binarized Omniglot of `brokenelbo.data.omniglot`.
 
 They read the two small archives of the TFDS `omniglot` builder in
 `../shared/data/omniglot` (skipped where that folder is absent); each archive is decoded
@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from brokenelbo import cli
+from brokenelbo.utils import cli
 from brokenelbo import data
+from brokenelbo.data import omniglot
 
 SHARED_OMNIGLOT = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data',
@@ -43,13 +44,13 @@ def _require_shared():
 def small1():
   """(images, labels) of small1, decoded once for the module."""
   _require_shared()
-  return data.omniglot_source('small1', zip_dir=SHARED_OMNIGLOT)
+  return omniglot.omniglot_source('small1', zip_dir=SHARED_OMNIGLOT)
 
 
 @pytest.fixture(scope='module')
 def small2():
   _require_shared()
-  return data.omniglot_source('small2', zip_dir=SHARED_OMNIGLOT)
+  return omniglot.omniglot_source('small2', zip_dir=SHARED_OMNIGLOT)
 
 
 def _pil_decode(png):
@@ -96,16 +97,16 @@ def test_small2_counts(small2):
 def test_deterministic_across_loads(small1):
   # A second, uncached read and decode of the archive (the cache would return the same
   # object): same pixels, same order, same labels.
-  path = os.path.join(SHARED_OMNIGLOT, data.OMNIGLOT_ARCHIVES['small1'])
-  images, labels = data._load_omniglot_zip('small1', path)  # pylint: disable=protected-access
+  path = os.path.join(SHARED_OMNIGLOT, omniglot.OMNIGLOT_ARCHIVES['small1'])
+  images, labels = omniglot._load_omniglot_zip('small1', path)  # pylint: disable=protected-access
   np.testing.assert_array_equal(images, small1[0])
   np.testing.assert_array_equal(labels, small1[1])
-  assert data.omniglot_source('small1', zip_dir=SHARED_OMNIGLOT) is small1
+  assert omniglot.omniglot_source('small1', zip_dir=SHARED_OMNIGLOT) is small1
 
 
 def test_one_known_image_exactly(small1):
   from tensorflow_datasets.core import hashing  # pylint: disable=g-import-not-at-top
-  path = os.path.join(SHARED_OMNIGLOT, data.OMNIGLOT_ARCHIVES['small1'])
+  path = os.path.join(SHARED_OMNIGLOT, omniglot.OMNIGLOT_ARCHIVES['small1'])
   with zipfile.ZipFile(path) as archive:
     members = [m for m in archive.namelist() if m.endswith('.png')]
     original = _pil_decode(archive.read(KNOWN_MEMBER))
@@ -132,12 +133,12 @@ def test_one_known_image_exactly(small1):
 def test_all_of_small1_match_tf_area_resize(small1):
   # Every image: Pillow decode, `tf.image.resize(method='area')`, threshold 0.5, in the
   # order of the library's reader (checked against the TFDS builder below).
-  path = os.path.join(SHARED_OMNIGLOT, data.OMNIGLOT_ARCHIVES['small1'])
-  _, _, pngs = data._read_omniglot_zip('small1', path)  # pylint: disable=protected-access
+  path = os.path.join(SHARED_OMNIGLOT, omniglot.OMNIGLOT_ARCHIVES['small1'])
+  _, _, pngs = omniglot._read_omniglot_zip('small1', path)  # pylint: disable=protected-access
   originals = np.stack([_pil_decode(png) for png in pngs])
   strokes = (originals == 0).astype(np.float32)[..., None]
   means = tf.image.resize(strokes, (28, 28), method='area').numpy()
-  counts = data.omniglot_stroke_counts(originals)
+  counts = omniglot.omniglot_stroke_counts(originals)
   np.testing.assert_allclose(means, counts / 225., rtol=0., atol=1e-6)
   np.testing.assert_array_equal(small1[0], (means > 0.5).astype(np.uint8))
   # Area resizing keeps the amount of stroke, and thresholding nearly so.
@@ -147,7 +148,7 @@ def test_all_of_small1_match_tf_area_resize(small1):
 
 def test_area_resize_by_hand():
   # Output pixel i covers input [3.75 i, 3.75 (i + 1)), i.e. quarter pixels [15 i, 15 i + 15).
-  weights = data._area_weights()  # pylint: disable=protected-access
+  weights = omniglot._area_weights()  # pylint: disable=protected-access
   assert weights.shape == (28, 105)
   np.testing.assert_array_equal(weights.sum(axis=1), np.full(28, 15))
   np.testing.assert_array_equal(weights.sum(axis=0), np.full(105, 4))
@@ -158,7 +159,7 @@ def test_area_resize_by_hand():
   originals[1] = 0                   # all stroke
   originals[2, 3, 3] = 0             # one stroke pixel, shared by 4 output pixels
   originals[3, :4, :4] = 0           # a 4x4 block: 3.75x3.75 of it in output (0, 0)
-  counts = data.omniglot_stroke_counts(originals)[..., 0]
+  counts = omniglot.omniglot_stroke_counts(originals)[..., 0]
   assert counts.dtype == np.int32
   assert not counts[0].any()
   assert (counts[1] == 225).all()
@@ -166,7 +167,7 @@ def test_area_resize_by_hand():
   assert counts[2].sum() == 16
   np.testing.assert_array_equal(counts[3, :2, :2], [[225, 15], [15, 1]])
   assert counts[3].sum() == 256
-  images = data.downsample_omniglot(originals)
+  images = omniglot.downsample_omniglot(originals)
   assert images.dtype == np.uint8 and images.shape == (4, 28, 28, 1)
   assert [int(x.sum()) for x in images] == [0, 784, 0, 1]
   # The same means from TensorFlow's area resize.
@@ -176,9 +177,9 @@ def test_area_resize_by_hand():
 
 
 def test_splits_of_the_small_archives(small1, small2):
-  train = data.omniglot('train', **SMALL)
-  validation = data.omniglot('validation', **SMALL)
-  test = data.omniglot('test', **SMALL)
+  train = omniglot.omniglot('train', **SMALL)
+  validation = omniglot.omniglot('validation', **SMALL)
+  test = omniglot.omniglot('test', **SMALL)
   assert (len(train), len(validation), len(test)) == (2448, 272, 2120)
   for images in (train, validation, test):
     assert images.dtype == np.uint8 and images.shape[1:] == (28, 28, 1)
@@ -190,14 +191,14 @@ def test_splits_of_the_small_archives(small1, small2):
   shared = np.isin(small2[1], small1[1])
   assert int(shared.sum()) == 1000
   np.testing.assert_array_equal(test, small2[0][~shared])
-  assert data.omniglot('train', **SMALL).sum() == train.sum()  # same again
+  assert omniglot.omniglot('train', **SMALL).sum() == train.sum()  # same again
 
 
 def test_small_archives_share_exactly_greek_and_latin():
   _require_shared()
   contents = {}
   for source in ('small1', 'small2'):
-    path = os.path.join(SHARED_OMNIGLOT, data.OMNIGLOT_ARCHIVES[source])
+    path = os.path.join(SHARED_OMNIGLOT, omniglot.OMNIGLOT_ARCHIVES[source])
     with zipfile.ZipFile(path) as archive:
       contents[source] = {m.split('/', 1)[1]: hashlib.sha1(archive.read(m)).hexdigest()
                           for m in archive.namelist() if m.endswith('.png')}
@@ -209,9 +210,9 @@ def test_small_archives_share_exactly_greek_and_latin():
 
 def test_validation_fraction(small1):
   del small1  # loaded once for the module
-  everything = data.omniglot('train', validation_fraction=0., **SMALL)
+  everything = omniglot.omniglot('train', validation_fraction=0., **SMALL)
   assert len(everything) == 2720
-  quarter = data.omniglot('validation', validation_fraction=0.25, **SMALL)
+  quarter = omniglot.omniglot('validation', validation_fraction=0.25, **SMALL)
   np.testing.assert_array_equal(quarter, everything[-680:])
 
 
@@ -226,13 +227,13 @@ def _assert_one_line_data_error(excinfo, *fragments):
 
 def test_missing_archive_names_file_and_folder(tmp_path):
   with pytest.raises(data.DataError) as excinfo:
-    data.omniglot('train', zip_dir=str(tmp_path))
+    omniglot.omniglot('train', zip_dir=str(tmp_path))
   _assert_one_line_data_error(excinfo, 'images_background.zip', str(tmp_path))
 
   _require_shared()
   shutil.copy(os.path.join(SHARED_OMNIGLOT, 'images_background_small1.zip'), tmp_path)
   with pytest.raises(data.DataError) as excinfo:
-    data.omniglot('test', zip_dir=str(tmp_path), train_source='small1',
+    omniglot.omniglot('test', zip_dir=str(tmp_path), train_source='small1',
                   test_source='small2')
   _assert_one_line_data_error(excinfo, 'images_background_small2.zip', str(tmp_path))
 
@@ -244,12 +245,12 @@ def test_damaged_archive(tmp_path):
   content[len(content) // 2] ^= 0b00000100
   (tmp_path / 'images_background_small1.zip').write_bytes(bytes(content))
   with pytest.raises(data.DataError) as excinfo:
-    data.omniglot_source('small1', zip_dir=str(tmp_path))
+    omniglot.omniglot_source('small1', zip_dir=str(tmp_path))
   _assert_one_line_data_error(excinfo, 'images_background_small1.zip', 'SHA-256')
 
   (tmp_path / 'images_background_small2.zip').write_bytes(b'not a zip file')
   with pytest.raises(data.DataError) as excinfo:
-    data.omniglot_source('small2', zip_dir=str(tmp_path))
+    omniglot.omniglot_source('small2', zip_dir=str(tmp_path))
   _assert_one_line_data_error(excinfo, 'images_background_small2.zip')
 
 
@@ -264,26 +265,26 @@ def test_damaged_archive(tmp_path):
 ])
 def test_bad_arguments(kwargs, fragments):
   with pytest.raises(data.DataError) as excinfo:
-    data.omniglot(**kwargs)
+    omniglot.omniglot(**kwargs)
   _assert_one_line_data_error(excinfo, *fragments)
 
 
 def test_unknown_source():
   with pytest.raises(data.DataError) as excinfo:
-    data.omniglot_source('images_background')
+    omniglot.omniglot_source('images_background')
   _assert_one_line_data_error(excinfo, "'images_background'", 'small1')
 
 
 def test_no_validation_split_when_fraction_is_zero(small1):
   del small1
   with pytest.raises(data.DataError) as excinfo:
-    data.omniglot('validation', validation_fraction=0, **SMALL)
+    omniglot.omniglot('validation', validation_fraction=0, **SMALL)
   _assert_one_line_data_error(excinfo, 'no Omniglot validation images')
 
 
 @pytest.mark.parametrize('family', ['---', '+++'])
 def test_gin_files_switch_a_family_to_omniglot(family):
-  cli.parse_gin([f'{family}.gin', 'omniglot.gin'], [])
+  cli.parse_gin([f'configs/{family}.gin', 'configs/omniglot.gin'], [])
   assert gin.query_parameter('train.dataset').selector == 'omniglot'
   assert gin.query_parameter('omniglot.train_source') == 'train'
   assert gin.query_parameter('omniglot.test_source') == 'test'
@@ -295,14 +296,14 @@ def test_gin_files_switch_a_family_to_omniglot(family):
 
 def test_small_gin_file_loads_the_small_archives(small1):
   del small1
-  cli.parse_gin(['---.gin', 'omniglot_small.gin', 'smoke.gin'],
+  cli.parse_gin(['configs/---.gin', 'configs/omniglot_small.gin', 'configs/smoke.gin'],
                 [f'omniglot.zip_dir = {SHARED_OMNIGLOT!r}'])
   assert gin.query_parameter('train.dataset').selector == 'omniglot'
   assert gin.query_parameter('omniglot.train_source') == 'small1'
   assert gin.query_parameter('omniglot.test_source') == 'small2'
   # `train` calls `dataset(split)`; the bound function gives the small splits.
   dataset = gin.query_parameter('train.dataset').scoped_configurable_fn
-  np.testing.assert_array_equal(dataset('test'), data.omniglot('test', **SMALL))
+  np.testing.assert_array_equal(dataset('test'), omniglot.omniglot('test', **SMALL))
   assert dataset('train').shape == (2448, 28, 28, 1)
 
 
@@ -329,13 +330,13 @@ def test_builder_splits_and_archives_are_those_assumed(monkeypatch, tmp_path):
   builder = tfds.builder('omniglot', data_dir=str(tmp_path))
   generators = builder._split_generators(FakeDownloadManager())  # pylint: disable=protected-access
   mapping = {str(g.name): g.gen_kwargs['directory'] for g in generators}
-  assert mapping == data.OMNIGLOT_ARCHIVES
+  assert mapping == omniglot.OMNIGLOT_ARCHIVES
 
   infos = checksums.get_all_url_infos()
   for url in omniglot_lib._DL_URLS.values():  # pylint: disable=protected-access
-    source = next(s for s, name in data.OMNIGLOT_ARCHIVES.items() if url.endswith(name))
-    assert infos[url].checksum == data.OMNIGLOT_ARCHIVE_SHA256[source]
-    assert infos[url].filename == data.OMNIGLOT_ARCHIVES[source]
+    source = next(s for s, name in omniglot.OMNIGLOT_ARCHIVES.items() if url.endswith(name))
+    assert infos[url].checksum == omniglot.OMNIGLOT_ARCHIVE_SHA256[source]
+    assert infos[url].filename == omniglot.OMNIGLOT_ARCHIVES[source]
   image = builder.info.features['image']
   assert image.shape == (105, 105, 3) and image.encoding_format == 'png'
 
@@ -365,7 +366,7 @@ def test_tfds_builder_stores_what_the_reader_reads(tmp_path, small1, small2):
 
   builder = SmallOmniglot(data_dir=str(tmp_path))
   for source, (images, labels) in (('small1', small1), ('small2', small2)):
-    tfds_images, tfds_labels = data._load_omniglot_tfds(  # pylint: disable=protected-access
+    tfds_images, tfds_labels = omniglot._load_omniglot_tfds(  # pylint: disable=protected-access
         builder, source, manual_dir=SHARED_OMNIGLOT)
     np.testing.assert_array_equal(tfds_images, images)
     np.testing.assert_array_equal(tfds_labels, labels)
@@ -375,8 +376,8 @@ def test_tfds_builder_stores_what_the_reader_reads(tmp_path, small1, small2):
   stored = tfds.as_numpy(builder.as_dataset(
       split='small1', batch_size=-1, shuffle_files=False,
       read_config=tfds.ReadConfig(interleave_cycle_length=1)))
-  path = os.path.join(SHARED_OMNIGLOT, data.OMNIGLOT_ARCHIVES['small1'])
-  _, _, pngs = data._read_omniglot_zip('small1', path)  # pylint: disable=protected-access
+  path = os.path.join(SHARED_OMNIGLOT, omniglot.OMNIGLOT_ARCHIVES['small1'])
+  _, _, pngs = omniglot._read_omniglot_zip('small1', path)  # pylint: disable=protected-access
   originals = np.stack([_pil_decode(png) for png in pngs])
   assert stored['image'].shape == (2720, 105, 105, 3)
   for channel in range(3):

@@ -9,7 +9,7 @@ After one Adam step from zero slots on a normalised gradient g_hat = g / ||g||:
 import numpy as np
 import tensorflow as tf
 
-from brokenelbo import optimizers
+from brokenelbo.training import optimizers
 
 
 def _gradients():
@@ -55,9 +55,9 @@ class NormalizedAdamTest(tf.test.TestCase):
     self.assertEqual(1, int(optimizer.iterations))
     for i, (g, var, var0) in enumerate(zip(gradients, variables, initial)):
       g_hat = g.numpy().astype(np.float64) / np.linalg.norm(g.numpy())
-      # tf_keras Adam keeps its slots in build order: `_momentums[i]` is variable i's m.
-      m = optimizer._momentums[i]  # pylint: disable=protected-access
-      v = optimizer._velocities[i]  # pylint: disable=protected-access
+      # Adam's public variables: the step, then each variable's slots m and v.
+      m, v = optimizer.variables[1 + 2 * i], optimizer.variables[2 + 2 * i]
+      self.assertEqual([m.name, v.name], [f'm/{var.name}', f'v/{var.name}'])
       self.assertEqual(m.shape, var.shape)
       self.assertAllClose((1. - beta_1) * g_hat, m, rtol=1e-5, atol=1e-7)
       self.assertAllClose((1. - beta_2) * g_hat**2, v, rtol=1e-5, atol=1e-9)
@@ -73,9 +73,9 @@ class NormalizedAdamTest(tf.test.TestCase):
   def test_learning_rate_follows_schedule(self):
     optimizer = optimizers.normalized_adam(total_steps=10, learning_rate=3e-4)
     self.assertAllClose(3e-4, optimizer.learning_rate, rtol=1e-6, atol=0.)
-    self.assertIsInstance(optimizer._learning_rate,  # pylint: disable=protected-access
-                          optimizers.ConstantThenLinearDecay)
-    schedule = optimizer._learning_rate  # pylint: disable=protected-access
+    config = optimizer.get_config()['learning_rate']
+    self.assertEqual('ConstantThenLinearDecay', config['class_name'])
+    schedule = optimizers.ConstantThenLinearDecay.from_config(config['config'])
     self.assertEqual(5, schedule.decay_start)  # decay_start_fraction 0.5 of 10 steps.
     self.assertAllClose(1.5e-4, schedule(7.5), rtol=1e-6, atol=0.)
 

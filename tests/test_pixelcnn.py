@@ -15,9 +15,10 @@ from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
 
-from brokenelbo import decoders
-from brokenelbo import pixelcnn
-from brokenelbo import row_sampling
+from brokenelbo.models import decoders
+from brokenelbo.models.pixelcnn import distribution
+from brokenelbo.models.pixelcnn import network as pixelcnn
+from brokenelbo.models.pixelcnn import row_sampling
 
 
 def _binary(shape, seed):
@@ -218,7 +219,7 @@ class RowSamplingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(network(x, cond), logits, rtol=0., atol=1e-5)
     self.assertGreater(np.mean(np.abs(logits) < 2.), .5)  # Not saturated.
     self.assertBetween(x.mean(), .2, .8)
-    dist = decoders.PixelCNNBernoulli(network, cond, (height, height, 1))
+    dist = distribution.PixelCNNBernoulli(network, cond, (height, height, 1))
     self.assertAllEqual(tf.function(dist.sample_naive)(u), x)
 
   def test_sample_fast_falls_back_to_naive_without_sample_raster(self):
@@ -240,11 +241,11 @@ class RowSamplingTest(tf.test.TestCase, parameterized.TestCase):
       return network(x, cond)
 
     shape = (8, 8, 1)
-    self.assertAllEqual(decoders.PixelCNNBernoulli(Raster(), cond, shape).sample_fast(u),
+    self.assertAllEqual(distribution.PixelCNNBernoulli(Raster(), cond, shape).sample_fast(u),
                         tf.ones_like(u))
-    naive = tf.function(decoders.PixelCNNBernoulli(network, cond, shape).sample_naive)(u)
+    naive = tf.function(distribution.PixelCNNBernoulli(network, cond, shape).sample_naive)(u)
     self.assertBetween(naive.numpy().mean(), .2, .8)
-    fallback = tf.function(decoders.PixelCNNBernoulli(plain, cond, shape).sample_fast)(u)
+    fallback = tf.function(distribution.PixelCNNBernoulli(plain, cond, shape).sample_fast)(u)
     self.assertAllEqual(fallback, naive)
 
 

@@ -11,8 +11,8 @@ from matplotlib.figure import Figure
 import numpy as np
 import pytest
 
-from brokenelbo import cli
-from brokenelbo import plot
+from brokenelbo.utils import cli
+from brokenelbo.visualize import rd_plane as plot
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLUMNS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'anneal', 'seed',

@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import gin
@@ -20,11 +19,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from brokenelbo import cli
 from brokenelbo import data
-from brokenelbo import model as model_lib
-from brokenelbo import objectives
-from brokenelbo import training
+from brokenelbo.data import mnist
+from brokenelbo.models import vae as model_lib
+from brokenelbo.training import losses
+from brokenelbo.training import objectives
+from brokenelbo.training import trainer as training
+from brokenelbo.utils import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATIVE_LOG = re.compile(r'^([IWEF]\d{4} |WARNING: All log messages before absl|'
@@ -99,7 +100,7 @@ _CALLS = tf.Variable(0)
 
 def test_non_finite_steps_are_not_applied_and_training_stops(tmp_path):
   _CALLS.assign(0)
-  cli.parse_gin(['---.gin', 'smoke.gin'],
+  cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'],
                 ['train.epochs = 5', 'train.checkpoint_every_steps = 2',
                  'train.max_consecutive_bad_steps = 3', 'train.summary_images = 0',
                  'train.objective = @poisoned_objective',
@@ -118,15 +119,17 @@ def test_non_finite_steps_are_not_applied_and_training_stops(tmp_path):
 
 def test_a_non_finite_step_changes_nothing():
   _CALLS.assign(0)
-  cli.parse_gin(['---.gin', 'smoke.gin'], ['poisoned_objective.good_calls = 2'])
-  trainer = training.Trainer(model_lib.VAE, poisoned_objective,
+  cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'], ['poisoned_objective.good_calls = 2'])
+  trainer = training.Trainer(model_lib.VAE,
+                             training.step_loss(losses.rate_distortion_loss,
+                                                poisoned_objective),
                              tf.distribute.get_strategy(), total_steps=100,
                              steps_per_epoch=10, seed=0)
   images = data.static_mnist('test')[:64]
   iterator = trainer.distribute(data.train_dataset(images, 16, seed=0))
   trainer.train_steps(iterator, tf.constant(2))  # Two good steps.
   before = [v.numpy() for v in [*trainer.variables, *trainer.optimizer.variables]]
-  _, good, bad_run, _, _ = trainer.train_steps(iterator, tf.constant(3))
+  _, good, bad_run, _ = trainer.train_steps(iterator, tf.constant(3))
   assert float(good) == 0 and int(bad_run) == 3
   after = [v.numpy() for v in [*trainer.variables, *trainer.optimizer.variables]]
   for b, a in zip(before, after):
@@ -137,7 +140,7 @@ def test_same_seed_same_metrics(tmp_path):
   results = []
   for run in ('a', 'b'):
     gin.clear_config()
-    cli.parse_gin(['---.gin', 'smoke.gin'], ['train.summary_images = 0'])
+    cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'], ['train.summary_images = 0'])
     results.append(training.train(model_dir=str(tmp_path / run)))
   assert results[0] == results[1]
 
@@ -152,7 +155,7 @@ def _cli_error(args, tmp_path):
 
 def test_bad_input_gives_one_line_and_status_2(tmp_path):
   corrupt = tmp_path / 'corrupt.npz'
-  with np.load(data.ASSET_PATH) as packed:
+  with np.load(mnist.ASSET_PATH) as packed:
     arrays = {k: packed[k].copy() for k in packed.files}
   arrays['train'].flat[123] ^= 1
   np.savez(corrupt, **arrays)
@@ -179,12 +182,12 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path):
 
 def test_model_dir_protection(tmp_path):
   run_dir = str(tmp_path / 'run')
-  cli.parse_gin(['---.gin', 'smoke.gin'], ['train.summary_images = 0'])
+  cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'], ['train.summary_images = 0'])
   training.train(model_dir=run_dir)
   first = _metrics(run_dir)
   # Another config in the same directory is refused, and nothing there changes.
   gin.clear_config()
-  cli.parse_gin(['---.gin', 'smoke.gin'],
+  cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'],
                 ['train.summary_images = 0', 'beta_schedule.beta = 0.5'])
   with pytest.raises(cli.UserError, match='holds a run with a different config'):
     training.train(model_dir=run_dir)
@@ -204,7 +207,7 @@ def test_model_dir_protection(tmp_path):
 
 def test_files_cut_by_a_crash_are_tolerated(tmp_path):
   run_dir = str(tmp_path)
-  cli.parse_gin(['---.gin', 'smoke.gin'],
+  cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'],
                 ['train.summary_images = 0', 'train.epochs = 2',
                  'train.eval_every_epochs = 1'])
   want = training.train(model_dir=run_dir)

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from brokenelbo import sweep
+from brokenelbo.experiments import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSV = os.path.join(ROOT, 'results', 'mnist_rd.csv')

@@ -17,9 +17,10 @@ import tempfile
 import numpy as np
 import pytest
 
-from brokenelbo import cli
-from brokenelbo import evaluate
-from brokenelbo import sweep
+from brokenelbo.utils import cli
+from brokenelbo.experiments import sweep
+from brokenelbo.training import restore
+from brokenelbo.visualize import grids
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP_FLAGS = ['--families=---', '--betas=0.5,1', '--gin_file=configs/smoke.gin',
@@ -125,17 +126,18 @@ def test_evaluate_reproduces_the_runs_own_evaluation(swept):
 
 def test_grids_decode_each_z_several_times(swept):
   run_dir = os.path.join(swept, '---', 'beta=0.5_anneal=0_seed=0')
-  vae, _, bindings = evaluate.load_run(run_dir)
-  x = bindings['dataset']('test')[:3].astype(np.float32)
+  run = restore.restore_run(run_dir)
+  vae = run.model
+  x = run.settings['dataset']('test')[:3].astype(np.float32)
   seed = np.array([1, 2], np.int32)
-  recon, generated = (t.numpy() for t in evaluate._grids(vae, x, 4, seed))
+  recon, generated = (t.numpy() for t in grids._grids(vae, x, 4, seed))
   assert recon.shape == (3, 5, 28, 28, 1) and generated.shape == (3, 4, 28, 28, 1)
   np.testing.assert_array_equal(recon[:, 0], x)
   assert set(np.unique(recon[:, 1:])) <= {0., 1.}
   # The decoder's own randomness is visible: decodes of the same z differ.
   assert not np.array_equal(recon[0, 1], recon[0, 2])
   # Deterministic given the seed.
-  again = evaluate._grids(vae, x, 4, seed)[0].numpy()
+  again = grids._grids(vae, x, 4, seed)[0].numpy()
   np.testing.assert_array_equal(again, recon)
 
 
@@ -158,9 +160,9 @@ def test_sweep_bad_input(args, message):
 
 def test_grid_examples_are_spread_through_a_class_sorted_split():
   labels = np.repeat(np.arange(10), 30)  # 300 examples, sorted by class like MNIST's test.
-  np.testing.assert_array_equal(evaluate.spread(labels, 5), [0, 2, 4, 6, 8])
-  np.testing.assert_array_equal(evaluate.spread(labels, 10), np.arange(10))
-  np.testing.assert_array_equal(evaluate.spread(labels[:3], 8), labels[:3])
+  np.testing.assert_array_equal(grids.spread(labels, 5), [0, 2, 4, 6, 8])
+  np.testing.assert_array_equal(grids.spread(labels, 10), np.arange(10))
+  np.testing.assert_array_equal(grids.spread(labels[:3], 8), labels[:3])
 
 
 def test_evaluate_refuses_a_folder_without_a_run():

@@ -11,15 +11,15 @@ import pytest
 from scipy import special
 import tensorflow as tf
 
-from brokenelbo import cli
-from brokenelbo import toy_experiment as toy
+from brokenelbo.utils import cli
+from brokenelbo.experiments import toy
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_LATENTS = 30
 
 
 def _documented_data():
-  cli.parse_gin(['toy.gin'], [])
+  cli.parse_gin(['configs/toy.gin'], [])
   return toy.toy_data()
 
 
@@ -180,7 +180,7 @@ def test_fit_descends_every_objective_and_seed():
 
 
 def _run_small(output_dir, overwrite=False):
-  cli.parse_gin(['toy.gin'], ['toy_experiment.num_seeds = 2',
+  cli.parse_gin(['configs/toy.gin'], ['toy_experiment.num_seeds = 2',
                               'toy_experiment.num_steps = 200'])
   return toy.toy_experiment(str(output_dir), overwrite=overwrite)
 

@@ -19,9 +19,9 @@ from absl.testing import parameterized
 import gin
 import tensorflow as tf
 
-from brokenelbo import cli
-from brokenelbo import families
-from brokenelbo import training
+from brokenelbo.utils import cli
+from brokenelbo.experiments import families
+from brokenelbo.training import trainer as training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = families.FAMILIES
@@ -92,7 +92,7 @@ class TrainTest(_TempDirTestCase, parameterized.TestCase):
 
   @parameterized.named_parameters((_family_name(f), f) for f in FAMILIES)
   def test_family_trains_under_smoke_config(self, family):
-    cli.parse_gin([f'{family}.gin', 'smoke.gin'], [])
+    cli.parse_gin([f'configs/{family}.gin', 'configs/smoke.gin'], [])
     config_str = gin.config_str()
     model_dir = os.path.join(self._new_dir(), 'run')
     results = training.train(model_dir=model_dir)

@@ -1,0 +1,83 @@
+"""Input pipelines: image arrays to `tf.data` batches of `float32`."""
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from brokenelbo.utils import cli
+
+
+@gin.configurable
+def make_dataset(images, batch_size, shuffle=False, repeat=False, seed=0,
+                 drop_remainder=False):
+  """Returns a `tf.data.Dataset` of `float32` batches of `images`.
+
+  The array is held once as a constant; the pipeline shuffles and batches integer
+  indices, then gathers and casts a whole batch at a time, so its cost per batch is
+  one `tf.gather` and one `tf.cast`. Every epoch visits each image exactly once (the
+  shuffle buffer is the whole array); with `shuffle=True` each epoch has a new order,
+  the sequence of orders being fixed by `seed` (and by TF's global seed, if one is
+  set). Epochs are batched separately, so with `drop_remainder=False` each epoch ends
+  with a smaller batch unless `batch_size` divides the number of images.
+
+  Args:
+    images: `np.ndarray` of shape `[N, ...]` (e.g. `uint8` `[N, 28, 28, 1]` from
+      `static_mnist`).
+    batch_size: Python `int`, images per batch.
+    shuffle: Python `bool`, reshuffle the images at every epoch. Default `False`.
+    repeat: Python `bool`, repeat the epochs forever. Default `False`: one epoch.
+    seed: Python `int`, seed of the shuffle. Default `0`.
+    drop_remainder: Python `bool`, drop each epoch's last batch if smaller than
+      `batch_size`. Default `False`.
+
+  Returns:
+    dataset: `tf.data.Dataset` of `float32` tensors of shape `[B, ...]` (e.g.
+      `[B, 28, 28, 1]`), with `B = batch_size` except perhaps for each epoch's last
+      batch; values are those of `images` (in {0., 1.} for binarized MNIST).
+
+  Raises:
+    UserError: if `batch_size` is not a positive integer or `images` is empty.
+  """
+  images = np.asarray(images)
+  if images.ndim < 1 or len(images) == 0:
+    raise cli.UserError(f'make_dataset: no images (shape {images.shape})')
+  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
+      batch_size < 1):
+    raise cli.UserError(f'make_dataset: batch_size must be a positive integer, '
+                        f'got {batch_size!r}')
+  num_images = len(images)
+  table = tf.constant(images)
+
+  def gather(indices):
+    return tf.cast(tf.gather(table, indices), tf.float32)
+
+  dataset = tf.data.Dataset.range(num_images)
+  if shuffle:
+    dataset = dataset.shuffle(num_images, seed=seed, reshuffle_each_iteration=True)
+  dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
+  dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if repeat:
+    dataset = dataset.repeat()
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def train_dataset(images, batch_size, seed, start_step=0):
+  """Infinite batches of float32 images; epoch e is a stateless permutation by (seed, e).
+
+  Batch k of the stream is the same whatever `start_step` the stream starts from, so that a
+  resumed run sees exactly the batches it would have seen.
+  """
+  num_examples = images.shape[0]
+  steps_per_epoch = num_examples // batch_size
+  images = tf.constant(images)
+
+  def batch_at(step):
+    epoch, position = step // steps_per_epoch, step % steps_per_epoch
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(num_examples), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
+    indices = order[position * batch_size:(position + 1) * batch_size]
+    return tf.cast(tf.gather(images, indices), tf.float32)
+
+  return (tf.data.Dataset.range(start_step, 2**62)
+          .map(batch_at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+          .prefetch(tf.data.AUTOTUNE))

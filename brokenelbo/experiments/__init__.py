@@ -1,0 +1,2 @@
+"""The paper's experiments: its 12 families (`families`), the rate-distortion sweep
+(`sweep`), the toy model of Section 4.1 (`toy`) and the performance benchmark (`bench`)."""

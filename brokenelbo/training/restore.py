@@ -1,0 +1,91 @@
+"""One way to restore a run: its model from its `config.gin`, its weights from its latest
+checkpoint, and its settings.
+
+Every tool that reads a finished run (`evaluate`, `plot`'s Figure 4, `bench`, the sweep's
+settings) goes through `restore_run` or `run_settings`. The run's settings (dataset, seed,
+batch, ...) are those of its `config.gin` on top of `train`'s own defaults, so no default is
+restated anywhere else.
+
+Both parse a config into gin's global config, which must hold no bindings before (they
+never clear the caller's config): a command line calls `gin.clear_config()` between runs.
+"""
+
+import inspect
+import os
+from typing import Any, Dict, NamedTuple
+
+import gin
+import tensorflow as tf
+
+from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
+from brokenelbo.training import trainer
+from brokenelbo.utils import cli
+from brokenelbo.utils import seeds
+
+
+class RestoredRun(NamedTuple):
+  """A restored run.
+
+  Attributes:
+    model: the `vae.VAE`, with the checkpoint's weights.
+    step: Python `int`, the checkpoint's step.
+    settings: `dict`, every argument of `train` (its defaults, then the run's bindings),
+      with gin references resolved: `settings['dataset']('test')` gives the run's test
+      images, `settings['seed']` its seed.
+  """
+  model: Any
+  step: int
+  settings: Dict[str, Any]
+
+  @property
+  def steps_per_epoch(self):
+    """Training steps per epoch of the run."""
+    settings = self.settings
+    num_train = settings['dataset']('train')[:settings['max_train_examples']].shape[0]
+    return num_train // settings['batch_size']
+
+
+def train_settings():
+  """Every argument of `train` under the current gin config: its defaults, then bindings."""
+  defaults = {name: parameter.default
+              for name, parameter in inspect.signature(trainer.train).parameters.items()
+              if parameter.default is not inspect.Parameter.empty}
+  return {**defaults, **gin.get_bindings(trainer.train)}
+
+
+def run_settings(gin_files, gin_bindings=()):
+  """Parses `gin_files` and `gin_bindings` into gin's (empty) config; returns
+  `train_settings()`. Bad bindings raise `cli.UserError` here."""
+  cli.require_empty_gin_config('run_settings')
+  cli.parse_gin(list(gin_files), list(gin_bindings))
+  return train_settings()
+
+
+def restore_run(model_dir, gin_bindings=()):
+  """Rebuilds a run's model from `model_dir/config.gin` and restores its latest checkpoint.
+
+  Args:
+    model_dir: Python `str`, a run directory written by `train`.
+    gin_bindings: Python `list` of `str`, bindings applied after the run's config (for
+      the evaluation's own configurables, e.g. `evaluate_run.num_z_samples = 10`).
+
+  Returns:
+    `RestoredRun`.
+
+  Raises:
+    UserError: if `model_dir` holds no run or no checkpoint, or a binding is bad.
+    ValueError: if gin's global config holds bindings already.
+  """
+  config_path = os.path.join(model_dir, 'config.gin')
+  if not os.path.isfile(config_path):
+    raise cli.UserError(f'{model_dir} holds no run (no config.gin)')
+  latest = tf.train.latest_checkpoint(model_dir)
+  if latest is None:
+    raise cli.UserError(f'{model_dir} holds no checkpoint yet')
+  settings = run_settings([config_path], gin_bindings)
+  model = settings['model']()
+  model.rate_distortion(tf.zeros([1, *IMAGE_SHAPE]), seeds.step_seed(settings['seed'], 0))
+  step = tf.Variable(0, dtype=tf.int64)
+  checkpoint = tf.train.Checkpoint(model=model, step=step)
+  checkpoint.restore(latest).expect_partial().assert_existing_objects_matched()
+  return RestoredRun(model, int(step), settings)

@@ -1,0 +1,32 @@
+"""TensorBoard summaries of a run: training scalars, and images at each evaluation."""
+
+import tensorflow as tf
+
+from brokenelbo.utils import seeds
+
+
+def scalar_summaries(writer, step, prefix, values):
+  """Writes `{name: float}` as the scalars `prefix/name` at `step`."""
+  with writer.as_default(step=step):
+    for name, value in values.items():
+      tf.summary.scalar(f'{prefix}/{name}', value)
+
+
+@tf.function
+def _reconstruct_and_generate(vae, x, seed):
+  _, recon = vae.reconstruct(x, seed)
+  _, samples = vae.generate(tf.shape(x)[0], seed)
+  return recon, samples
+
+
+def image_summaries(vae, x, current_step, writer, seed):
+  """TensorBoard images: inputs, reconstructions x' ~ d(x|z), z ~ e(z|x); samples."""
+  if x.shape[0] == 0:
+    return
+  x = tf.cast(x, tf.float32)
+  seed = seeds.step_seed(seed + 2, current_step)
+  recon, samples = _reconstruct_and_generate(vae, x, seed)
+  with writer.as_default(step=current_step):
+    tf.summary.image('images/input_then_reconstruction',
+                     tf.concat([x, recon], axis=2), max_outputs=x.shape[0])
+    tf.summary.image('images/samples', samples, max_outputs=x.shape[0])

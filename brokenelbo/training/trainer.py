@@ -1,0 +1,399 @@
+"""The training loop: the root configurable `train`, made of named steps, and `Trainer`.
+
+A run is fully determined by its step counter: every random draw uses a stateless seed
+folded from (seed, step, replica), and the training data order of epoch e is a stateless
+permutation seeded by (seed, e). Steps run in a compiled multi-step loop (no Python work per
+step) under a `tf.distribute` strategy; gradients are summed across replicas, then
+normalised per variable (Yu et al. 2017), then applied by Adam (Appendix F of the paper). A
+step whose loss or gradient is not finite is not applied.
+
+What a step minimises is a configurable, `train.loss` (see `losses`): a new training
+method is a loss bound from a `.gin` file, with no change here. `run_dir` says what a run
+writes in its `model_dir`.
+"""
+
+import contextlib
+import dataclasses
+import inspect
+import os
+import time
+from typing import Any, Callable, Dict
+
+from absl import logging
+import gin
+import tensorflow as tf
+import tf_keras
+
+from brokenelbo.data import pipeline
+from brokenelbo.data.mnist import IMAGE_SHAPE, static_mnist  # pylint: disable=g-importing-member
+from brokenelbo.evaluation import elbo
+from brokenelbo.models import vae as vae_lib
+from brokenelbo.training import losses
+from brokenelbo.training import objectives
+from brokenelbo.training import optimizers
+from brokenelbo.training import run_dir
+from brokenelbo.training import summaries
+from brokenelbo.utils import cli
+from brokenelbo.utils import files
+from brokenelbo.utils import seeds
+
+
+@contextlib.contextmanager
+def precision_policy(name):
+  """Within the block, Keras layers are built with the mixed-precision policy `name`
+  (`None`: no change); the previous global policy is restored after."""
+  if name is None:
+    yield
+    return
+  previous = tf_keras.mixed_precision.global_policy()
+  tf_keras.mixed_precision.set_global_policy(name)
+  try:
+    yield
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous)
+
+
+def _format_duration(seconds):
+  seconds = int(seconds)
+  return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s'
+
+
+class Trainer:
+  """The model, its optimizer and step counter, and the compiled multi-step training loop.
+
+  Args:
+    model: callable returning the model (a `vae.VAE`), built under `strategy.scope()`.
+    loss: `loss(model, x, seed, step, epoch) -> (loss, metrics)` (see `losses`).
+    strategy: a `tf.distribute.Strategy`.
+    total_steps: Python `int`, the length of the learning-rate schedule.
+    steps_per_epoch: Python `int`, to turn steps into epochs for the loss.
+    seed: Python `int`, folded with (step, replica) into each step's stateless seed.
+    jit_compile: Python `bool`, compile the per-replica step with XLA.
+    max_consecutive_bad_steps: Python `int`, `train_steps` stops early after this many
+      non-finite steps in a row.
+    mixed_precision: `None` (float32) or a Keras mixed-precision policy name
+      ('mixed_float16' or 'mixed_bfloat16', for GPUs and TPUs): the networks compute in
+      16 bits, variables, densities and losses stay float32.
+    loss_scale: Python `float`, the loss is multiplied by it before differentiation and
+      the gradients divided by it after (float16 gradients would underflow otherwise). A
+      step that overflows is skipped like any non-finite step.
+
+  Attributes:
+    metric_names: Python `tuple` of `str`, the names of the loss's metrics, in the order of
+      the means that `train_steps` returns after the loss itself.
+  """
+
+  def __init__(self, model, loss, strategy, total_steps, steps_per_epoch, seed,
+               jit_compile=False, max_consecutive_bad_steps=10, mixed_precision=None,
+               loss_scale=1.):
+    self.strategy = strategy
+    self.loss_scale = loss_scale
+    self.loss = loss
+    self.steps_per_epoch = steps_per_epoch
+    self.seed = seed
+    self.max_consecutive_bad_steps = max_consecutive_bad_steps
+    with strategy.scope():
+      with precision_policy(mixed_precision):  # Layers take the policy when built.
+        self.vae = model()
+      self.optimizer = optimizers.normalized_adam(total_steps=total_steps)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+      # Consecutive non-finite steps so far, across calls of `train_steps`.
+      self.bad_run = tf.Variable(0, trainable=False, name='bad_run')
+      # Traced once, not run (a loss may count its calls): builds every variable the loss
+      # uses, and names its metrics.
+      traced = tf.function(lambda x: loss(self.vae, x, seeds.step_seed(seed, 0),
+                                          tf.constant(0, tf.int64), tf.constant(0.)))
+      _, metrics = traced.get_concrete_function(
+          tf.TensorSpec([1, *IMAGE_SHAPE], tf.float32)).structured_outputs
+      self.metric_names = tuple(metrics)
+      self.variables = self.vae.trainable_variables
+      self.optimizer.build(self.variables)
+    self._replica_step = tf.function(self._replica_step_fn, jit_compile=jit_compile)
+    self.train_steps = tf.function(self._train_steps_fn)
+
+  def distribute(self, dataset):
+    """An iterator over `dataset`'s global batches split across the replicas."""
+    return iter(self.strategy.experimental_distribute_dataset(dataset))
+
+  def _replica_step_fn(self, x):
+    """Loss, metrics and gradients of one replica's share of the global batch.
+
+    The loss is divided by the number of replicas, so that the sum of the replicas'
+    gradients is the gradient of the global batch mean. No cross-replica communication
+    happens here, so this function can be compiled with XLA on its own.
+    """
+    context = tf.distribute.get_replica_context()
+    epoch = tf.cast(self.step, tf.float32) / self.steps_per_epoch
+    seed = seeds.step_seed(self.seed, self.step, context.replica_id_in_sync_group)
+    with tf.GradientTape() as tape:
+      loss, metrics = self.loss(self.vae, x, seed, self.step.value(), epoch)
+      replica_loss = loss * self.loss_scale / self.strategy.num_replicas_in_sync
+    gradients = tape.gradient(replica_loss, self.variables,
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    if self.loss_scale != 1.:
+      gradients = [g / self.loss_scale for g in gradients]
+    stats = tf.stack([loss] + [tf.cast(metrics[name], tf.float32)
+                               for name in self.metric_names])
+    return stats, gradients
+
+  def _step(self, x):
+    """One training step across the replicas (cross-replica context).
+
+    Gradients are summed over replicas, then normalised per variable and applied by Adam,
+    unless the loss or the gradient is not finite, in which case nothing changes.
+    """
+    stats, gradients = self.strategy.run(self._replica_step, args=(x,))
+    reduce = self.strategy.reduce
+    gradients = reduce(tf.distribute.ReduceOp.SUM, gradients, axis=None)
+    stats = reduce(tf.distribute.ReduceOp.MEAN, stats, axis=None)
+    grad_norm = tf.linalg.global_norm(gradients)
+    finite = tf.math.is_finite(stats[0]) & tf.math.is_finite(grad_norm)
+
+    def apply():
+      self.optimizer.apply_gradients(
+          zip(optimizers.normalize_gradients(gradients), self.variables),
+          skip_gradients_aggregation=True)
+      return tf.constant(0)
+
+    tf.cond(finite, apply, lambda: tf.constant(0))
+    return stats, grad_norm, finite
+
+  def _train_steps_fn(self, iterator, num_steps):
+    """Runs up to `num_steps` steps; returns the means of (loss, *metrics) over the good
+    steps, the number of good steps, the current run of consecutive bad steps (which may
+    have begun in an earlier call) and the last gradient norm."""
+    totals = tf.zeros([1 + len(self.metric_names)])
+    good = tf.constant(0.)
+    grad_norm = tf.constant(0.)
+    for _ in tf.range(num_steps):
+      stats, grad_norm, finite = self._step(next(iterator))
+      self.step.assign_add(1)
+      totals += tf.where(finite, stats, 0.)
+      good += tf.cast(finite, tf.float32)
+      self.bad_run.assign(tf.where(finite, 0, self.bad_run + 1))
+      if self.bad_run >= self.max_consecutive_bad_steps:
+        break
+    return totals / tf.maximum(good, 1.), good, self.bad_run.value(), grad_norm
+
+
+def step_loss(loss, objective):
+  """`loss` with `train.objective` given to it if it has an `objective` parameter.
+
+  Raises:
+    UserError: if `objective` is not the default `beta_vae` but `loss` takes none.
+  """
+  if 'objective' in inspect.signature(loss).parameters:
+    return lambda *args: loss(*args, objective=objective)
+  if objective is not objectives.beta_vae:
+    raise cli.UserError(f'train.objective is set but train.loss {loss.__name__} takes no '
+                        'objective argument')
+  return loss
+
+
+@dataclasses.dataclass
+class _Evaluator:
+  """The evaluations of a run: whole-split ELBO, metrics records, summaries, checkpoints."""
+  vae: Any
+  evaluate: Callable[[Any], Dict[str, float]]  # `elbo.make_evaluate` of the run.
+  eval_images: Dict[str, Any]
+  metrics: run_dir.MetricsLog
+  writer: Any
+  manager: tf.train.CheckpointManager
+  steps_per_epoch: int
+  summary_images: int
+  seed: int
+
+  def __call__(self, step, save):
+    """Evaluates every split at `step`, records it, and checkpoints if `save`."""
+    results = {}
+    epoch = step / self.steps_per_epoch
+    beta = float(objectives.beta_schedule(epoch))
+    for split, images in self.eval_images.items():
+      result = self.evaluate(images)
+      results[split] = result
+      self.metrics.append(dict(step=step, epoch=epoch, split=split, beta=beta,
+                               num_examples=int(images.shape[0]), **result))
+      summaries.scalar_summaries(self.writer, step, f'eval/{split}', result)
+      logging.info('eval step %d %s: rate %.3f distortion %.3f elbo %.3f', step, split,
+                   result['rate'], result['distortion'], result['elbo'])
+    last_split = list(self.eval_images.values())[-1]
+    summaries.image_summaries(self.vae, last_split[:self.summary_images], step, self.writer,
+                              self.seed)
+    if save:
+      self.manager.save(checkpoint_number=step)
+    return results
+
+
+def _load_data(dataset, max_train_examples, eval_splits, max_eval_examples, batch_size):
+  """The training images and `{split: images}` to evaluate; bad input raises first."""
+  train_images = dataset('train')[:max_train_examples]
+  eval_images = {split: dataset(split)[:max_eval_examples] for split in eval_splits}
+  if train_images.shape[0] // batch_size < 1:
+    raise cli.UserError(f'batch_size {batch_size} exceeds the {train_images.shape[0]} '
+                        'training examples')
+  return train_images, eval_images
+
+
+def _restore(trainer, model_dir):
+  """The checkpoint manager of `model_dir`, after resuming from its latest checkpoint."""
+  checkpoint = tf.train.Checkpoint(model=trainer.vae, optimizer=trainer.optimizer,
+                                   step=trainer.step)
+  manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=3)
+  if manager.latest_checkpoint:
+    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    logging.info('Resumed from %s at step %d.', manager.latest_checkpoint,
+                 int(trainer.step))
+  return manager
+
+
+def _log_progress(trainer, writer, means, grad_norm, current, total_steps, images_per_s,
+                  batch_size):
+  """The progress line and the `train/*` scalars of one compiled call."""
+  values = dict(zip(('loss',) + trainer.metric_names, (float(v) for v in means)))
+  eta = (total_steps - current) * batch_size / max(images_per_s, 1e-9)
+  logging.info('step %d/%d epoch %.2f %s | %.0f images/s | %s left', current, total_steps,
+               current / trainer.steps_per_epoch,
+               ' '.join(f'{k} {v:.3f}' for k, v in values.items()), images_per_s,
+               _format_duration(eta))
+  values.update(learning_rate=float(trainer.optimizer.learning_rate),
+                grad_norm=float(grad_norm), images_per_second=images_per_s)
+  summaries.scalar_summaries(writer, current, 'train', values)
+
+
+def _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps,
+                eval_every_steps, log_every_steps, checkpoint_every_steps, batch_size):
+  """Trains from `start_step` to `total_steps`; returns the last evaluation (or `{}`)."""
+  current, results = start_step, {}
+  start_time = time.time()
+  while current < total_steps:
+    num_steps = min(log_every_steps, total_steps - current,
+                    eval_every_steps - current % eval_every_steps)
+    means, good, bad_run, grad_norm = trainer.train_steps(iterator, tf.constant(num_steps))
+    current = int(trainer.step)
+    if int(bad_run) >= trainer.max_consecutive_bad_steps:
+      raise cli.UserError(
+          f'training stopped at step {current}: {int(bad_run)} consecutive steps with a '
+          f'non-finite loss or gradient; the last good checkpoint is kept in {model_dir}')
+    images_per_s = (current - start_step) * batch_size / max(time.time() - start_time, 1e-9)
+    _log_progress(trainer, evaluator.writer, means, grad_norm, current, total_steps,
+                  images_per_s, batch_size)
+    if current == num_steps + start_step and start_step == 0:
+      files.write_atomic(os.path.join(model_dir, 'operative_config.gin'),
+                         gin.operative_config_str())
+    # No checkpoint right after a non-finite step: the last one stays the last good state.
+    all_good = int(good) == num_steps
+    if current % eval_every_steps == 0 or current == total_steps:
+      results = evaluator(current, save=all_good)
+    elif current % checkpoint_every_steps < num_steps and all_good:
+      evaluator.manager.save(checkpoint_number=current)
+  return results
+
+
+@gin.configurable(denylist=['model_dir', 'overwrite'])
+def train(model_dir,
+          overwrite=False,
+          model=vae_lib.VAE,
+          loss=losses.rate_distortion_loss,
+          objective=objectives.beta_vae,
+          dataset=static_mnist,
+          batch_size=100,
+          epochs=200.,
+          max_train_examples=None,
+          eval_every_epochs=10.,
+          eval_splits=('train', 'test'),
+          eval_batch_size=500,
+          max_eval_examples=None,
+          log_every_steps=100,
+          checkpoint_every_steps=5000,
+          max_consecutive_bad_steps=10,
+          summary_images=8,
+          strategy=None,
+          jit_compile=False,
+          mixed_precision=None,
+          loss_scale=1.,
+          deterministic=True,
+          seed=0):
+  """Trains a model and evaluates it; the root configurable of a training run.
+
+  Set-up (data, `model_dir`, determinism, strategy, model), restore (the latest checkpoint
+  of `model_dir`, if any), the loop (compiled calls of `log_every_steps` steps, with
+  progress summaries), evaluation (every `eval_every_epochs` and at the end, with a
+  checkpoint).
+
+  Args:
+    model_dir: Python `str`, where the run writes everything (a flag, not gin-bindable).
+    overwrite: Python `bool`; start afresh, removing the files of any run in `model_dir`
+      (a flag, not gin-bindable).
+    model: callable returning a `vae.VAE` (`@VAE`, whose parts are configured there).
+    loss: what a step minimises, `loss(model, x, seed, step, epoch) -> (loss, metrics)`
+      (`@rate_distortion_loss`; see `losses`).
+    objective: `objective(rate, distortion, beta)` on batch means (`@beta_vae`,
+      `@target_rate`), given to a `loss` that takes one; beta follows
+      `objectives.beta_schedule`.
+    dataset: `dataset(split)` -> uint8 images `[N, 28, 28, 1]` (`@static_mnist`).
+    batch_size: Python `int`, global batch (the paper does not state it; 100 here).
+    epochs: Python `float`, training length (paper: 100 + 100).
+    max_train_examples: Python `int` or `None`, use only the first examples (smoke runs).
+    eval_every_epochs: Python `float`, evaluation interval; there is always a final one.
+    eval_splits: Python `tuple` of split names evaluated each time.
+    eval_batch_size: Python `int`.
+    max_eval_examples: Python `int` or `None`, evaluate on the first examples only.
+    log_every_steps: Python `int`, steps per compiled call, progress line and summaries.
+    checkpoint_every_steps: Python `int`, checkpoint interval (also at every evaluation).
+    max_consecutive_bad_steps: Python `int`, stop after this many non-finite steps in a row.
+    summary_images: Python `int`, reconstructions and samples written to TensorBoard.
+    strategy: `None` (the default strategy) or a callable returning a
+      `tf.distribute.Strategy` (e.g. `@tf.distribute.MirroredStrategy`).
+    jit_compile: Python `bool`, compile the step with XLA.
+    mixed_precision: `None` (float32) or 'mixed_float16' / 'mixed_bfloat16': networks
+      compute in 16 bits on GPUs/TPUs; variables, densities and metrics stay float32.
+    loss_scale: Python `float`, static loss scale for 'mixed_float16' (e.g. 1024.).
+    deterministic: Python `bool`, TensorFlow op determinism: the same seed and config
+      give the same metrics.
+    seed: Python `int`, the seed of parameters, data order and every z sample.
+
+  Returns:
+    The final evaluation, a `dict` split -> {rate, distortion, elbo}.
+  """
+  # Set-up. Bad input (a negative beta, missing or corrupted data, a loss that takes no
+  # objective) is reported before anything is written to model_dir.
+  objectives.beta_schedule(0.)
+  loss = step_loss(loss, objective)
+  train_images, eval_images = _load_data(dataset, max_train_examples, eval_splits,
+                                         max_eval_examples, batch_size)
+  run_dir.check_model_dir(model_dir, gin.config_str(), overwrite)
+  tf_keras.utils.set_random_seed(seed)
+  if deterministic:
+    tf.config.experimental.enable_op_determinism()
+  strategy = strategy() if strategy is not None else tf.distribute.get_strategy()
+  steps_per_epoch = train_images.shape[0] // batch_size
+  total_steps = max(int(round(epochs * steps_per_epoch)), 1)
+  eval_every_steps = max(int(round(eval_every_epochs * steps_per_epoch)), 1)
+  trainer = Trainer(model, loss, strategy, total_steps, steps_per_epoch, seed,
+                    jit_compile=jit_compile,
+                    max_consecutive_bad_steps=max_consecutive_bad_steps,
+                    mixed_precision=mixed_precision, loss_scale=loss_scale)
+
+  # Restore: the run continues from its latest checkpoint; later metrics and events go.
+  manager = _restore(trainer, model_dir)
+  start_step = int(trainer.step)
+  metrics = run_dir.MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), start_step)
+  run_dir.truncate_event_files(model_dir, start_step)
+  writer = tf.summary.create_file_writer(model_dir)
+  evaluate = elbo.make_evaluate(trainer.vae, eval_batch_size, seed + 1)
+  evaluator = _Evaluator(trainer.vae, evaluate, eval_images, metrics, writer, manager,
+                         steps_per_epoch, summary_images, seed)
+
+  # The loop, with its evaluations.
+  logging.info('Training %d steps (%d per epoch, batch %d, %d replica(s)) in %s.',
+               total_steps, steps_per_epoch, batch_size, strategy.num_replicas_in_sync,
+               model_dir)
+  iterator = trainer.distribute(
+      pipeline.train_dataset(train_images, batch_size, seed, start_step))
+  results = _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps,
+                        eval_every_steps, log_every_steps, checkpoint_every_steps,
+                        batch_size)
+  if not results:  # Resumed after the last step: evaluate again for the caller.
+    results = {split: evaluator.evaluate(images) for split, images in eval_images.items()}
+  writer.flush()
+  return results

@@ -1,0 +1,85 @@
+"""Command-line plumbing shared by every entrypoint: gin flags, one-line errors.
+
+Every `python -m brokenelbo.<tool>` binary parses `--gin_file`/`--gin_bindings` the same
+way (unknown bindings are errors) and reports a user's mistake as one line on stderr with
+exit status 2, never as a traceback.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+import gin
+
+# The package's root, and its `configs/` folder (package data; the repository's top-level
+# `configs` is a link to it).
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_DIR = os.path.join(PACKAGE_DIR, 'configs')
+
+
+class UserError(ValueError):
+  """A mistake in the user's input: reported as one line, exit status 2."""
+
+
+def define_gin_flags():
+  """Defines the multi-string flags `--gin_file` and `--gin_bindings`."""
+  flags.DEFINE_multi_string('gin_file', [], 'Gin config files, applied in order; a relative '
+                            'path that is not a file here is looked up in the installed '
+                            'package (configs/---.gin works from any directory).')
+  flags.DEFINE_multi_string('gin_bindings', [],
+                            'Gin bindings, applied after the files, e.g. '
+                            '"beta_schedule.beta = 0.5".')
+
+
+def resolve_gin_file(path):
+  """The file that `path` names: itself if it exists, else the same relative path under the
+  installed package (`configs/---.gin` -> `<package>/configs/---.gin`).
+
+  Nothing else is tried: a missing absolute path, or a relative one that is in neither place,
+  is a `UserError`, never replaced by a packaged file of the same name.
+  """
+  if os.path.isfile(path):
+    return os.path.abspath(path)
+  packaged = os.path.join(PACKAGE_DIR, path)
+  if not os.path.isabs(path) and os.path.isfile(packaged):
+    return packaged
+  raise UserError(f'gin file not found: {path}')
+
+
+def parse_gin(gin_files, gin_bindings):
+  """Parses gin files and bindings; unknown or malformed bindings raise `UserError`.
+
+  `gin_files` are resolved by `resolve_gin_file`; `include` statements by gin, which reads
+  `include 'brokenelbo/configs/base.gin'` from the working directory or else from the
+  installed package.
+  """
+  files = [resolve_gin_file(f) for f in gin_files]
+  try:
+    gin.parse_config_files_and_bindings(files, gin_bindings, skip_unknown=False,
+                                        finalize_config=False)
+  except (ValueError, KeyError, TypeError, SyntaxError, IOError) as e:
+    message = ' '.join(str(e).split())
+    raise UserError(f'invalid gin configuration: {message}') from None
+
+
+def require_empty_gin_config(what):
+  """Raises `ValueError` unless gin holds no bindings (`what` parses a run's own config)."""
+  if gin.config_str().strip():
+    raise ValueError(f'{what} parses a run\'s config into gin\'s global config, which '
+                     'already holds bindings; call gin.clear_config() first')
+
+
+def run(main):
+  """Runs `main(argv)` under absl; a `UserError` becomes one line and exit status 2."""
+
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except UserError as e:
+      # gin appends "In call to configurable ..." lines to errors raised inside
+      # configurables; the user's message is the first line.
+      print(f'error: {str(e).splitlines()[0]}', file=sys.stderr)
+      sys.exit(2)
+
+  app.run(wrapped)

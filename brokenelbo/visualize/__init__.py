@@ -1,0 +1,2 @@
+"""Figures: the rate-distortion plane of a sweep (`rd_plane`, Figure 3), reconstruction and
+generation grids of trained runs (`grids`, Figure 4), the toy model (`figure2`, Figure 2)."""
