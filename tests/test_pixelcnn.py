@@ -1,4 +1,4 @@
-"""Tests for `pixelcnn.PixelCNN`, its fast sampler and `decoders.PixelCNNDecoder`.
+"""Tests for `network.PixelCNN`, its fast sampler and `decoders.PixelCNNDecoder`.
 
 Causality is checked on exact zeros: the derivative of logit i with respect to image pixel
 j (raster order) is 0. for every j >= i, and non-zero for the neighbours a causal network must
@@ -9,7 +9,11 @@ gradient with respect to copy k is row i_k of the Jacobian.
 The fast sampler (`PixelCNN.sample_raster`, `row_sampling`) must draw the pixels of the
 naive one (a full pass per pixel) from the same uniforms, on networks with random weights
 and biases whose logits are mostly in [-2, 2], so that a wrong logit changes some pixels.
+Both passes run one description of the network (`PixelCNN.row_program`): a layer added to
+it changes both.
 """
+
+import functools
 
 from absl.testing import parameterized
 import numpy as np
@@ -120,11 +124,12 @@ class PixelCNNCausalityTest(tf.test.TestCase, parameterized.TestCase):
     self.assertGreater(np.abs(logits[i + 1:] - logits_flipped[i + 1:]).max(), 1e-4)
 
 
-def _random_network(height, layers_per_block, num_resolutions, seed=0):
+def _random_network(height, layers_per_block, num_resolutions, seed=0,
+                    network_class=pixelcnn.PixelCNN):
   """A built network whose kernels are perturbed by 50% and whose biases are random."""
   tf.random.set_seed(seed)
-  network = pixelcnn.PixelCNN(filters=8, layers_per_block=layers_per_block,
-                              num_resolutions=num_resolutions)
+  network = network_class(filters=8, layers_per_block=layers_per_block,
+                          num_resolutions=num_resolutions)
   network(tf.zeros([1, height, height, 1]), tf.zeros([1, height, height, 1]))
   rng = np.random.RandomState(seed)
   for variable in network.variables:
@@ -146,8 +151,13 @@ class ShiftedConv2DRowsTest(tf.test.TestCase, parameterized.TestCase):
     layer = pixelcnn.ShiftedConv2D(3, kernel, right=right, stride=stride,
                                    transpose=transpose)
     x = _normal([2, 8, 8, 2], 0)
-    full = layer(x).numpy()
     padded = np.pad(x.numpy(), [[0, 0], [2, 0], [0, 0], [0, 0]])  # Zero rows -2 and -1.
+    # The whole image after kh - 1 zero rows (none for a transposed convolution), in the
+    # band or added by the layer (as in the parallel pass).
+    above = 0 if transpose else kernel[0] - 1
+    full = layer(tf.constant(padded[:, 2 - above:])).numpy()
+    self.assertEqual(full.shape[1], 16 if transpose else 8 // stride)
+    self.assertAllEqual(layer(x, zero_rows=above), full)
     for a, b in ((0, 1), (0, 3), (2, 4), (3, 4)):
       if transpose:  # Input rows [a, b) give output rows [2a, 2b).
         lo, hi, out = a, b, (2 * a, 2 * b)
@@ -155,9 +165,37 @@ class ShiftedConv2DRowsTest(tf.test.TestCase, parameterized.TestCase):
         lo, hi, out = 2 * a - 1, 2 * b - 1, (a, b)
       else:  # Output rows [a, b) read input rows [a - kh + 1, b).
         lo, hi, out = a - kernel[0] + 1, b, (a, b)
-      band = layer.rows(tf.constant(padded[:, lo + 2:hi + 2])).numpy()
+      # The rows that the sampler and the parallel pass give the layer.
+      self.assertEqual(layer.rule.needs(*out), (lo, hi))
+      self.assertEqual(layer.rule.first(lo), out[0])
+      band = layer(tf.constant(padded[:, lo + 2:hi + 2])).numpy()
       self.assertAllClose(full[:, out[0]:out[1]], band, rtol=0., atol=1e-6,
                           msg=f'rows [{a}, {b})')
+
+
+class _WithExtraLayer(pixelcnn.PixelCNN):
+  """The network with one more gated resnet on the ul stream, only in its `row_program`.
+
+  The layer's two nodes come after the node `after`, whose readers read the layer instead.
+  The layer reads `after` as x and the nodes `a` as a, like the other `ul` layers.
+  """
+
+  def __init__(self, after, a, **kwargs):
+    super().__init__(**kwargs)
+    self.after, self.a = after, a
+    self.extra = pixelcnn.GatedResnet(self.filters, right=True)
+    self.with_extra = True
+
+  def row_program(self, cond_channels):
+    program = super().row_program(cond_channels)
+    if not self.with_extra:
+      return program
+    at = [node.name for node in program].index(self.after) + 1
+    readers = [node._replace(inputs=tuple(('extra' if source == self.after else source, rule)
+                                          for source, rule in node.inputs))
+               for node in program[at:]]
+    extra = self.extra.nodes('extra', program[at - 1].scale, self.after, self.a)
+    return program[:at] + extra + readers
 
 
 class RowSamplingTest(tf.test.TestCase, parameterized.TestCase):
@@ -201,14 +239,16 @@ class RowSamplingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertEqual(final['up1/ul'], (2, 4))  # Both rows from 7x7 row 1.
 
   @parameterized.named_parameters(
-      ('one_resolution_8x8', 8, 1, 1), ('one_resolution_two_layers_8x8', 8, 2, 1),
-      ('two_resolutions_8x8', 8, 1, 2), ('two_resolutions_two_layers_12x12', 12, 2, 2),
-      ('three_resolutions_8x8', 8, 1, 3), ('three_resolutions_two_layers_12x12', 12, 2, 3),
-      ('three_resolutions_28x28', 28, 1, 3))
+      ('one_resolution_8x8', 8, 1, 1, 3), ('one_resolution_two_layers_8x8', 8, 2, 1, 3),
+      ('two_resolutions_8x8', 8, 1, 2, 3), ('two_resolutions_two_layers_12x12', 12, 2, 2, 3),
+      ('three_resolutions_8x8', 8, 1, 3, 3),
+      # An odd number of rows (3, 7) at the lowest resolution. Small batches: the naive
+      # sampler is one pass per pixel.
+      ('three_resolutions_two_layers_12x12', 12, 2, 3, 2),
+      ('three_resolutions_28x28', 28, 1, 3, 1))
   def test_fast_samples_equal_naive_samples(self, height, layers_per_block,
-                                            num_resolutions):
+                                            num_resolutions, batch):
     network = _random_network(height, layers_per_block, num_resolutions)
-    batch = 2 if height == 28 else 3
     cond = _normal([batch, height, height, 1], 1)
     u = tf.random.stateless_uniform([batch, height, height, 1], seed=[2, 3])
     x, logits = tf.function(network.sample_raster)(u, cond)
@@ -221,6 +261,29 @@ class RowSamplingTest(tf.test.TestCase, parameterized.TestCase):
     self.assertBetween(x.mean(), .2, .8)
     dist = distribution.PixelCNNBernoulli(network, cond, (height, height, 1))
     self.assertAllEqual(tf.function(dist.sample_naive)(u), x)
+
+  def test_a_layer_added_to_the_description_changes_both_passes(self):
+    height = 8
+    network = _random_network(height, 1, 2, network_class=functools.partial(
+        _WithExtraLayer, 'down1/0/ul', ('down1/0/u',)))
+    program = network.row_program(1)
+    deps = row_sampling.dependencies(program, height)
+    self.assertAllEqual(deps['extra'], 2 * np.arange(height // 2))  # Like the ul stream.
+    live = row_sampling.Schedule(program, height).live[2]
+    self.assertIn('extra', {step.name for step in live})  # Recomputed per pixel of row 2.
+    cond = _normal([3, height, height, 1], 1)
+    u = tf.random.stateless_uniform([3, height, height, 1], seed=[2, 3])
+    x, logits = tf.function(network.sample_raster)(u, cond)
+    x, logits = x.numpy(), logits.numpy()
+    self.assertAllEqual(x, (u < tf.sigmoid(logits)).numpy().astype(np.float32))
+    self.assertAllClose(network(x, cond), logits, rtol=0., atol=1e-5)
+    self.assertBetween(x.mean(), .2, .8)
+    dist = distribution.PixelCNNBernoulli(network, cond, (height, height, 1))
+    self.assertAllEqual(tf.function(dist.sample_naive)(u), x)
+    # Without the layer, the same weights otherwise, the parallel pass gives other logits
+    # than the ones the fast sampler drew with: both followed the layer.
+    network.with_extra = False
+    self.assertGreater(np.abs(network(x, cond).numpy() - logits).max(), .1)
 
   def test_sample_fast_falls_back_to_naive_without_sample_raster(self):
     network = _random_network(8, 1, 2)
@@ -258,11 +321,12 @@ class PixelCNNDecoderTest(tf.test.TestCase):
   image_shape = (8, 8, 1)
   latent_size = 3
 
-  def _decoder(self):
+  def _decoder(self, num_resolutions=3):
     tf.random.set_seed(1)
-    return decoders.PixelCNNDecoder(image_shape=self.image_shape,
-                                    network=lambda: pixelcnn.PixelCNN(filters=8,
-                                                                      layers_per_block=1))
+    return decoders.PixelCNNDecoder(
+        image_shape=self.image_shape,
+        network=lambda: pixelcnn.PixelCNN(filters=8, layers_per_block=1,
+                                          num_resolutions=num_resolutions))
 
   def test_shapes(self):
     dist = self._decoder()(_normal([2, self.latent_size], 0))
@@ -280,7 +344,7 @@ class PixelCNNDecoderTest(tf.test.TestCase):
 
   def test_compiled_log_prob_equals_eager(self):
     # Evaluation runs log_prob alone in a tf.function; a forward-only graph of this network
-    # once crashed tensorflow's oneDNN graph rewrite (see `pixelcnn.down_shift`).
+    # once crashed tensorflow's oneDNN graph rewrite (see `row_sampling.band`).
     dist = self._decoder()(_normal([2, self.latent_size], 10))
     x = _binary([2, *self.image_shape], 11)
     self.assertAllClose(dist.log_prob(x), tf.function(dist.log_prob)(x), rtol=1e-5,
@@ -307,7 +371,8 @@ class PixelCNNDecoderTest(tf.test.TestCase):
     self.assertAllClose(logits_when_drawn, dist.logits(sample), rtol=0., atol=1e-5)
 
   def test_sample_consumes_the_documented_uniforms(self):
-    dist = self._decoder()(_normal([2, self.latent_size], 5))
+    # Two resolutions: a smaller graph to build for the fast sampler than with three.
+    dist = self._decoder(num_resolutions=2)(_normal([2, self.latent_size], 5))
     seed = tf.constant([6, 7], tf.int32)
 
     @tf.function

@@ -6,13 +6,19 @@ raster order and on c everywhere. Two streams, as in PixelCNN++ [2]: `u` sees th
 above a pixel (down-shifted convolutions), `ul` the rows above and the pixels to the left
 (down-right-shifted convolutions), which together leave no blind spot.
 
-Layout (issue spec, after the paper's Appendix F): six blocks at 28x28, 14x14, 7x7 (down
-pass) and 7x7, 14x14, 28x28 (up pass) of `layers_per_block` gated resnet layers each,
-strided shifted convolutions between resolutions, and each up-pass layer receives the
-output of the matching down-pass layer (shortcut connections). The conditioning map enters
-both streams after their initial shift through a 1x1 convolution: equivalently, the
-28x28x2 concatenation [x, c] is convolved with a mask that is causal on the image channel
-and unmasked on the conditioning channel, so that c reaches every pixel, pixel 0 included.
+Layout (after the paper's Appendix F, which gives a gated PixelCNN of 64 features): six
+blocks at 28x28, 14x14, 7x7 (down pass) and 7x7, 14x14, 28x28 (up pass) of
+`layers_per_block` gated resnet layers each, strided shifted convolutions between
+resolutions, and each up-pass layer receives the output of the matching down-pass layer
+(shortcut connections). The conditioning map enters both streams after their initial shift
+through a 1x1 convolution: equivalently, the 28x28x2 concatenation [x, c] is convolved with
+a mask that is causal on the image channel and unmasked on the conditioning channel, so
+that c reaches every pixel, pixel 0 included.
+
+The network is written once, as a program of rows (`PixelCNN.row_program`, in the terms of
+`row_sampling`): each activation that is read with a row offset is a node, with the rows of
+its inputs that its rows read. The parallel pass over whole images (training, `log_prob`)
+and the fast raster-order sampler both run that program.
 
 #### References
 
@@ -35,23 +41,27 @@ def concat_elu(x):
 
 
 def down_shift(x):
-  """Moves every row down by one, filling the top row with zeros."""
-  # A zero row is concatenated, not `tf.pad`ded: in tensorflow 2.21 with oneDNN on (the x86
-  # default), a compiled graph in which a `tf.pad` output is added to a Conv2D + BiasAdd (as
-  # in `u = down_shift(...) + cond_u(cond)` below) crashes with a segmentation fault in the
-  # oneDNN layout rewrite pass (`MklLayoutRewritePass`) on some CPUs (seen on a Xeon with
-  # AMX, in forward-only graphs such as evaluation). The values are the same to the bit.
-  return tf.concat([tf.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
+  """Moves every row down by one, filling the top row with zeros (`row_sampling.SHIFT`)."""
+  return row_sampling.band(x, *row_sampling.SHIFT.needs(0, x.shape[1]))
 
 
 def right_shift(x):
   """Moves every column right by one, filling the left column with zeros."""
-  # Concatenated, not padded, for the reason in `down_shift`.
+  # Concatenated, not padded, for the reason in `row_sampling.band`.
   return tf.concat([tf.zeros_like(x[:, :, :1]), x[:, :, :-1]], axis=2)
 
 
 class ShiftedConv2D(tf_keras.layers.Layer):
   """A convolution whose output at (i, j) sees only rows <= i (and, `right`, cols <= j).
+
+  Called on a band of input rows, it returns the output rows that the band determines. The
+  rows above the image are zero: in the band, or `zero_rows` of them added here. Output row
+  k reads input rows k - kh + 1, ..., k (stride 1), 2k - 1 and 2k (stride 2, kernel height
+  2: one zero row on top), or k // 2 (transposed, stride 2, kernel height 2: the output
+  padding row below the image is cropped, as in PixelCNN++'s `deconv2d` [2]). So input rows
+  [a - kh + 1, b), [2a - 1, 2b - 1) and [a, b) give output rows [a, b), [a, b) and
+  [2a, 2b) respectively (`rule`). Columns are zero-padded here: (kw - 1) // 2 on each side
+  (down-shifted, centred on column j) or kw - 1 on the left (`right`, down-right-shifted).
 
   Args:
     filters: Python `int`, output channels.
@@ -65,8 +75,10 @@ class ShiftedConv2D(tf_keras.layers.Layer):
   def __init__(self, filters, kernel_size, right=False, stride=1, transpose=False,
                **kwargs):
     super().__init__(**kwargs)
+    self.filters = filters
     self.kernel_size = kernel_size
     self.right = right
+    self.stride = stride
     self.transpose = transpose
     if transpose:
       # Output (H-1)*s + k + (s-1), cropped below to H*s like PixelCNN++'s deconv2d.
@@ -77,44 +89,62 @@ class ShiftedConv2D(tf_keras.layers.Layer):
       self._conv = tf_keras.layers.Conv2D(filters, kernel_size, strides=stride,
                                           padding='valid')
 
-  def call(self, x):
+  @property
+  def rule(self):
+    """The `row_sampling.RowRule` of the input rows that output rows read (see above)."""
+    kh = self.kernel_size[0]
+    if self.stride == 1 and not self.transpose:
+      return row_sampling.RowRule(back=kh - 1)
+    if self.stride == 2 and kh == 2:
+      return row_sampling.UP if self.transpose else row_sampling.DOWN
+    raise ValueError(f'No row rule for kernel height {kh}, stride {self.stride}, '
+                     f'transpose={self.transpose}.')
+
+  def node(self, name, scale, x):
+    """The layer as the node `name` of a row program, reading the node `x`.
+
+    Args:
+      name: Python `str`.
+      scale: Python `int`, the downsampling factor of the node (not of `x`).
+      x: Python `str`, the input node.
+
+    Returns:
+      `row_sampling.Node` that `pads_above`: the layer adds the zero rows above the image
+      that it reads in the parallel pass to the padding of its columns.
+    """
+    return row_sampling.Node(name, scale, self.filters, ((x, self.rule),),
+                             lambda rows, zero_rows=(0,): self(rows, zero_rows=zero_rows[0]),
+                             pads_above=True)
+
+  def call(self, x, zero_rows=0):
+    """Output rows from a band `x` `[B, rows, W, C]` of input rows (see the class).
+
+    Args:
+      x: `Tensor`, the band.
+      zero_rows: Python `int`, zero rows to add above the band (none if it holds them).
+
+    Returns:
+      `Tensor`, the output rows that the band determines.
+    """
     kh, kw = self.kernel_size
     if self.transpose:
+      if zero_rows:
+        raise ValueError('A transposed convolution reads no rows above its band.')
       y = self._conv(x)
       height, width = y.shape[1] - kh + 1, y.shape[2] - kw + 1
       if self.right:
         return y[:, :height, :width]
       return y[:, :height, (kw - 1) // 2:(kw - 1) // 2 + width]
-    return self._conv(tf.pad(x, [[0, 0], [kh - 1, 0], self._column_pad(), [0, 0]]))
-
-  def _column_pad(self):
-    kw = self.kernel_size[1]
-    return [kw - 1, 0] if self.right else [(kw - 1) // 2, (kw - 1) // 2]
-
-  def rows(self, x):
-    """Output rows from a band of input rows, with no zero rows added above the band.
-
-    Output row k reads input rows k - kh + 1, ..., k (stride 1), 2k - 1 and 2k (stride 2,
-    kernel height 2), or k // 2 (transposed, stride 2, kernel height 2: the output padding
-    row below the image is cropped). So input rows [a - kh + 1, b), [2a - 1, 2b - 1) and
-    [a, b) give output rows [a, b), [a, b) and [2a, 2b) respectively, each the same as in
-    `call` on the whole image when rows above the image are zero in the band.
-
-    Args:
-      x: `Tensor` `[B, rows, W, C]`, the band of input rows. The layer must be built.
-
-    Returns:
-      `Tensor`, the output rows that the band determines.
-    """
-    if self.transpose:
-      return self.call(x)
-    # The built layer's `call`: the same ops as calling it, without the Keras bookkeeping
-    # that would double the time to trace a sampler (hundreds of calls per pass).
-    return self._conv.call(tf.pad(x, [[0, 0], [0, 0], self._column_pad(), [0, 0]]))
+    columns = [kw - 1, 0] if self.right else [(kw - 1) // 2, (kw - 1) // 2]
+    return self._conv(tf.pad(x, [[0, 0], [zero_rows, 0], columns, [0, 0]]))
 
 
 class GatedResnet(tf_keras.layers.Layer):
-  """PixelCNN++ gated resnet layer: x + glu(conv(celu(conv(celu(x)) + nin(celu(a))))).
+  """PixelCNN++ gated resnet layer [2]: x + glu(conv(celu(c1))), c1 = conv(celu(x)) + nin(celu(a)).
+
+  Its second convolution reads c1 with a row offset, so in a row program the layer is two
+  nodes (`nodes`): c1 (`inner`) and the output (`outer`). It is applied through them, not
+  called as a whole.
 
   Args:
     filters: Python `int`, features of the stream.
@@ -124,37 +154,51 @@ class GatedResnet(tf_keras.layers.Layer):
   def __init__(self, filters, right=False, **kwargs):
     super().__init__(**kwargs)
     kernel = (2, 2) if right else (2, 3)
+    self.filters = filters
     self._conv1 = ShiftedConv2D(filters, kernel, right=right)
     self._conv2 = ShiftedConv2D(2 * filters, kernel, right=right)
     self._nin = tf_keras.layers.Dense(filters)
 
-  def call(self, x, a=None):
-    c1 = self._conv1(concat_elu(x))
-    if a is not None:
-      c1 += self._nin(concat_elu(a))
-    a_half, b_half = tf.split(self._conv2(concat_elu(c1)), 2, axis=-1)
-    return x + a_half * tf.sigmoid(b_half)
-
-  def inner_rows(self, x, a=()):
-    """Rows [i, j) of c1 = conv(celu(x)) + nin(celu(a)) from x rows [i - 1, j), a rows [i, j).
+  def nodes(self, name, scale, x, a=()):
+    """The layer as the nodes `name + '/c1'` and `name` of a row program.
 
     Args:
-      x: `Tensor` `[B, j - i + 1, W, C]`, rows [i - 1, j) of the stream (zero above it).
-      a: Python `tuple` of `Tensor`s `[B, j - i, W, C_a]`, concatenated on channels into
-        the `a` of `call`.
+      name: Python `str`, the name of the output node.
+      scale: Python `int`, the downsampling factor of the stream.
+      x: Python `str`, the node of the stream.
+      a: Python `tuple` of `str`, the nodes concatenated on channels into `a` (none: no
+        `nin` term).
 
     Returns:
-      `Tensor` `[B, j - i, W, filters]`.
+      Python `list` of two `row_sampling.Node` that `pads_above`, as `ShiftedConv2D.node`.
     """
-    c1 = self._conv1.rows(concat_elu(x))
+    c1, same = name + '/c1', row_sampling.SAME
+    return [row_sampling.Node(c1, scale, self.filters,
+                              ((x, self._conv1.rule),) + tuple((s, same) for s in a),
+                              self.inner, pads_above=True),
+            row_sampling.Node(name, scale, self.filters,
+                              ((x, same), (c1, self._conv2.rule)), self.outer,
+                              pads_above=True)]
+
+  def inner(self, x, *a, zero_rows=(0,)):
+    """c1 = conv(celu(x)) + nin(celu(a)) from bands of x and of every part of a.
+
+    The bands of a are the rows of c1, never above the image; `zero_rows[0]` zero rows
+    are added above the band of x (`row_sampling.Node`), after celu, which maps 0 to 0.
+    """
+    c1 = self._conv1(concat_elu(x), zero_rows=zero_rows[0])
     if a:
-      c1 += self._nin.call(concat_elu(tf.concat(a, axis=-1)))  # See `ShiftedConv2D.rows`.
+      c1 += self._nin(concat_elu(a[0] if len(a) == 1 else tf.concat(a, axis=-1)))
     return c1
 
-  def outer_rows(self, x, c1):
-    """Output rows [i, j) from x rows [i, j) and c1 rows [i - 1, j) (zero above it)."""
-    a_half, b_half = tf.split(self._conv2.rows(concat_elu(c1)), 2, axis=-1)
+  def outer(self, x, c1, zero_rows=(0, 0)):
+    """The output x + glu(conv(celu(c1))) from bands of x and c1 (`zero_rows` as in `inner`)."""
+    a_half, b_half = tf.split(self._conv2(concat_elu(c1), zero_rows=zero_rows[1]), 2,
+                              axis=-1)
     return x + a_half * tf.sigmoid(b_half)
+
+  def call(self, *args, **kwargs):
+    raise NotImplementedError('A GatedResnet is applied as the two nodes of `nodes`.')
 
 
 @gin.configurable
@@ -162,8 +206,9 @@ class PixelCNN(tf.Module):
   """Gated PixelCNN++-style network: (image, conditioning map) -> Bernoulli logits.
 
   Args:
-    filters: Python `int`, features in every layer (issue spec: 64).
-    layers_per_block: Python `int`, gated resnet layers per block (issue spec: 2).
+    filters: Python `int`, features in every layer (Appendix F: 64).
+    layers_per_block: Python `int`, gated resnet layers per block (2, as in
+      `configs/base.gin`).
     num_resolutions: Python `int`, resolutions in the down pass (3: 28, 14, 7).
   """
 
@@ -192,30 +237,17 @@ class PixelCNN(tf.Module):
                      for _ in range(num_resolutions - 1)]
     self.out = tf_keras.layers.Dense(1)
 
+  @tf.autograph.experimental.do_not_convert  # Plain Python control flow, traced as is.
   def __call__(self, x, cond):
-    """Logits `[B, H, W, 1]` for images `x` `[B, H, W, 1]` and map `cond` `[B, H, W, C]`."""
-    x = 2. * x - 1.
-    u = down_shift(self.u_in(x)) + self.cond_u(cond)
-    ul = (down_shift(self.ul_in_above(x)) + right_shift(self.ul_in_left(x)) +
-          self.cond_ul(cond))
-    skips = []
-    for level, block in enumerate(self.down_blocks):
-      if level:
-        down_u, down_ul = self.downsample[level - 1]
-        u, ul = down_u(u), down_ul(ul)
-      for res_u, res_ul in block:
-        u = res_u(u)
-        ul = res_ul(ul, a=u)
-        skips.append((u, ul))
-    for level, block in enumerate(self.up_blocks):
-      if level:
-        up_u, up_ul = self.upsample[level - 1]
-        u, ul = up_u(u), up_ul(ul)
-      for res_u, res_ul in block:
-        skip_u, skip_ul = skips.pop()
-        u = res_u(u, a=skip_u)
-        ul = res_ul(ul, a=tf.concat([u, skip_ul], axis=-1))
-    return self.out(tf.nn.elu(ul))
+    """Logits `[B, H, W, 1]` for images `x` `[B, H, W, 1]` and map `cond` `[B, H, W, C]`.
+
+    One parallel pass of `row_program` over whole activations (`row_sampling.run_full`).
+    The layers are applied by Keras: the first call builds them, and each computes in its
+    dtype policy's compute dtype.
+    """
+    sources = {row_sampling.IMAGE: 2. * x - 1., row_sampling.COND: cond}
+    values = row_sampling.run_full(self.row_program(cond.shape[-1]), sources)
+    return values[row_sampling.LOGITS]
 
   @tf.autograph.experimental.do_not_convert  # Plain Python control flow, traced as is.
   def sample_raster(self, uniforms, cond):
@@ -238,15 +270,19 @@ class PixelCNN(tf.Module):
     return row_sampling.sample(self.row_program(cond.shape[-1]), uniforms, cond)
 
   def row_program(self, cond_channels):
-    """This network as `row_sampling.Node`s, each with the input rows its rows read.
+    """This network as `row_sampling.Node`s: the one description of both of its passes.
 
-    Row rules (row k of a node reads, rows above the image being zero):
+    `__call__` runs the program over whole images (`row_sampling.run_full`), `sample_raster`
+    row by row (`row_sampling.sample`). Row rules (row k of a node reads, rows above the
+    image being zero):
     - `u_in`, `ul_in_left` and every `ShiftedConv2D` of a gated resnet (height 2): rows
       k - 1 and k (`CONV`); `ul_in_above` (height 1) and 1x1 layers: row k (`SAME`).
     - `down_shift`: row k - 1 (`SHIFT`), so row 0 of `u` and `ul` sees no image row.
-    - Gated resnet, split where its second convolution reads its first one's output c1:
-      c1 row k reads x rows k - 1, k and row k of `a`; the output row k reads x row k and
-      c1 rows k - 1, k.
+      `u` sums `u_in` shifted down and `cond_u`, `ul` sums `ul_in_above` shifted down,
+      `ul_in_left` shifted right (within its row) and `cond_ul`.
+    - Gated resnet, split where its second convolution reads its first one's output c1
+      (`GatedResnet.nodes`): c1 row k reads x rows k - 1, k and row k of `a`; the output
+      row k reads x row k and c1 rows k - 1, k.
     - Stride-2 `ShiftedConv2D` (one zero row on top): row k reads rows 2k - 1, 2k (`DOWN`).
     - Transposed stride-2 `ShiftedConv2D`: row m reads row m // 2 (`UP`).
 
@@ -268,35 +304,32 @@ class PixelCNN(tf.Module):
       cond_channels: Python `int`, channels of the conditioning map.
 
     Returns:
-      Python `list` of `row_sampling.Node`.
+      Python `list` of `row_sampling.Node`, the sources `IMAGE` (`2 x - 1`) and `COND`
+      first and `LOGITS` last.
     """
     node, f = row_sampling.Node, self.filters
-    same, conv, shift = row_sampling.SAME, row_sampling.CONV, row_sampling.SHIFT
+    same, shift = row_sampling.SAME, row_sampling.SHIFT
     image, cond = row_sampling.IMAGE, row_sampling.COND
-    # Layers are applied by `call`, as in `ShiftedConv2D.rows`.
     program = [
         node(image, 1, 1),
         node(cond, 1, cond_channels),
-        node('cond_u', 1, f, ((cond, same),), self.cond_u.call),
-        node('cond_ul', 1, f, ((cond, same),), self.cond_ul.call),
-        node('u_in', 1, f, ((image, conv),), self.u_in.rows),
+        self.u_in.node('u_in', 1, image),
+        node('cond_u', 1, f, ((cond, same),), self.cond_u),
         node('u', 1, f, (('u_in', shift), ('cond_u', same)), lambda u, c: u + c),
-        node('ul_in_above', 1, f, ((image, same),), self.ul_in_above.rows),
-        node('ul', 1, f, (('ul_in_above', shift), (image, conv), ('cond_ul', same)),
-             lambda above, x, c: above + right_shift(self.ul_in_left.rows(x)) + c),
+        self.ul_in_above.node('ul_in_above', 1, image),
+        self.ul_in_left.node('ul_in_left', 1, image),
+        node('cond_ul', 1, f, ((cond, same),), self.cond_ul),
+        node('ul', 1, f, (('ul_in_above', shift), ('ul_in_left', same), ('cond_ul', same)),
+             lambda above, left, c: above + right_shift(left) + c),
     ]
     scale = 1
 
     def resnet(name, layer, x, a=()):
-      program.append(node(name + '/c1', scale, f,
-                          ((x, conv),) + tuple((source, same) for source in a),
-                          lambda x, *a: layer.inner_rows(x, a)))
-      program.append(node(name, scale, f, ((x, same), (name + '/c1', conv)),
-                          layer.outer_rows))
+      program.extend(layer.nodes(name, scale, x, a))
       return name
 
-    def resample(name, layer, x, rule):
-      program.append(node(name, scale, f, ((x, rule),), layer.rows))
+    def resample(name, layer, x):
+      program.append(layer.node(name, scale, x))
       return name
 
     u, ul = 'u', 'ul'
@@ -305,8 +338,8 @@ class PixelCNN(tf.Module):
       if level:
         scale *= 2
         down_u, down_ul = self.downsample[level - 1]
-        u = resample(f'down{level}/u', down_u, u, row_sampling.DOWN)
-        ul = resample(f'down{level}/ul', down_ul, ul, row_sampling.DOWN)
+        u = resample(f'down{level}/u', down_u, u)
+        ul = resample(f'down{level}/ul', down_ul, ul)
       for i, (res_u, res_ul) in enumerate(block):
         u = resnet(f'down{level}/{i}/u', res_u, u)
         ul = resnet(f'down{level}/{i}/ul', res_ul, ul, (u,))
@@ -315,12 +348,12 @@ class PixelCNN(tf.Module):
       if level:
         scale //= 2
         up_u, up_ul = self.upsample[level - 1]
-        u = resample(f'up{level}/u', up_u, u, row_sampling.UP)
-        ul = resample(f'up{level}/ul', up_ul, ul, row_sampling.UP)
+        u = resample(f'up{level}/u', up_u, u)
+        ul = resample(f'up{level}/ul', up_ul, ul)
       for i, (res_u, res_ul) in enumerate(block):
         skip_u, skip_ul = skips.pop()
         u = resnet(f'up{level}/{i}/u', res_u, u, (skip_u,))
         ul = resnet(f'up{level}/{i}/ul', res_ul, ul, (u, skip_ul))
     program.append(node(row_sampling.LOGITS, 1, 1, ((ul, same),),
-                        lambda ul: self.out.call(tf.nn.elu(ul))))
+                        lambda ul: self.out(tf.nn.elu(ul))))
     return program

@@ -1,4 +1,8 @@
-"""Fast raster-order sampling from a row-causal network, reusing finished rows.
+"""A row-causal network as a program of rows: its parallel pass and fast raster sampling.
+
+A network describes itself here as a program of `Node`s (below), and this one description
+gives both of its passes: `run_full` evaluates it over whole activations (the parallel pass
+of training and `log_prob`), `sample` draws from it in raster order, reusing finished rows.
 
 Sampling an autoregressive image model in raster order naively costs one full network pass
 per pixel. Most of that pass recomputes activations that cannot have changed: in a network
@@ -6,10 +10,12 @@ built from convolutions that never look down (PixelCNN's shifted convolutions, s
 transposed ones included), row k of every activation depends only on the image rows up to
 some row D(k). Once image row D(k) is complete, row k is final, and it can be cached [1].
 
-A network describes itself here as a program of `Node`s: every activation that a later one
-reads with a row offset (through a convolution's zero padding or a shift) is a node, with
-the rows of its inputs that each of its rows reads (a `RowRule`). From the rules alone,
-`Schedule` derives D(k) for every node (`dependencies`) and plans every image row r:
+In the program, every activation that a later one reads with a row offset (through a
+convolution's zero padding or a shift) is a node, with the rows of its inputs that each of
+its rows reads (a `RowRule`) and a function from those rows to its own. `run_full` calls
+each function once with whole activations, with the zero rows above the image that a rule
+reads (concatenated, or added by the function itself). From the rules alone, `Schedule`
+derives D(k) for every node (`dependencies`) and plans every image row r:
 
 - Per pixel of row r, a *live pass* computes only the rows that the logits of row r need
   (the backward closure of logits row r through the rules) *and* that depend on image row
@@ -89,19 +95,108 @@ UP = RowRule('up')  # Double-resolution row m reads row m // 2.
 
 
 class Node(NamedTuple):
-  """One cached activation `[B, height // scale, width // scale, channels]`.
+  """One activation `[B, height // scale, width // scale, channels]` of a program.
 
   To compute its rows [a, b), `fn` is called with one band `[B, rows, W, C]` per
-  `(source, rule)` of `inputs`: the rows `rule.needs(a, b)` of `source`. It returns rows
-  from `rule.first(lo)` of its first input on; rows outside [a, b) are dropped. Every
-  tensor that the network reads with zero rows above it must be a node (its cache holds
-  those zero rows). The sources `IMAGE` and `COND` have no `inputs` and no `fn`.
+  `(source, rule)` of `inputs`: the rows `rule.needs(a, b)` of `source`, zero above the
+  image. It returns rows from `rule.first(lo)` of its first input on; rows outside [a, b)
+  are dropped. The parallel pass (`run_full`) calls it once with [a, b) all its rows, the
+  sampler (`sample`) with the few rows that a pixel or an image row changes. Every tensor
+  that the network reads with zero rows above it must be a node (its cache holds those
+  zero rows). Sources (the `IMAGE` and `COND` of a network) have no `inputs` and no `fn`.
+
+  With `pads_above`, `fn` also takes a keyword `zero_rows`: per input, how many zero rows
+  above the image its band lacks, to be added by `fn` itself, e.g. in the padding of a
+  convolution (with its columns: one copy of the input, not two). The parallel pass gives
+  such a node its inputs whole, from row 0 to their last; rows below those that it reads
+  may only add output rows below its own, which are dropped. The sampler's bands hold
+  their zero rows, and it passes no `zero_rows` (meaning none).
   """
   name: str
   scale: int
   channels: int
   inputs: Tuple[Tuple[str, RowRule], ...] = ()
   fn: Optional[Callable[..., tf.Tensor]] = None
+  pads_above: bool = False
+
+
+def band(x, lo, hi):
+  """Rows [lo, hi) of an activation, the rows above it (lo < 0) being zero.
+
+  Args:
+    x: `Tensor` `[B, H, W, C]`, with a static H.
+    lo: Python `int`, first row; `-lo` zero rows are concatenated above row 0 if negative.
+    hi: Python `int`, one past the last row, at most H.
+
+  Returns:
+    `Tensor` `[B, hi - lo, W, C]`.
+  """
+  if hi > x.shape[1]:
+    raise ValueError(f'Rows [{lo}, {hi}) of an activation with {x.shape[1]} rows.')
+  if lo >= 0:
+    return x if lo == 0 and hi == x.shape[1] else x[:, lo:hi]
+  zeros = tf.zeros_like(x[:, :1])
+  rows = x if hi == x.shape[1] else x[:, :hi]
+  # The zero rows are concatenated, not `tf.pad`ded: in tensorflow 2.21 with oneDNN on (the
+  # x86 default), a compiled graph in which a `tf.pad` output is added to a Conv2D + BiasAdd
+  # (as in PixelCNN's `u = down_shift(u_in(x)) + cond_u(cond)`) crashes with a segmentation
+  # fault in the oneDNN layout rewrite pass (`MklLayoutRewritePass`) on some CPUs (seen on a
+  # Xeon with AMX, in forward-only graphs such as evaluation). The values are the same.
+  return tf.concat([zeros] * -lo + [rows], axis=1)
+
+
+def _node_rows(node, bands, a, b, **kwargs):
+  """Rows [a, b) of `node` from its input bands, the rows `rule.needs(a, b)` of each."""
+  rule = node.inputs[0][1]
+  first = rule.first(rule.needs(a, b)[0])
+  rows = node.fn(*bands, **kwargs)
+  if first != a or rows.shape[1] != b - a:
+    rows = rows[:, a - first:b - first]
+  return rows
+
+
+@tf.autograph.experimental.do_not_convert  # Plain Python control flow, traced as is.
+def run_full(program, sources):
+  """The parallel pass of a program: every node over whole activations, in order.
+
+  Each node's function is called once, with the rows `rule.needs(0, rows)` of each input
+  (`band`; a node that `pads_above` gets its inputs whole and the counts of the zero rows
+  above them), and its output is cropped to its rows [0, rows), rows = H // scale. Nothing
+  is cast: the functions compute in whatever dtype their layers do.
+
+  Args:
+    program: Python `list` of `Node`, in an order where inputs come first.
+    sources: Python `dict` from the name of every node without `fn` (`IMAGE` and `COND`
+      in a network's program) to its `Tensor` `[B, H // scale, W // scale, C]`; H static.
+
+  Returns:
+    Python `dict`, `{name: Tensor}` for every node of `program`.
+  """
+  values = dict(sources)
+  height = next(values[node.name].shape[1] * node.scale for node in program
+                if node.fn is None)
+  if height is None:
+    raise ValueError('The image height must be static.')
+  for node in program:
+    if node.fn is None:
+      if node.name not in values:
+        raise ValueError(f'No value for the source {node.name}.')
+      continue
+    rows = height // node.scale
+    needs = [rule.needs(0, rows) for _, rule in node.inputs]
+    if node.pads_above:
+      if any(lo > 0 for lo, _ in needs):
+        raise ValueError(f'{node.name} pads above but does not read from row 0 on.')
+      # Whole inputs, which give the same rows [0, rows): a stride-2 convolution ignores
+      # the last row of its input (one copy less than a band without it).
+      bands = [values[source] for source, _ in node.inputs]
+      zero_rows = tuple(-lo for lo, _ in needs)
+      values[node.name] = _node_rows(node, bands, 0, rows, zero_rows=zero_rows)
+    else:
+      bands = [band(values[source], lo, hi)
+               for (source, _), (lo, hi) in zip(node.inputs, needs)]
+      values[node.name] = _node_rows(node, bands, 0, rows)
+  return values
 
 
 def dependencies(program, height):
@@ -293,13 +388,8 @@ def _run(schedule, plan, reads, sources):
           new = new[:, new_lo - starts[source]:new_hi - starts[source]]
         parts.append(new)
       bands.append(parts[0] if len(parts) == 1 else tf.concat(parts, axis=1))
-    rule = node.inputs[0][1]
-    first = rule.first(rule.needs(step.a, step.b)[0])
     # Cached in float32 (a no-op unless the layers compute in 16 bits).
-    band = tf.cast(node.fn(*bands), tf.float32)
-    if first != step.a or band.shape[1] != step.b - step.a:
-      band = band[:, step.a - first:step.b - first]
-    fresh[step.name] = band
+    fresh[step.name] = tf.cast(_node_rows(node, bands, step.a, step.b), tf.float32)
   return fresh
 
 
@@ -310,12 +400,12 @@ def _write(schedule, plan, fresh, caches, offsets):
     if step.name not in caches:
       continue
     offset = offsets[schedule.nodes[step.name].scale]
-    band = fresh[step.name]
+    rows = fresh[step.name]
     if step.b - step.a == 1:
-      caches[step.name] = caches[step.name].write(step.a + offset, tf.squeeze(band, 1))
+      caches[step.name] = caches[step.name].write(step.a + offset, tf.squeeze(rows, 1))
     else:
       caches[step.name] = caches[step.name].scatter(
-          tf.range(step.a, step.b) + offset, tf.transpose(band, [1, 0, 2, 3]))
+          tf.range(step.a, step.b) + offset, tf.transpose(rows, [1, 0, 2, 3]))
   return caches
 
 
