@@ -25,6 +25,6 @@ setuptools.setup(
         'matplotlib==3.11.2',
     ],
     extras_require={
-        'test': ['pytest>=8,<10', 'parameterized==0.9.0'],
+        'test': ['pytest>=8,<10', 'pytest-xdist==3.8.0', 'parameterized==0.9.0'],
     },
 )

@@ -82,20 +82,7 @@ def main(argv):
         reference_convolutions=FLAGS.reference_convolutions)
     results['families'][family] = result
     logging.info('%s: %s', family, json.dumps(result))
-    line = (f"{family}\ttrain {result['train_images_per_second']:.1f} images/s "
-            f"({result['train_flop_utilization']:.0%} of peak)")
-    if 'train_images_per_second_xla' in result:
-      line += f", XLA {result['train_images_per_second_xla']:.1f}"
-    if 'train_images_per_second_reference_convolutions' in result:
-      line += (", Keras convolutions "
-               f"{result['train_images_per_second_reference_convolutions']:.1f}")
-    line += (f" | eval {result['eval_images_per_second']:.0f} images/s | "
-             f"{FLAGS.num_samples} samples {result['sample_seconds']:.2f} s")
-    if 'naive_sample_seconds' in result:
-      line += (f" (naive {result['naive_sample_seconds']:.1f} s, "
-               f"{result['sampling_speedup']:.0f}x, identical: "
-               f"{result['samples_identical']})")
-    print(line, flush=True)
+    print(bench.summary_line(family, result, FLAGS.num_samples), flush=True)
   batch_size = max(r['batch_size'] for r in results['families'].values())
   results['pipeline_images_per_second'] = bench.pipeline_images_per_second(
       images, batch_size, FLAGS.repeats, FLAGS.warmup)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 30
@@ -39,8 +38,9 @@ def _deterministic_model():
   return Deterministic()
 
 
-def _child():
-  """Trains `---` (smoke sizes) with each strategy; prints per-strategy metrics as JSON."""
+def _child(which):
+  """Trains `which` model ('vae': `---` at smoke sizes, or 'deterministic') on one device and
+  mirrored on two; prints the metrics of each as JSON."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   cpu = tf.config.list_physical_devices('CPU')[0]
   tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -58,13 +58,10 @@ def _child():
   images = data.static_mnist('train')[:640]
   test_images = data.static_mnist('test')[:500]
   results = {}
-  for name, strategy, make_model in (
-      ('one_device', tf.distribute.OneDeviceStrategy('/cpu:0'), model.VAE),
-      ('mirrored', tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']), model.VAE),
-      ('deterministic_one_device', tf.distribute.OneDeviceStrategy('/cpu:0'),
-       _deterministic_model),
-      ('deterministic_mirrored', tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']),
-       _deterministic_model)):
+  make_model = dict(vae=model.VAE, deterministic=_deterministic_model)[which]
+  for name, strategy in (
+      ('one_device', tf.distribute.OneDeviceStrategy('/cpu:0')),
+      ('mirrored', tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']))):
     tf_keras.utils.set_random_seed(0)
     trainer = training.Trainer(make_model, losses.rate_distortion_loss, strategy, total_steps=STEPS,
                                steps_per_epoch=20, seed=0)
@@ -85,17 +82,18 @@ def _child():
   print(json.dumps(results))
 
 
-@pytest.fixture(scope='module')
-def results():
-  result = subprocess.run([sys.executable, os.path.abspath(__file__), 'child'], cwd=REPO,
-                          capture_output=True, text=True, timeout=900,
+def _results(model):
+  """The child's metrics: {'one_device': ..., 'mirrored': ...}."""
+  result = subprocess.run([sys.executable, os.path.abspath(__file__), 'child', model],
+                          cwd=REPO, capture_output=True, text=True, timeout=900,
                           env=dict(os.environ, PYTHONPATH=REPO))
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_mirrored_training_of_a_deterministic_model_equals_one_device(results):
-  one, mirrored = results['deterministic_one_device'], results['deterministic_mirrored']
+def test_mirrored_training_of_a_deterministic_model_equals_one_device():
+  results = _results('deterministic')
+  one, mirrored = results['one_device'], results['mirrored']
   assert (one['replicas'], mirrored['replicas']) == (1, 2)
   assert mirrored['replicas_agree']
   assert one['step'] == mirrored['step'] == STEPS
@@ -107,7 +105,8 @@ def test_mirrored_training_of_a_deterministic_model_equals_one_device(results):
     np.testing.assert_allclose(mirrored['eval'][name], one['eval'][name], rtol=1e-5)
 
 
-def test_mirrored_vae_training_on_two_cpus_matches_one_device(results):
+def test_mirrored_vae_training_on_two_cpus_matches_one_device():
+  results = _results('vae')
   one, mirrored = results['one_device'], results['mirrored']
   assert (one['replicas'], mirrored['replicas']) == (1, 2)
   # The same initial variables, every step applied, replicas in sync.
@@ -131,5 +130,5 @@ def test_mirrored_vae_training_on_two_cpus_matches_one_device(results):
 
 
 if __name__ == '__main__':
-  if sys.argv[1:] == ['child']:
-    _child()
+  if sys.argv[1:2] == ['child']:
+    _child(sys.argv[2])

@@ -145,12 +145,19 @@ def test_same_seed_same_metrics(tmp_path):
   assert results[0] == results[1]
 
 
-def _cli_error(args, tmp_path):
-  """Runs the train command; returns (exit status, the program's own stderr lines)."""
-  result = subprocess.run([sys.executable, '-m', 'brokenelbo.train', *args], cwd=REPO,
-                          capture_output=True, text=True)
-  lines = [l for l in result.stderr.splitlines() if l and not NATIVE_LOG.match(l)]
-  return result.returncode, lines
+def _cli_errors(cases):
+  """Runs the train command with each `{name: args}` at once; returns `{name: (exit status,
+  the program's own stderr lines)}`."""
+  processes = {name: subprocess.Popen([sys.executable, '-m', 'brokenelbo.train', *args],
+                                      cwd=REPO, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True)
+               for name, args in cases.items()}
+  results = {}
+  for name, process in processes.items():
+    _, stderr = process.communicate(timeout=300)
+    lines = [l for l in stderr.splitlines() if l and not NATIVE_LOG.match(l)]
+    results[name] = process.returncode, lines
+  return results
 
 
 def test_bad_input_gives_one_line_and_status_2(tmp_path):
@@ -173,8 +180,9 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path):
                        f'--model_dir={tmp_path / "r4"}'], r'SHA-256|checksum|digest'),
       'unwritable': (base + [f'--model_dir={a_file}/run'], r'is not writable'),
   }
-  for name, (args, message) in cases.items():
-    status, lines = _cli_error(args, tmp_path)
+  results = _cli_errors({name: args for name, (args, _) in cases.items()})
+  for name, (_, message) in cases.items():
+    status, lines = results[name]
     assert status == 2, (name, lines)
     assert len(lines) == 1 and lines[0].startswith('error: '), (name, lines)
     assert re.search(message, lines[0]), (name, lines)

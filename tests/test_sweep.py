@@ -17,9 +17,9 @@ import tempfile
 import numpy as np
 import pytest
 
-from brokenelbo.utils import cli
 from brokenelbo.experiments import sweep
 from brokenelbo.training import restore
+from brokenelbo.utils import cli
 from brokenelbo.visualize import grids
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

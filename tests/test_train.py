@@ -131,10 +131,11 @@ def _own_stderr_lines(stderr):
 class CommandLineTest(_TempDirTestCase):
 
   def test_smoke_run_under_two_minutes(self):
+    # `---` through the command line; every family trains in-process in `TrainTest`.
     root = self._new_dir()
     model_dir = os.path.join(root, 'run')
-    process, wall, cpu = _run_cli(['--gin_file=configs/-+v.gin', '--gin_file=configs/smoke.gin',
-                              f'--model_dir={model_dir}'])
+    process, wall, cpu = _run_cli(['--gin_file=configs/---.gin', '--gin_file=configs/smoke.gin',
+                                   f'--model_dir={model_dir}'])
     self.assertEqual(0, process.returncode, msg=process.stderr[-3000:])
     # Acceptance item. The CPU time tells a slow program from a busy machine.
     self.assertLess(wall, 120., msg=f'the smoke run took {wall:.1f} s ({cpu:.1f} s of CPU)')
@@ -142,14 +143,20 @@ class CommandLineTest(_TempDirTestCase):
     for name in ('config.gin', 'operative_config.gin'):
       self.assertTrue(os.path.exists(os.path.join(model_dir, name)), name)
 
-    # The same directory with a different config is refused, and left as it was.
-    with open(os.path.join(model_dir, 'metrics.jsonl')) as f:
-      metrics_before = f.read()
-    process, _, _ = _run_cli(['--gin_file=configs/-+v.gin', '--gin_file=configs/smoke.gin',
-                           '--gin_bindings=train.seed = 1', f'--model_dir={model_dir}'])
+  def test_a_run_of_another_config_is_refused_and_left_as_it_was(self):
+    model_dir = os.path.join(self._new_dir(), 'run')
+    os.makedirs(model_dir)
+    run_files = {'config.gin': 'train.seed = 5\n', 'metrics.jsonl': '{"step": 4}\n'}
+    for name, text in run_files.items():
+      with open(os.path.join(model_dir, name), 'w') as f:
+        f.write(text)
+    process, _, _ = _run_cli(['--gin_file=configs/---.gin', '--gin_file=configs/smoke.gin',
+                              '--gin_bindings=train.seed = 1', f'--model_dir={model_dir}'])
     self._check_user_error(process, 'different config')
-    with open(os.path.join(model_dir, 'metrics.jsonl')) as f:
-      self.assertEqual(metrics_before, f.read())
+    self.assertCountEqual(os.listdir(model_dir), run_files)
+    for name, text in run_files.items():
+      with open(os.path.join(model_dir, name)) as f:
+        self.assertEqual(text, f.read())
 
   def _check_metrics_file(self, model_dir):
     records = _read_metrics(model_dir)

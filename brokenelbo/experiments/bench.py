@@ -202,3 +202,21 @@ def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
       lambda: evaluate(eval_images), repeats, warmup)
   result.update(_sampling(vae, num_samples, repeats, warmup, naive_repeats))
   return result
+
+
+def summary_line(family, result, num_samples):
+  """One line of `benchmark_family`'s `result`: training, evaluation and sampling speed."""
+  line = (f"{family}\ttrain {result['train_images_per_second']:.1f} images/s "
+          f"({result['train_flop_utilization']:.0%} of peak)")
+  if 'train_images_per_second_xla' in result:
+    line += f", XLA {result['train_images_per_second_xla']:.1f}"
+  if 'train_images_per_second_reference_convolutions' in result:
+    line += (", Keras convolutions "
+             f"{result['train_images_per_second_reference_convolutions']:.1f}")
+  line += (f" | eval {result['eval_images_per_second']:.0f} images/s | "
+           f"{num_samples} samples {result['sample_seconds']:.2f} s")
+  if 'naive_sample_seconds' in result:
+    line += (f" (naive {result['naive_sample_seconds']:.1f} s, "
+             f"{result['sampling_speedup']:.0f}x, identical: "
+             f"{result['samples_identical']})")
+  return line
