@@ -12,10 +12,9 @@ from absl import app
 from absl import flags
 import gin
 
-# The package's root, and its `configs/` folder (package data; the repository's top-level
-# `configs` is a link to it).
+# The package's root: `configs/` (package data; the repository's top-level `configs` is a
+# link to it) is resolved against it.
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_DIR = os.path.join(PACKAGE_DIR, 'configs')
 
 
 class UserError(ValueError):
