@@ -95,6 +95,9 @@ def run_bindings(run):
 def check_grid_settings_unbound(gin_files, gin_bindings):
   """Raises `cli.UserError` if a `--gin_file` or `--gin_bindings` binds a setting that the
   grid sets per run (`GRID_SETTINGS`), which the run's own binding would silently override.
+
+  The files are read as text, their `include`s not followed: the family files include
+  `base.gin`, which binds all three, so only what the user wrote is checked.
   """
   texts = list(gin_bindings)
   for path in gin_files:

@@ -37,8 +37,9 @@ marginal) outside the axes. With `--split=train` the names end in `_train`
 (`figure3a_train.png`), so that the train and test figures sit side by side; `--pdf` writes
 a `.pdf` next to every `.png`. No file is replaced unless `--overwrite` is given (every path
 is checked before anything is drawn), and each is written to a temporary name in the same
-folder, then renamed. `main` collects the figures to draw in one `{name: draw}` dict before
-writing, so that figures drawn from the runs' checkpoints (`Run.run_dir`) can join them.
+folder, then renamed. `brokenelbo.plot` collects the figures to draw in one `{name: draw}`
+dict before writing, so that figures drawn from the runs' checkpoints (`Run.run_dir`) can
+join them.
 
 `H = min over runs of (R + D)` is the best -ELBO of the sweep: the line `D = H - R` is where
 `H - D = R`, the data entropy bound `H - D <= R` of Section 2 taken at the best achieved
