@@ -19,7 +19,6 @@ timings after `--warmup` untimed calls (the naive sampler: `--naive_repeats`, no
 call, its graph traced beforehand).
 """
 
-import json
 import os
 import platform
 
@@ -81,7 +80,7 @@ def main(argv):
         peak_flops=results['matmul_peak_flops'],
         reference_convolutions=FLAGS.reference_convolutions)
     results['families'][family] = result
-    logging.info('%s: %s', family, json.dumps(result))
+    logging.info('%s: %s', family, files.to_json(result))
     print(bench.summary_line(family, result, FLAGS.num_samples), flush=True)
   batch_size = max(r['batch_size'] for r in results['families'].values())
   results['pipeline_images_per_second'] = bench.pipeline_images_per_second(
@@ -89,7 +88,7 @@ def main(argv):
   print(f"pipeline\t{results['pipeline_images_per_second']:.0f} images/s")
   print(f"matmul peak\t{results['matmul_peak_flops'] / 1e9:.1f} GFLOP/s")
   if FLAGS.output:
-    files.write_atomic(FLAGS.output, json.dumps(results, indent=2) + '\n')
+    files.write_atomic(FLAGS.output, files.to_json(results, indent=2) + '\n')
 
 
 if __name__ == '__main__':

@@ -9,7 +9,6 @@ checkpoint (`training.restore`); `evaluation.evaluate_run` says what is computed
 it is written. Existing figures are kept unless `--overwrite`.
 """
 
-import json
 
 from absl import flags
 
@@ -17,6 +16,7 @@ from brokenelbo.evaluation import evaluate_run
 from brokenelbo.training import restore
 from brokenelbo.utils import cli
 from brokenelbo.utils import configurables  # pylint: disable=unused-import
+from brokenelbo.utils import files
 
 FLAGS = flags.FLAGS
 
@@ -38,7 +38,7 @@ def main(argv):
   run = restore.restore_run(FLAGS.model_dir, FLAGS.gin_bindings)
   record = evaluate_run.evaluate_run(run, FLAGS.model_dir, FLAGS.split, FLAGS.output_dir,
                                      FLAGS.overwrite)
-  print(json.dumps(record))
+  print(files.to_json(record))
 
 
 if __name__ == '__main__':

@@ -19,6 +19,7 @@ from brokenelbo.experiments import families as families_lib
 from brokenelbo.experiments import sweep as sweep_lib
 from brokenelbo.utils import cli
 from brokenelbo.utils import configurables  # pylint: disable=unused-import
+from brokenelbo.utils import files
 
 FLAGS = flags.FLAGS
 
@@ -64,14 +65,14 @@ def main(argv):
     gin.clear_config()  # Each run's config alone.
     settings.append(sweep_lib.run_settings(run, FLAGS.gin_file, FLAGS.gin_bindings))
   todo = [(run, s) for run, s in zip(grid, settings)
-          if not os.path.exists(os.path.join(sweep.model_dir(run), 'sweep.json'))]
+          if not sweep_lib.is_finished(sweep.model_dir(run))]
   print(f'{len(grid)} runs, {len(grid) - len(todo)} finished, {len(todo)} to do', flush=True)
   if FLAGS.dry_run:
     for run, _ in todo:
       print(' '.join(sweep_lib.train_command(run, sweep.model_dir(run), FLAGS.gin_file,
                                              FLAGS.gin_bindings)))
     return
-  os.makedirs(FLAGS.output_dir, exist_ok=True)
+  files.check_writable_dir(FLAGS.output_dir, 'output_dir')
   with concurrent.futures.ThreadPoolExecutor(FLAGS.parallel) as pool:
     errors = [e for e in pool.map(lambda args: sweep.execute(*args), todo) if e]
   rows = sweep_lib.write_results(FLAGS.output_dir, results)
@@ -79,7 +80,7 @@ def main(argv):
   if errors:
     for error in errors:
       print(f'failed: {error}', file=sys.stderr)
-    raise cli.UserError(f'{len(errors)} of {len(todo)} runs failed (listed above); rerun '
+    raise cli.RunFailed(f'{len(errors)} of {len(todo)} runs failed (listed above); rerun '
                         'the same command to retry them')
 
 

@@ -106,7 +106,7 @@ def test_non_finite_steps_are_not_applied_and_training_stops(tmp_path):
                  'train.objective = @poisoned_objective',
                  'poisoned_objective.good_calls = 6'])
   model_dir = str(tmp_path)
-  with pytest.raises(cli.UserError, match=r'stopped at step 9: 3 consecutive steps'):
+  with pytest.raises(cli.RunFailed, match=r"stopped at step 9: 3 consecutive steps"):
     training.train(model_dir=model_dir)
   # The last good checkpoint is kept, and holds finite parameters.
   assert tf.train.latest_checkpoint(model_dir).endswith('ckpt-6')

@@ -144,7 +144,7 @@ def test_grids_decode_each_z_several_times(swept):
 @pytest.mark.parametrize('args, message', [
     (['--families=-x-'], "error: unknown families ['-x-']; choose from"),
     (['--families=---', '--betas=-1'], 'error: betas and anneal_epochs must be >= 0'),
-    (['--families=---', '--betas=a'], "error: betas must be numbers, got 'a'"),
+    (['--families=---', '--betas=a'], "error: betas must be finite numbers, got 'a'"),
     (['--families=---', '--gin_bindings=train.nope = 1'],
      'error: invalid gin configuration: Configurable'),
 ])

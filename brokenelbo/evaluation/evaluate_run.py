@@ -39,6 +39,10 @@ def evaluate_run(run, model_dir, split='test', output_dir=None, overwrite=False,
 
   Returns:
     The metrics record appended to `metrics.jsonl`.
+
+  Raises:
+    UserError: if a figure exists and not `overwrite`, or another process (training)
+      holds the run's lock.
   """
   if num_z_samples < 1:
     raise cli.UserError(f'num_z_samples must be >= 1, got {num_z_samples}')
@@ -51,11 +55,11 @@ def evaluate_run(run, model_dir, split='test', output_dir=None, overwrite=False,
   # The same seed as the run's own evaluations: one z sample reproduces them exactly.
   evaluate = elbo.make_evaluate(run.model, batch_size, seed + 1, num_samples=num_z_samples)
   result = evaluate(images)
-  metrics = run_dir.MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), float('inf'))
   record = dict(step=run.step, epoch=run.step / run.steps_per_epoch, split=split,
                 num_examples=int(images.shape[0]), num_z_samples=num_z_samples,
                 source='evaluate', **result)
-  metrics.append(record)
+  with run_dir.RunLock(model_dir):  # Training writes metrics.jsonl too: one at a time.
+    run_dir.MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), float('inf')).append(record)
   if grid_examples:
     name = os.path.join(*os.path.normpath(os.path.abspath(model_dir)).split(os.sep)[-2:])
     grids.draw_grids(run.model, grids.spread(images, grid_examples), figure,

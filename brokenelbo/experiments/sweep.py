@@ -13,9 +13,12 @@ Each run is `python -m brokenelbo.train` with the family's config file, the shar
 (`<run dir>.log`, appended to). Up to `--parallel` runs go at once, each limited to
 `--threads_per_run` TensorFlow threads.
 
-A finished run has `sweep.json` in its directory (its settings and final metrics). Running
-the same command again skips finished runs and resumes unfinished ones from their last
-checkpoint, so a sweep can be stopped (or cut off) at any time and continued later.
+A finished run has `sweep.json` in its directory (its settings and final metrics, all
+finite). Running the same command again skips finished runs and resumes unfinished ones from
+their last checkpoint, so a sweep can be stopped (or cut off) at any time and continued
+later. A run that fails (its training exits non-zero, e.g. it diverged: see
+`training.trainer`) gets no `sweep.json` and no row; the sweep lists it, exits non-zero, and
+tries it again on the next invocation.
 
 After every finished run, `--results` is rewritten (atomically) from the `sweep.json` of
 every finished run under `--output_dir`, one row per run:
@@ -28,6 +31,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -39,6 +43,7 @@ import gin
 
 from brokenelbo.experiments import families as families_lib
 from brokenelbo.training import restore
+from brokenelbo.training import run_dir
 from brokenelbo.utils import cli
 from brokenelbo.utils import files
 
@@ -48,9 +53,12 @@ COLUMNS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'annea
 
 def _number(text, what):
   try:
-    return float(text)
+    value = float(text)
   except ValueError:
-    raise cli.UserError(f'{what} must be numbers, got {text!r}') from None
+    value = math.nan
+  if not math.isfinite(value):
+    raise cli.UserError(f'{what} must be finite numbers, got {text!r}')
+  return value
 
 
 def _format(value):
@@ -60,6 +68,10 @@ def _format(value):
 
 def make_grid(families, betas, anneal_epochs, anneal_decoders, seeds):
   """The runs, in order: a list of dicts (family, beta, anneal, seed)."""
+  for values, flag in ((families, 'families'), (betas, 'betas'),
+                       (anneal_epochs, 'anneal_epochs'), (seeds, 'seeds')):
+    if not values:
+      raise cli.UserError(f'--{flag} is empty: the sweep would have no runs')
   families_lib.check_families(families)
   betas = [_number(b, 'betas') for b in betas]
   anneals = [_number(a, 'anneal_epochs') for a in anneal_epochs]
@@ -141,6 +153,24 @@ def final_metrics(model_dir, epochs):
   return last if {'train', 'test'} <= set(last) else None
 
 
+def all_finite(metrics):
+  """Whether every rate, distortion and ELBO of `{split: record}` is a finite number."""
+  return all(isinstance(record.get(name), (int, float)) and math.isfinite(record[name])
+             for record in metrics.values() for name in ('rate', 'distortion', 'elbo'))
+
+
+def is_finished(model_dir):
+  """Whether `model_dir` holds a `sweep.json` with finite metrics."""
+  path = os.path.join(model_dir, 'sweep.json')
+  if not os.path.exists(path):
+    return False
+  try:
+    with open(path) as f:
+      return all_finite(json.load(f)['metrics'])
+  except (ValueError, KeyError, TypeError, AttributeError):
+    return False  # Cut short, or written before metrics had to be finite: run it again.
+
+
 def csv_row(record):
   """One CSV row from a finished run's `sweep.json`."""
   test, train = record['metrics']['test'], record['metrics']['train']
@@ -165,7 +195,7 @@ def write_results(output_dir, path):
       continue
     for name in sorted(os.listdir(family_dir)):
       record_path = os.path.join(family_dir, name, 'sweep.json')
-      if os.path.exists(record_path):
+      if is_finished(os.path.dirname(record_path)):
         with open(record_path) as f:
           records.append(json.load(f))
   order = {f: i for i, f in enumerate(families_lib.FAMILIES)}
@@ -178,6 +208,13 @@ def write_results(output_dir, path):
     writer.writerow(csv_row(record))
   files.write_atomic(path, out.getvalue())
   return len(records)
+
+
+def _last_error(log_path):
+  """': <message>' of the last `error: ...` line of a run's log, or ''."""
+  with open(log_path) as f:
+    errors = [line.strip() for line in f if line.startswith('error: ')]
+  return f': {errors[-1][len("error: "):]}' if errors else ''
 
 
 def train_command(run, model_dir, gin_files, gin_bindings):
@@ -209,7 +246,7 @@ class Sweep:
     A run whose training already reached its final evaluation (the sweep was stopped
     before it wrote the record, or its checkpoints were not kept) is recorded from its
     `metrics.jsonl` without training again, if its `config.gin` is the one the sweep would
-    give it.
+    give it, its metrics are finite and its last attempt did not fail (`failed.json`).
     """
     settings = dict(settings)
     config = settings.pop('config')
@@ -218,7 +255,9 @@ class Sweep:
     start = time.time()
     metrics = final_metrics(model_dir, settings['epochs'])
     config_path = os.path.join(model_dir, 'config.gin')
-    if metrics is not None and os.path.exists(config_path):
+    failed = os.path.exists(os.path.join(model_dir, run_dir.FAILURE_FILE))
+    if metrics is not None and all_finite(metrics) and not failed and \
+        os.path.exists(config_path):
       with open(config_path) as f:
         trained = f.read() == config
     else:
@@ -234,15 +273,18 @@ class Sweep:
         returncode = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT,
                                      env=self.env, cwd=os.getcwd())
       if returncode:
-        return f'{model_dir}: exit status {returncode}; see {model_dir}.log'
+        return (f'{model_dir}: exit status {returncode}{_last_error(model_dir + ".log")}; '
+                f'see {model_dir}.log')
       metrics = final_metrics(model_dir, settings['epochs'])
       if metrics is None:
         return f'{model_dir}: finished without a final evaluation; see {model_dir}.log'
+      if not all_finite(metrics):
+        return f'{model_dir}: its final metrics are not finite; see {model_dir}.log'
       seconds = time.time() - start
     record = dict(run, **settings, run_dir=model_dir, metrics=metrics, command=command,
                   seconds=seconds)
     files.write_atomic(os.path.join(model_dir, 'sweep.json'),
-                       json.dumps(record, indent=2) + '\n')
+                       files.to_json(record, indent=2) + '\n')
     with self.lock:
       rows = write_results(self.output_dir, self.results)
     test = metrics['test']

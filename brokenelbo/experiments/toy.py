@@ -50,7 +50,6 @@ initialization, hence the spread over seeds reported in `toy.json`.
      https://arxiv.org/abs/1412.6980
 """
 
-import json
 import os
 import time
 from typing import NamedTuple
@@ -437,12 +436,13 @@ def toy_experiment(output_dir, overwrite=False, num_latents=gin.REQUIRED,
     The results `dict` written to `toy.json`.
 
   Raises:
-    cli.UserError: if `toy.json` exists and `overwrite` is false.
+    cli.UserError: if `toy.json` exists and `overwrite` is false, or `output_dir` cannot
+      be written to.
   """
   results_path = os.path.join(output_dir, RESULTS_FILE)
   if os.path.exists(results_path) and not overwrite:
     raise cli.UserError(f'{results_path} exists; pass --overwrite to replace it')
-  os.makedirs(output_dir, exist_ok=True)
+  files.check_writable_dir(output_dir, 'output_dir')  # Before minutes of computing.
   start = time.time()
   data = toy_data()
   as_numpy = lambda q: {key: value.numpy() for key, value in q.items()}
@@ -478,6 +478,6 @@ def toy_experiment(output_dir, overwrite=False, num_latents=gin.REQUIRED,
   figure2.plot_figure2(os.path.join(output_dir, FIGURE_FILE), data, columns)
   files.write_atomic(os.path.join(output_dir, OPERATIVE_CONFIG_FILE),
                      gin.operative_config_str())
-  files.write_atomic(results_path, json.dumps(results, indent=2))
+  files.write_atomic(results_path, files.to_json(results, indent=2))
   logging.info('wrote %s in %.1f s', results_path, time.time() - start)
   return results

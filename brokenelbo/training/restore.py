@@ -1,5 +1,5 @@
-"""One way to restore a run: its model from its `config.gin`, its weights from its latest
-checkpoint, and its settings.
+"""One way to restore a run: its model from its `config.gin`, its weights from its newest
+checkpoint that reads back, and its settings.
 
 Every tool that reads a finished run (`evaluate`, `plot`'s Figure 4, `bench`, the sweep's
 settings) goes through `restore_run` or `run_settings`. The run's settings (dataset, seed,
@@ -18,6 +18,7 @@ import gin
 import tensorflow as tf
 
 from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
+from brokenelbo.training import checkpoints
 from brokenelbo.training import trainer
 from brokenelbo.utils import cli
 from brokenelbo.utils import seeds
@@ -74,18 +75,19 @@ def restore_run(model_dir, gin_bindings=()):
 
   Raises:
     UserError: if `model_dir` holds no run or no checkpoint, or a binding is bad.
+    RunFailed: if no checkpoint of the run reads back.
     ValueError: if gin's global config holds bindings already.
   """
   config_path = os.path.join(model_dir, 'config.gin')
   if not os.path.isfile(config_path):
     raise cli.UserError(f'{model_dir} holds no run (no config.gin)')
-  latest = tf.train.latest_checkpoint(model_dir)
-  if latest is None:
+  if not checkpoints.checkpoint_steps(model_dir):
     raise cli.UserError(f'{model_dir} holds no checkpoint yet')
   settings = run_settings([config_path], gin_bindings)
   model = settings['model']()
   model.rate_distortion(tf.zeros([1, *IMAGE_SHAPE]), seeds.step_seed(settings['seed'], 0))
   step = tf.Variable(0, dtype=tf.int64)
-  checkpoint = tf.train.Checkpoint(model=model, step=step)
-  checkpoint.restore(latest).expect_partial().assert_existing_objects_matched()
+  # A reader: a damaged checkpoint is skipped, not moved (training moves it aside).
+  checkpoints.restore_newest(dict(model=model, step=step), model_dir, owner=False,
+                             partial=True)
   return RestoredRun(model, int(step), settings)

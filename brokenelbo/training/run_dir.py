@@ -1,14 +1,20 @@
-"""A run's directory: what it holds, the check before writing to it, its metrics log.
+"""A run's directory: what it holds, its lock, the check before writing to it, its metrics.
 
 `model_dir` holds `config.gin` (the config as parsed), `operative_config.gin` (after the
-first steps), TensorBoard event files, checkpoints (`checkpoint`, `ckpt-*`) and
-`metrics.jsonl` (one JSON object per split per evaluation, nats per example over the whole
-split). A resumed run drops the metrics and events past its checkpoint, since it computes
-those steps again.
+first steps), TensorBoard event files, checkpoints (`checkpoint`, `ckpt-*`; see
+`checkpoints`) and `metrics.jsonl` (one strict-JSON object per split per evaluation, nats
+per example over the whole split). A resumed run drops the metrics and events past its
+checkpoint, since it computes those steps again. While a process writes to the run it holds
+`.lock` (`RunLock`): a second writer is refused. An attempt that failed leaves
+`failed.json` (`failure_record`).
 """
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
+import time
 
 import tensorflow as tf
 
@@ -18,7 +24,86 @@ from brokenelbo.utils import files
 
 # What a run writes in its model_dir: the only files `--overwrite` removes.
 RUN_FILES = ('config.gin', 'operative_config.gin', 'metrics.jsonl', 'checkpoint', 'ckpt-*',
-             'events.out.tfevents.*', '*.tmp')
+             'events.out.tfevents.*', '*.tmp', 'failed.json')
+LOCK_FILE = '.lock'
+# Written when an attempt fails (`cli.RunFailed`), removed when the next attempt starts: a
+# run whose metrics look final but whose training failed is not taken for finished.
+FAILURE_FILE = 'failed.json'
+
+
+@contextlib.contextmanager
+def failure_record(model_dir):
+  """Within the block, a `cli.RunFailed` is recorded in `model_dir/failed.json` (its
+  message and the time) before it propagates. (`check_model_dir` removes the record of an
+  earlier attempt.)"""
+  path = os.path.join(model_dir, FAILURE_FILE)
+  try:
+    yield
+  except cli.RunFailed as e:
+    try:
+      files.write_atomic(path, files.to_json(dict(error=str(e).splitlines()[0],
+                                                  time=time.strftime('%Y-%m-%d %H:%M:%S')),
+                                             indent=2) + '\n')
+    except OSError:
+      pass  # A full disk: the error itself still reaches the user.
+    raise
+
+
+class RunLock:
+  """An exclusive lock on a run directory, held while a process writes to it.
+
+  The lock is `flock(2)` on `model_dir/.lock`, which holds the holder's PID: the kernel
+  releases it when the holder exits, however it exits, so a lock left by a dead process is
+  simply taken. The file is removed on release.
+
+  Raises (on entering):
+    UserError: if another process holds the lock (naming its PID).
+  """
+
+  def __init__(self, model_dir):
+    self.path = os.path.join(model_dir, LOCK_FILE)
+    self._fd = None
+
+  def __enter__(self):
+    while True:
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except OSError as e:
+        os.close(fd)
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+          raise
+        raise cli.UserError(f'{os.path.dirname(self.path)} is in use by process '
+                            f'{self._holder()} (it holds {self.path}); wait for it to end, '
+                            'or choose another --model_dir') from None
+      # The file may have been removed by a holder releasing it between our open and our
+      # lock: then the lock is on a file no one else sees; start again.
+      try:
+        same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+      except FileNotFoundError:
+        same = False
+      if same:
+        break
+      os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f'{os.getpid()}\n'.encode())
+    self._fd = fd
+    return self
+
+  def _holder(self):
+    try:
+      with open(self.path) as f:
+        return f.read().strip() or 'unknown'
+    except OSError:
+      return 'unknown'
+
+  def __exit__(self, *exc_info):
+    try:
+      os.remove(self.path)
+    except OSError:
+      pass
+    os.close(self._fd)  # Releases the lock.
+    self._fd = None
 
 
 def check_model_dir(model_dir, config_str, overwrite):
@@ -26,24 +111,16 @@ def check_model_dir(model_dir, config_str, overwrite):
 
   A directory holding a run of another config, or files that are not a run's, is refused
   unless `overwrite`, which starts afresh: it removes only the files a run writes
-  (`RUN_FILES`), never anything else in the directory.
+  (`RUN_FILES`), never anything else in the directory. The caller holds the `RunLock`.
   """
-  try:
-    tf.io.gfile.makedirs(model_dir)
-    probe = os.path.join(model_dir, '.write_test')
-    with open(probe, 'w') as f:
-      f.write('ok')
-    os.remove(probe)
-  except (OSError, tf.errors.OpError) as e:
-    reason = getattr(e, 'strerror', None) or getattr(e, 'message', None) or str(e)
-    raise cli.UserError(f'model_dir {model_dir} is not writable: {reason}') from None
   config_path = os.path.join(model_dir, 'config.gin')
   if tf.io.gfile.exists(config_path):
     with tf.io.gfile.GFile(config_path) as f:
       same = f.read() == config_str
     reason = None if same else 'holds a run with a different config'
   else:
-    reason = 'is not empty and holds no run' if tf.io.gfile.listdir(model_dir) else None
+    others = set(tf.io.gfile.listdir(model_dir)) - {LOCK_FILE}
+    reason = 'is not empty and holds no run' if others else None
   if reason and not overwrite:
     raise cli.UserError(f'{model_dir} {reason}; pass --overwrite to start afresh there '
                         '(only the files of a run are removed), or choose another '
@@ -52,11 +129,15 @@ def check_model_dir(model_dir, config_str, overwrite):
     for pattern in RUN_FILES:
       for path in tf.io.gfile.glob(os.path.join(model_dir, pattern)):
         tf.io.gfile.remove(path)
+  failure = os.path.join(model_dir, FAILURE_FILE)
+  if tf.io.gfile.exists(failure):  # A new attempt.
+    tf.io.gfile.remove(failure)
   files.write_atomic(config_path, config_str)
 
 
 class MetricsLog:
-  """`metrics.jsonl`: one JSON object per line; lines past a resumed step are dropped."""
+  """`metrics.jsonl`: one strict-JSON object per line (a non-finite value is `null`); lines
+  past a resumed step are dropped."""
 
   def __init__(self, path, resume_step):
     self.path = path
@@ -77,7 +158,7 @@ class MetricsLog:
     self._flush()
 
   def _flush(self):
-    files.write_atomic(self.path, ''.join(json.dumps(r) + '\n' for r in self.records))
+    files.write_atomic(self.path, ''.join(files.to_json(r) + '\n' for r in self.records))
 
 
 def truncate_event_files(model_dir, last_step):

@@ -5,16 +5,19 @@ folded from (seed, step, replica), and the training data order of epoch e is a s
 permutation seeded by (seed, e). Steps run in a compiled multi-step loop (no Python work per
 step) under a `tf.distribute` strategy; gradients are summed across replicas, then
 normalised per variable (Yu et al. 2017), then applied by Adam (Appendix F of the paper). A
-step whose loss or gradient is not finite is not applied.
+step whose loss or gradient is not finite is not applied; a run that never applied one, or
+whose final evaluation is not finite, fails (`cli.RunFailed`). SIGTERM stops a run at the
+next step boundary with a checkpoint (`preemption`); the same command continues it exactly.
 
 What a step minimises is a configurable, `train.loss` (see `losses`): a new training
 method is a loss bound from a `.gin` file, with no change here. `run_dir` says what a run
-writes in its `model_dir`.
+writes in its `model_dir`, `checkpoints` how its checkpoints are read back and saved.
 """
 
 import contextlib
 import dataclasses
 import inspect
+import math
 import os
 import time
 from typing import Any, Callable, Dict
@@ -28,9 +31,11 @@ from brokenelbo.data import pipeline
 from brokenelbo.data.mnist import IMAGE_SHAPE, static_mnist  # pylint: disable=g-importing-member
 from brokenelbo.evaluation import elbo
 from brokenelbo.models import vae as vae_lib
+from brokenelbo.training import checkpoints
 from brokenelbo.training import losses
 from brokenelbo.training import objectives
 from brokenelbo.training import optimizers
+from brokenelbo.training import preemption
 from brokenelbo.training import run_dir
 from brokenelbo.training import summaries
 from brokenelbo.utils import cli
@@ -92,6 +97,9 @@ class Trainer:
     self.steps_per_epoch = steps_per_epoch
     self.seed = seed
     self.max_consecutive_bad_steps = max_consecutive_bad_steps
+    # Set (by `preemption.StopOnSigterm`) to end `train_steps` before its next step. Not
+    # mirrored, not checkpointed.
+    self.stop_requested = tf.Variable(False, trainable=False, name='stop_requested')
     with strategy.scope():
       with precision_policy(mixed_precision):  # Layers take the policy when built.
         self.vae = model()
@@ -161,11 +169,17 @@ class Trainer:
   def _train_steps_fn(self, iterator, num_steps):
     """Runs up to `num_steps` steps; returns the means of (loss, *metrics) over the good
     steps, the number of good steps, the current run of consecutive bad steps (which may
-    have begun in an earlier call) and the last gradient norm."""
+    have begun in an earlier call) and the last gradient norm.
+
+    Fewer steps run if `max_consecutive_bad_steps` bad steps come in a row, or if
+    `stop_requested` is set (checked before every step).
+    """
     totals = tf.zeros([1 + len(self.metric_names)])
     good = tf.constant(0.)
     grad_norm = tf.constant(0.)
     for _ in tf.range(num_steps):
+      if self.stop_requested:
+        break
       stats, grad_norm, finite = self._step(next(iterator))
       self.step.assign_add(1)
       totals += tf.where(finite, stats, 0.)
@@ -220,7 +234,7 @@ class _Evaluator:
     summaries.image_summaries(self.vae, last_split[:self.summary_images], step, self.writer,
                               self.seed)
     if save:
-      self.manager.save(checkpoint_number=step)
+      checkpoints.save(self.manager, step)
     return results
 
 
@@ -235,58 +249,104 @@ def _load_data(dataset, max_train_examples, eval_splits, max_eval_examples, batc
 
 
 def _restore(trainer, model_dir):
-  """The checkpoint manager of `model_dir`, after resuming from its latest checkpoint."""
-  checkpoint = tf.train.Checkpoint(model=trainer.vae, optimizer=trainer.optimizer,
-                                   step=trainer.step)
-  manager = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=3)
-  if manager.latest_checkpoint:
-    checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info('Resumed from %s at step %d.', manager.latest_checkpoint,
-                 int(trainer.step))
-  return manager
+  """The checkpoint manager of `model_dir`, after resuming from its newest checkpoint that
+  reads back (see `checkpoints.restore_newest`)."""
+  objects = dict(model=trainer.vae, optimizer=trainer.optimizer, step=trainer.step)
+  restored = checkpoints.restore_newest(objects, model_dir)
+  if restored:
+    logging.info('Resumed from %s at step %d.', restored, int(trainer.step))
+  return tf.train.CheckpointManager(tf.train.Checkpoint(**objects), model_dir, max_to_keep=3)
 
 
-def _log_progress(trainer, writer, means, grad_norm, current, total_steps, images_per_s,
-                  batch_size):
-  """The progress line and the `train/*` scalars of one compiled call."""
-  values = dict(zip(('loss',) + trainer.metric_names, (float(v) for v in means)))
+def _log_progress(trainer, writer, means, good, grad_norm, current, num_steps, total_steps,
+                  images_per_s, batch_size):
+  """The progress line and the `train/*` scalars of one compiled call of `num_steps`
+  steps, `good` of them applied (the means are over those)."""
   eta = (total_steps - current) * batch_size / max(images_per_s, 1e-9)
-  logging.info('step %d/%d epoch %.2f %s | %.0f images/s | %s left', current, total_steps,
-               current / trainer.steps_per_epoch,
-               ' '.join(f'{k} {v:.3f}' for k, v in values.items()), images_per_s,
+  where = (f'step {current}/{total_steps} epoch {current / trainer.steps_per_epoch:.2f}')
+  if good == 0:
+    logging.warning('%s | no step applied: all %d had a non-finite loss or gradient',
+                    where, num_steps)
+    return
+  values = dict(zip(('loss',) + trainer.metric_names, (float(v) for v in means)))
+  skipped = f' ({num_steps - good} non-finite skipped)' if good < num_steps else ''
+  logging.info('%s %s%s | %.0f images/s | %s left', where,
+               ' '.join(f'{k} {v:.3f}' for k, v in values.items()), skipped, images_per_s,
                _format_duration(eta))
   values.update(learning_rate=float(trainer.optimizer.learning_rate),
                 grad_norm=float(grad_norm), images_per_second=images_per_s)
   summaries.scalar_summaries(writer, current, 'train', values)
 
 
+def _checkpoint_note(manager, model_dir):
+  latest = manager.latest_checkpoint
+  if latest:
+    return f'the last good checkpoint, {os.path.basename(latest)}, is kept in {model_dir}'
+  return f'no checkpoint was written in {model_dir}'
+
+
 def _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps,
-                eval_every_steps, log_every_steps, checkpoint_every_steps, batch_size):
-  """Trains from `start_step` to `total_steps`; returns the last evaluation (or `{}`)."""
-  current, results = start_step, {}
+                eval_every_steps, log_every_steps, checkpoint_every_steps, batch_size, stop):
+  """Trains from `start_step` to `total_steps`; returns (the last evaluation or `{}`, the
+  number of steps applied).
+
+  Compiled calls end on multiples of `log_every_steps` and `eval_every_steps`, whatever the
+  step a run resumed from. A stop requested by `stop` (SIGTERM) ends the loop after the step
+  in progress, with a checkpoint.
+
+  Raises:
+    RunFailed: after `max_consecutive_bad_steps` non-finite steps in a row.
+    Preempted: when a stop was requested, after the checkpoint.
+  """
+  current, results, applied, saved = start_step, {}, 0, start_step
   start_time = time.time()
-  while current < total_steps:
-    num_steps = min(log_every_steps, total_steps - current,
+  operative_config = os.path.join(model_dir, 'operative_config.gin')
+  while current < total_steps and not stop.requested.is_set():
+    num_steps = min(log_every_steps - current % log_every_steps, total_steps - current,
                     eval_every_steps - current % eval_every_steps)
     means, good, bad_run, grad_norm = trainer.train_steps(iterator, tf.constant(num_steps))
-    current = int(trainer.step)
+    ran, good = int(trainer.step) - current, int(good)
+    if ran == 0:  # Stopped before the first step of the call.
+      break
+    current, applied = current + ran, applied + good
     if int(bad_run) >= trainer.max_consecutive_bad_steps:
-      raise cli.UserError(
+      raise cli.RunFailed(
           f'training stopped at step {current}: {int(bad_run)} consecutive steps with a '
-          f'non-finite loss or gradient; the last good checkpoint is kept in {model_dir}')
+          f'non-finite loss or gradient; {_checkpoint_note(evaluator.manager, model_dir)}')
     images_per_s = (current - start_step) * batch_size / max(time.time() - start_time, 1e-9)
-    _log_progress(trainer, evaluator.writer, means, grad_norm, current, total_steps,
-                  images_per_s, batch_size)
-    if current == num_steps + start_step and start_step == 0:
-      files.write_atomic(os.path.join(model_dir, 'operative_config.gin'),
-                         gin.operative_config_str())
+    _log_progress(trainer, evaluator.writer, means, good, grad_norm, current, ran,
+                  total_steps, images_per_s, batch_size)
+    if not tf.io.gfile.exists(operative_config):
+      files.write_atomic(operative_config, gin.operative_config_str())
     # No checkpoint right after a non-finite step: the last one stays the last good state.
-    all_good = int(good) == num_steps
+    all_good = good == ran
     if current % eval_every_steps == 0 or current == total_steps:
       results = evaluator(current, save=all_good)
-    elif current % checkpoint_every_steps < num_steps and all_good:
-      evaluator.manager.save(checkpoint_number=current)
-  return results
+      saved = current if all_good else saved
+    elif current // checkpoint_every_steps > (current - ran) // checkpoint_every_steps \
+        and all_good:
+      checkpoints.save(evaluator.manager, current)
+      saved = current
+  if stop.requested.is_set():
+    if saved != current:
+      checkpoints.save(evaluator.manager, current)
+    evaluator.writer.flush()
+    raise cli.Preempted(f'stopped by SIGTERM at step {current} of {total_steps}, saved in '
+                        f'{evaluator.manager.latest_checkpoint}: rerun the same command to '
+                        'continue')
+  return results, applied
+
+
+def _check_result(results, start_step, applied, model_dir):
+  """Raises `RunFailed` if no step was ever applied or the final metrics are not finite."""
+  if start_step == 0 and applied == 0:
+    raise cli.RunFailed(f'no training step of {model_dir} had a finite loss and gradient, '
+                        'so nothing was learned; the run failed')
+  bad = [f'{split} {name} {value}' for split, result in results.items()
+         for name, value in result.items() if not math.isfinite(value)]
+  if bad:
+    raise cli.RunFailed(f'the final evaluation is not finite ({", ".join(bad[:3])}): the '
+                        f'run diverged; its metrics are in {model_dir}/metrics.jsonl')
 
 
 @gin.configurable(denylist=['model_dir', 'overwrite'])
@@ -315,10 +375,10 @@ def train(model_dir,
           seed=0):
   """Trains a model and evaluates it; the root configurable of a training run.
 
-  Set-up (data, `model_dir`, determinism, strategy, model), restore (the latest checkpoint
-  of `model_dir`, if any), the loop (compiled calls of `log_every_steps` steps, with
-  progress summaries), evaluation (every `eval_every_epochs` and at the end, with a
-  checkpoint).
+  Set-up (data, `model_dir` and its lock, determinism, strategy, model), restore (the
+  newest checkpoint of `model_dir` that reads back, if any), the loop (compiled calls of
+  `log_every_steps` steps, with progress summaries), evaluation (every `eval_every_epochs`
+  and at the end, with a checkpoint), the check of the result (finite metrics).
 
   Args:
     model_dir: Python `str`, where the run writes everything (a flag, not gin-bindable).
@@ -354,46 +414,61 @@ def train(model_dir,
 
   Returns:
     The final evaluation, a `dict` split -> {rate, distortion, elbo}.
+
+  Raises:
+    UserError: bad input, or another process holds `model_dir` (`run_dir.RunLock`).
+    RunFailed: the run diverged (`max_consecutive_bad_steps` non-finite steps in a row, a
+      final evaluation that is not finite, or no step ever applied), no checkpoint reads
+      back, or a checkpoint could not be saved (a full disk).
+    Preempted: SIGTERM arrived; the run stopped at a step boundary after a checkpoint.
   """
   # Set-up. Bad input (a negative beta, missing or corrupted data, a loss that takes no
-  # objective) is reported before anything is written to model_dir.
+  # objective, an unwritable or busy model_dir) is reported before anything is written.
   objectives.beta_schedule(0.)
   loss = step_loss(loss, objective)
   train_images, eval_images = _load_data(dataset, max_train_examples, eval_splits,
                                          max_eval_examples, batch_size)
-  run_dir.check_model_dir(model_dir, gin.config_str(), overwrite)
-  tf_keras.utils.set_random_seed(seed)
-  if deterministic:
-    tf.config.experimental.enable_op_determinism()
-  strategy = strategy() if strategy is not None else tf.distribute.get_strategy()
-  steps_per_epoch = train_images.shape[0] // batch_size
-  total_steps = max(int(round(epochs * steps_per_epoch)), 1)
-  eval_every_steps = max(int(round(eval_every_epochs * steps_per_epoch)), 1)
-  trainer = Trainer(model, loss, strategy, total_steps, steps_per_epoch, seed,
-                    jit_compile=jit_compile,
-                    max_consecutive_bad_steps=max_consecutive_bad_steps,
-                    mixed_precision=mixed_precision, loss_scale=loss_scale)
+  files.check_writable_dir(model_dir, 'model_dir')
+  with run_dir.RunLock(model_dir), run_dir.failure_record(model_dir), \
+      preemption.StopOnSigterm() as stop:
+    run_dir.check_model_dir(model_dir, gin.config_str(), overwrite)
+    tf_keras.utils.set_random_seed(seed)
+    if deterministic:
+      tf.config.experimental.enable_op_determinism()
+    strategy = strategy() if strategy is not None else tf.distribute.get_strategy()
+    steps_per_epoch = train_images.shape[0] // batch_size
+    total_steps = max(int(round(epochs * steps_per_epoch)), 1)
+    eval_every_steps = max(int(round(eval_every_epochs * steps_per_epoch)), 1)
+    trainer = Trainer(model, loss, strategy, total_steps, steps_per_epoch, seed,
+                      jit_compile=jit_compile,
+                      max_consecutive_bad_steps=max_consecutive_bad_steps,
+                      mixed_precision=mixed_precision, loss_scale=loss_scale)
+    stop.attach(trainer.stop_requested)
 
-  # Restore: the run continues from its latest checkpoint; later metrics and events go.
-  manager = _restore(trainer, model_dir)
-  start_step = int(trainer.step)
-  metrics = run_dir.MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), start_step)
-  run_dir.truncate_event_files(model_dir, start_step)
-  writer = tf.summary.create_file_writer(model_dir)
-  evaluate = elbo.make_evaluate(trainer.vae, eval_batch_size, seed + 1)
-  evaluator = _Evaluator(trainer.vae, evaluate, eval_images, metrics, writer, manager,
-                         steps_per_epoch, summary_images, seed)
+    # Restore: the run continues from its newest readable checkpoint; later metrics and
+    # events go.
+    manager = _restore(trainer, model_dir)
+    start_step = int(trainer.step)
+    metrics = run_dir.MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), start_step)
+    run_dir.truncate_event_files(model_dir, start_step)
+    writer = tf.summary.create_file_writer(model_dir)
+    evaluate = elbo.make_evaluate(trainer.vae, eval_batch_size, seed + 1)
+    evaluator = _Evaluator(trainer.vae, evaluate, eval_images, metrics, writer, manager,
+                           steps_per_epoch, summary_images, seed)
 
-  # The loop, with its evaluations.
-  logging.info('Training %d steps (%d per epoch, batch %d, %d replica(s)) in %s.',
-               total_steps, steps_per_epoch, batch_size, strategy.num_replicas_in_sync,
-               model_dir)
-  iterator = trainer.distribute(
-      pipeline.train_dataset(train_images, batch_size, seed, start_step))
-  results = _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps,
-                        eval_every_steps, log_every_steps, checkpoint_every_steps,
-                        batch_size)
-  if not results:  # Resumed after the last step: evaluate again for the caller.
-    results = {split: evaluator.evaluate(images) for split, images in eval_images.items()}
-  writer.flush()
-  return results
+    # The loop, with its evaluations.
+    logging.info('Training %d steps (%d per epoch, batch %d, %d replica(s)) in %s.',
+                 total_steps, steps_per_epoch, batch_size, strategy.num_replicas_in_sync,
+                 model_dir)
+    iterator = trainer.distribute(
+        pipeline.train_dataset(train_images, batch_size, seed, start_step))
+    try:
+      results, applied = _train_loop(
+          trainer, iterator, evaluator, model_dir, start_step, total_steps, eval_every_steps,
+          log_every_steps, checkpoint_every_steps, batch_size, stop)
+      if not results:  # Resumed after the last step: evaluate again for the caller.
+        results = {split: evaluator.evaluate(images) for split, images in eval_images.items()}
+    finally:
+      writer.flush()
+    _check_result(results, start_step, applied, model_dir)
+    return results

@@ -1,10 +1,15 @@
 """Command-line plumbing shared by every entrypoint: gin flags, one-line errors.
 
 Every `python -m brokenelbo.<tool>` binary parses `--gin_file`/`--gin_bindings` the same
-way (unknown bindings are errors) and reports a user's mistake as one line on stderr with
-exit status 2, never as a traceback.
+way (unknown bindings are errors) and reports a fault as one line `error: ...` on stderr,
+never as a traceback. Exit statuses: 2, a mistake in the user's input (`UserError`), or a
+run directory another process is writing; 1, a run that failed (`RunFailed`: it diverged,
+no checkpoint reads back, the disk is full); 75 (`EX_TEMPFAIL` of sysexits.h), a run
+stopped by SIGTERM after saving a checkpoint (`Preempted`, one line `preempted: ...`): the
+same command continues it.
 """
 
+import errno
 import os
 import sys
 
@@ -17,8 +22,34 @@ import gin
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+EXIT_FAILED = 1
+EXIT_USER_ERROR = 2
+EXIT_PREEMPTED = 75
+
+
 class UserError(ValueError):
   """A mistake in the user's input: reported as one line, exit status 2."""
+
+
+class RunFailed(RuntimeError):
+  """A run that could not finish or whose result is not valid: one line, exit status 1."""
+
+
+class Preempted(RuntimeError):
+  """Training stopped on request (SIGTERM) after a checkpoint: one line, exit status 75."""
+
+
+def _first_line(error):
+  # gin appends "In call to configurable ..." lines to errors raised inside configurables;
+  # the message is the first line.
+  return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _os_error_line(error):
+  """One line for an `OSError` raised while writing (a full disk, a read-only mount)."""
+  reason = error.strerror or errno.errorcode.get(error.errno, '') or str(error)
+  where = f': {error.filename}' if error.filename else ''
+  return f'{reason}{where}'
 
 
 def define_gin_flags():
@@ -70,15 +101,21 @@ def require_empty_gin_config(what):
 
 
 def run(main):
-  """Runs `main(argv)` under absl; a `UserError` becomes one line and exit status 2."""
+  """Runs `main(argv)` under absl; each fault above becomes one line and its exit status."""
 
   def wrapped(argv):
+    kind = 'error'
     try:
       return main(argv)
     except UserError as e:
-      # gin appends "In call to configurable ..." lines to errors raised inside
-      # configurables; the user's message is the first line.
-      print(f'error: {str(e).splitlines()[0]}', file=sys.stderr)
-      sys.exit(2)
+      status, line = EXIT_USER_ERROR, _first_line(e)
+    except RunFailed as e:
+      status, line = EXIT_FAILED, _first_line(e)
+    except Preempted as e:
+      kind, status, line = 'preempted', EXIT_PREEMPTED, _first_line(e)
+    except OSError as e:
+      status, line = EXIT_FAILED, _os_error_line(e)
+    print(f'{kind}: {line}', file=sys.stderr)
+    sys.exit(status)
 
   app.run(wrapped)
