@@ -1,9 +1,11 @@
-"""Reliability: kill -9 and resume, non-finite steps, bad input, nothing lost.
+"""Reliability: interrupted and resumed runs, non-finite steps, bad input, nothing lost.
 
-The kill test runs the real command line twice with the same seed: once straight through,
-once killed (SIGKILL) after its second checkpoint and then resumed with the same command;
-the resumed run must log every evaluation and every TensorBoard step exactly once, and its
-final metrics must equal the uninterrupted run's to 1e-4 nats.
+The fault-injection tests run the real command line with the same seed: once straight
+through, and once sent SIGKILL (or SIGTERM) at 10 random moments in a row, resumed each
+time with the same command, then run to its end. The resumed run must log every evaluation
+and every TensorBoard step exactly once, and its final metrics must equal the uninterrupted
+run's to 1e-4 nats. Run them with `-s` to see the exit statuses, the steps reached and the
+largest difference.
 """
 
 import json
@@ -30,10 +32,13 @@ from brokenelbo.utils import cli
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATIVE_LOG = re.compile(r'^([IWEF]\d{4} |WARNING: All log messages before absl|'
                         r'To enable the following instructions)')
-# 40 steps of batch 16 on 64 examples: evaluations at steps 20 and 40, checkpoints every 4
-# steps, a progress line (and TensorBoard scalars) every 2 steps.
-LONG_SMOKE = ['train.epochs = 10', 'train.eval_every_epochs = 5',
-              'train.checkpoint_every_steps = 4', 'train.summary_images = 0']
+# 80 steps of batch 16 on 64 examples: evaluations every 20 steps, a checkpoint, a progress
+# line and TensorBoard scalars every 2 (so that a kill often lands in a save).
+FAULT_RUN = ['train.epochs = 20', 'train.eval_every_epochs = 5',
+             'train.checkpoint_every_steps = 2', 'train.summary_images = 0']
+FAULT_STEPS = 80
+EVAL_STEPS = (20, 40, 60, 80)
+NUM_INTERRUPTIONS = 10
 
 
 def _train_command(model_dir, bindings=(), family='---'):
@@ -56,35 +61,96 @@ def _scalar_steps(model_dir, tag):
   return sorted(steps)
 
 
-def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
-  straight, killed = str(tmp_path / 'straight'), str(tmp_path / 'killed')
-  subprocess.run(_train_command(straight, LONG_SMOKE), cwd=REPO, check=True,
+PROGRESS = re.compile(r'^I(\d\d\d\d) (\d\d):(\d\d):(\d\d\.\d+) .* step (\d+)/(\d+) ', re.M)
+
+
+def _progress(log_path):
+  """[(seconds of the day, step)] of the progress lines in a run's stderr so far."""
+  with open(log_path) as f:
+    return [(int(h) * 3600 + int(m) * 60 + float(sec), int(step))
+            for _, h, m, sec, step, _ in PROGRESS.findall(f.read())]
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  """The run straight through: its directory, and its seconds per training step."""
+  root = tmp_path_factory.mktemp('uninterrupted')
+  model_dir, log = str(root / 'run'), str(root / 'stderr.log')
+  with open(log, 'w') as stderr:
+    subprocess.run(_train_command(model_dir, FAULT_RUN), cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL, stderr=stderr)
+  (t0, s0), (t1, s1) = _progress(log)[0], _progress(log)[-1]
+  return model_dir, (t1 - t0) / (s1 - s0)
+
+
+def _interrupt_and_resume(model_dir, sig, seconds_per_step, seed):
+  """Runs the command 10 times, each sent `sig` at a random moment, then once to the end.
+
+  Each moment is uniform over the 4 steps' time that follows the process's first progress
+  line (so training has begun, and every process makes progress): it falls in a step, an
+  evaluation or a checkpoint save. Returns (exit statuses, the checkpoint step after each
+  interruption).
+  """
+  rng = np.random.default_rng(seed)
+  statuses, steps = [], []
+  for i, delay in enumerate(rng.uniform(0., 4 * seconds_per_step, size=NUM_INTERRUPTIONS)):
+    log = f'{model_dir}.{i}.log'
+    with open(log, 'w') as stderr:
+      process = subprocess.Popen(_train_command(model_dir, FAULT_RUN), cwd=REPO,
+                                 stdout=subprocess.DEVNULL, stderr=stderr)
+    deadline = time.time() + 300
+    while not _progress(log):
+      assert process.poll() is None and time.time() < deadline, open(log).read()[-2000:]
+      time.sleep(0.01)
+    time.sleep(delay)
+    process.send_signal(sig)
+    statuses.append(process.wait(timeout=300))
+    steps.append(int(tf.train.load_variable(model_dir, 'step/.ATTRIBUTES/VARIABLE_VALUE'))
+                 if tf.train.latest_checkpoint(model_dir) else 0)
+  subprocess.run(_train_command(model_dir, FAULT_RUN), cwd=REPO, check=True,
                  capture_output=True)
+  return statuses, steps
 
-  process = subprocess.Popen(_train_command(killed, LONG_SMOKE), cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  while not os.path.exists(os.path.join(killed, 'ckpt-8.index')):
-    assert process.poll() is None, 'the run ended before it could be killed'
-    assert time.time() < deadline
-    time.sleep(0.05)
-  process.send_signal(signal.SIGKILL)
-  process.wait()
-  interrupted_at = tf.train.load_variable(killed, 'step/.ATTRIBUTES/VARIABLE_VALUE')
-  assert 8 <= interrupted_at < 40
 
-  subprocess.run(_train_command(killed, LONG_SMOKE), cwd=REPO, check=True,
-                 capture_output=True)
-
-  want, got = _metrics(straight), _metrics(killed)
+def _check_equals_uninterrupted(model_dir, uninterrupted_dir):
+  want, got = _metrics(uninterrupted_dir), _metrics(model_dir)
   assert [(r['step'], r['split']) for r in got] == [
-      (20, 'train'), (20, 'test'), (40, 'train'), (40, 'test')]
+      (step, split) for step in EVAL_STEPS for split in ('train', 'test')]
   for w, g in zip(want, got):
     for key in ('rate', 'distortion', 'elbo'):
       np.testing.assert_allclose(g[key], w[key], atol=1e-4, rtol=0)
-  # Every progress step logged once: no duplicates from before the kill, no gaps.
-  assert _scalar_steps(killed, 'train/rate') == list(range(2, 41, 2))
-  assert _scalar_steps(killed, 'eval/test/elbo') == [20, 40]
+  # Every TensorBoard step once: nothing duplicated from before an interruption.
+  train_steps = _scalar_steps(model_dir, 'train/rate')
+  assert train_steps == sorted(set(train_steps)), train_steps
+  assert _scalar_steps(model_dir, 'eval/test/elbo') == list(EVAL_STEPS)
+  return train_steps, max(abs(g[k] - w[k]) for w, g in zip(want, got)
+                          for k in ('rate', 'distortion', 'elbo'))
+
+
+def test_sigkill_at_random_moments_then_resume_matches_uninterrupted_run(uninterrupted,
+                                                                         tmp_path):
+  model_dir = str(tmp_path / 'killed')
+  statuses, steps = _interrupt_and_resume(model_dir, signal.SIGKILL, uninterrupted[1], seed=0)
+  print(f'SIGKILL: exit statuses {statuses}, checkpoint steps after each kill {steps}')
+  assert statuses == [-signal.SIGKILL] * NUM_INTERRUPTIONS
+  assert steps == sorted(steps) and steps[-1] < FAULT_STEPS, steps
+  train_steps, difference = _check_equals_uninterrupted(model_dir, uninterrupted[0])
+  # Chunks end on the logging grid whatever the step a run resumed from.
+  assert train_steps == list(range(2, FAULT_STEPS + 1, 2))
+  print(f'SIGKILL: largest metric difference to the uninterrupted run {difference:.2e}')
+
+
+def test_sigterm_at_random_moments_checkpoints_and_resume_matches_uninterrupted_run(
+    uninterrupted, tmp_path):
+  model_dir = str(tmp_path / 'terminated')
+  statuses, steps = _interrupt_and_resume(model_dir, signal.SIGTERM, uninterrupted[1], seed=1)
+  print(f'SIGTERM: exit statuses {statuses}, checkpoint steps after each stop {steps}')
+  # Every stop came at a step boundary, with a checkpoint of the step reached: each
+  # process went further than the one before.
+  assert statuses == [cli.EXIT_PREEMPTED] * NUM_INTERRUPTIONS
+  assert steps == sorted(set(steps)) and steps[-1] < FAULT_STEPS, steps
+  _, difference = _check_equals_uninterrupted(model_dir, uninterrupted[0])
+  print(f'SIGTERM: largest metric difference to the uninterrupted run {difference:.2e}')
 
 
 @gin.configurable

@@ -331,9 +331,9 @@ def _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps
     if saved != current:
       checkpoints.save(evaluator.manager, current)
     evaluator.writer.flush()
-    raise cli.Preempted(f'stopped by SIGTERM at step {current} of {total_steps}, saved in '
-                        f'{evaluator.manager.latest_checkpoint}: rerun the same command to '
-                        'continue')
+    latest = evaluator.manager.latest_checkpoint or 'no checkpoint yet'
+    raise cli.Preempted(f'stopped by SIGTERM at step {current} of {total_steps} ({latest}): '
+                        'rerun the same command to continue')
   return results, applied
 
 
