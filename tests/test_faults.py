@@ -10,10 +10,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import gin
 import numpy as np
@@ -74,59 +72,65 @@ def _train_in_process(model_dir, bindings=()):
     gin.clear_config()
 
 
-def test_diverged_runs_fail_with_one_line_and_strict_json(tmp_path):
-  cases = {
-      # One step applied, then NaN: the final evaluation is not finite.
-      'nan_metrics': ['normalized_adam.learning_rate = 1e12'],
-      # Ten bad steps in a row before any checkpoint could be written.
-      'no_checkpoint': ['normalized_adam.learning_rate = 1e12', 'train.epochs = 5'],
-      # An infinite loss from the first step: no step is ever applied.
-      'never_applied': ['beta_schedule.beta = 1e30'],
-  }
-  processes = {name: _start('train', [*SMOKE, f'--model_dir={tmp_path / name}',
-                                      *[f'--gin_bindings={b}' for b in bindings]])
-               for name, bindings in cases.items()}
-  results = _finish(processes)
-  messages = {'nan_metrics': r'final evaluation is not finite \(train rate nan',
-              'no_checkpoint': r'10 consecutive steps .* no checkpoint was written in',
-              'never_applied': r'no training step of .* had a finite loss'}
-  for name, message in messages.items():
-    status, errors, stderr = results[name]
-    assert status == cli.EXIT_FAILED, (name, stderr[-2000:])
-    assert len(errors) == 1 and re.search(message, errors[0]), (name, errors)
-    assert checkpoints.checkpoint_steps(str(tmp_path / name)) == [], name
-    with open(tmp_path / name / run_dir.FAILURE_FILE) as f:  # For the sweep, and the user.
-      assert json.load(f)['error'] == errors[0][len('error: '):], name
+def test_a_diverged_run_fails_with_one_line_and_strict_json(tmp_path):
+  # One step applied, then NaN: the final evaluation is not finite.
+  model_dir = tmp_path / 'run'
+  status, errors, stderr = _finish({'run': _start('train', [
+      *SMOKE, f'--model_dir={model_dir}',
+      '--gin_bindings=normalized_adam.learning_rate = 1e12'])})['run']
+  assert status == cli.EXIT_FAILED, stderr[-2000:]
+  assert len(errors) == 1, errors
+  assert re.search(r'final evaluation is not finite \(train rate nan', errors[0]), errors
+  assert checkpoints.checkpoint_steps(str(model_dir)) == []
+  with open(model_dir / run_dir.FAILURE_FILE) as f:  # For the sweep, and the user.
+    assert json.load(f)['error'] == errors[0][len('error: '):]
   # metrics.jsonl is strict JSON: the non-finite values are null.
-  records = _strict_json_lines(tmp_path / 'nan_metrics' / 'metrics.jsonl')
+  records = _strict_json_lines(model_dir / 'metrics.jsonl')
   assert [r['split'] for r in records] == ['train', 'test']
   assert all(r[k] is None for r in records for k in ('rate', 'distortion', 'elbo'))
-  # A chunk in which no step was applied says so, instead of printing zero losses.
-  stderr = results['no_checkpoint'][2]
+  # The chunk in which no step was applied says so, instead of printing zero losses.
   assert 'no step applied: all 2 had a non-finite loss or gradient' in stderr
   assert not re.search(r'loss 0\.000 rate 0\.000', stderr)
 
 
-def test_sweep_records_a_diverged_run_as_failed_and_retries_it(tmp_path):
+@pytest.mark.parametrize('bindings, message', [
+    # Ten bad steps in a row before any checkpoint could be written.
+    (['normalized_adam.learning_rate = 1e12', 'train.epochs = 5'],
+     r'10 consecutive steps .* no checkpoint was written in'),
+    # An infinite loss from the first step: no step is ever applied.
+    (['beta_schedule.beta = 1e30', 'train.epochs = 1'],
+     r'no training step of .* had a finite loss'),
+])
+def test_runs_that_learned_nothing_fail(tmp_path, bindings, message):
+  model_dir = str(tmp_path / 'run')
+  with pytest.raises(cli.RunFailed, match=message):
+    _train_in_process(model_dir, ['train.checkpoint_every_steps = 2', *bindings])
+  assert checkpoints.checkpoint_steps(model_dir) == []
+  assert os.path.exists(os.path.join(model_dir, run_dir.FAILURE_FILE))
+
+
+def test_sweep_gives_a_failed_run_no_row_and_tries_it_again(tmp_path):
   output_dir = str(tmp_path / 'sweep')
-  args = ['--families=---', '--betas=1,1e30', '--gin_file=configs/smoke.gin',
-          '--parallel=2', f'--output_dir={output_dir}']
+  args = ['--families=---', '--betas=1e30', '--gin_file=configs/smoke.gin',
+          f'--output_dir={output_dir}']
   failed_dir = os.path.join(output_dir, '---', 'beta=1e+30_anneal=0_seed=0')
-  # The first invocation does both runs, the second only the failed one again.
-  for todo in (2, 1):
-    status, errors, stderr = _finish({'sweep': _start('sweep', args)})['sweep']
-    assert status == cli.EXIT_FAILED, stderr[-2000:]
-    assert errors == [f'error: 1 of {todo} runs failed (listed above); rerun the same '
-                      'command to retry them'], errors
-    failed = [l for l in _own_lines(stderr) if l.startswith('failed:')]
-    assert len(failed) == 1 and failed_dir in failed[0], failed
-    assert 'no training step' in failed[0]
-    with open(os.path.join(output_dir, 'results.csv')) as f:
-      rows = f.read().splitlines()
-    assert len(rows) == 2 and ',1,0,0,' in rows[1]  # Header and the beta = 1 run only.
-    assert not os.path.exists(os.path.join(failed_dir, 'sweep.json'))
-  with open(failed_dir + '.log') as f:
-    assert f.read().count('brokenelbo.train') == 2  # Tried on each invocation.
+  status, errors, stderr = _finish({'sweep': _start('sweep', args)})['sweep']
+  assert status == cli.EXIT_FAILED, stderr[-2000:]
+  assert errors == ['error: 1 of 1 runs failed (listed above); rerun the same command to '
+                    'retry them'], errors
+  failed = [l for l in _own_lines(stderr) if l.startswith('failed:')]
+  assert len(failed) == 1 and failed_dir in failed[0], failed
+  assert 'no training step' in failed[0]
+  with open(os.path.join(output_dir, 'results.csv')) as f:
+    assert len(f.read().splitlines()) == 1  # The header: no row for a failed run.
+  assert not os.path.exists(os.path.join(failed_dir, 'sweep.json'))
+  # Its final metrics are finite (nothing was learned), yet it is no finished run: the next
+  # invocation would train it again rather than record it from its metrics.
+  again = subprocess.run([sys.executable, '-m', 'brokenelbo.sweep', *args, '--dry_run'],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert again.returncode == 0, again.stderr[-2000:]
+  lines = again.stdout.splitlines()
+  assert lines[0] == '1 runs, 0 finished, 1 to do' and f'--model_dir={failed_dir}' in lines[1]
 
 
 @pytest.fixture(scope='module')
@@ -212,27 +216,24 @@ def test_no_readable_checkpoint_is_an_error_not_a_silent_restart(checkpointed, t
   assert len(os.listdir(os.path.join(model_dir, checkpoints.DAMAGED_DIR))) == 6
 
 
-def test_one_writer_per_run_directory(tmp_path):
+def test_one_writer_per_run_directory(checkpointed, tmp_path):
+  original, _ = checkpointed
   model_dir = str(tmp_path / 'run')
-  long_run = [*SMOKE, f'--model_dir={model_dir}', '--gin_bindings=train.epochs = 40',
-              '--gin_bindings=train.checkpoint_every_steps = 10']
-  first = _start('train', long_run)
-  deadline = time.time() + 300
-  while not os.path.exists(os.path.join(model_dir, 'ckpt-10.index')):
-    assert first.poll() is None and time.time() < deadline, 'the first run ended early'
-    time.sleep(0.05)
-  events = tf.io.gfile.glob(os.path.join(model_dir, 'events.out.tfevents.*'))
-  second = _finish({'second': _start('train', long_run)})['second']
-  assert first.poll() is None, 'the first run ended before the second was refused'
-  status, errors, _ = second
-  assert status == cli.EXIT_USER_ERROR
-  assert len(errors) == 1 and f'is in use by process {first.pid}' in errors[0], errors
-  # The first writer was not disturbed: its event file is still there and growing.
-  assert tf.io.gfile.glob(os.path.join(model_dir, 'events.out.tfevents.*')) == events
-  first.send_signal(signal.SIGTERM)
-  status, errors, _ = _finish({'first': first})['first']
-  assert status == cli.EXIT_PREEMPTED and errors[0].startswith('preempted: stopped by SIGTERM')
-  assert not os.path.exists(os.path.join(model_dir, run_dir.LOCK_FILE))
+  shutil.copytree(original, model_dir)
+  before = {n: open(os.path.join(model_dir, n), 'rb').read() for n in os.listdir(model_dir)}
+  # This process writes to the run; training and evaluate (which appends to metrics.jsonl)
+  # in other processes are refused, naming it, and change nothing.
+  with run_dir.RunLock(model_dir):
+    results = _finish({
+        'train': _start('train', [*SMOKE, f'--model_dir={model_dir}',
+                                  *[f'--gin_bindings={b}' for b in CHECKPOINTED]]),
+        'evaluate': _start('evaluate', [f'--model_dir={model_dir}',
+                                        '--gin_bindings=evaluate_run.grid_examples = 0'])})
+    for name, (status, errors, stderr) in results.items():
+      assert status == cli.EXIT_USER_ERROR, (name, stderr[-2000:])
+      assert len(errors) == 1 and f'is in use by process {os.getpid()}' in errors[0], errors
+  after = {n: open(os.path.join(model_dir, n), 'rb').read() for n in os.listdir(model_dir)}
+  assert after == before
 
 
 def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
@@ -278,8 +279,12 @@ def test_a_full_disk_fails_cleanly_and_the_run_resumes_once_space_is_freed(tmp_p
                 if '_temp' in n or n.endswith('.tmp') or n.startswith(('.write_test', 'ckpt-'))]
     assert leftover == [], leftover
     subprocess.run(['mount', '-o', 'remount,size=200m', disk], check=True)
-    status, errors, stderr = _finish({'freed': _start('train', args)})['freed']
-    assert status == 0, stderr[-2000:]
+    gin.clear_config()
+    cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'], ['train.summary_images = 0'])
+    try:
+      training.train(model_dir=model_dir)
+    finally:
+      gin.clear_config()
     assert checkpoints.checkpoint_steps(model_dir) == [4]
   finally:
     subprocess.run(['umount', disk], check=False)

@@ -50,15 +50,15 @@ def evaluate_run(run, model_dir, split='test', output_dir=None, overwrite=False,
   figure = os.path.join(output_dir, f'figure4_{split}.png')
   if grid_examples and os.path.exists(figure) and not overwrite:
     raise cli.UserError(f'{figure} exists; pass --overwrite to replace it')
-  images = run.settings['dataset'](split)[:max_examples]
-  seed = run.settings['seed']
-  # The same seed as the run's own evaluations: one z sample reproduces them exactly.
-  evaluate = elbo.make_evaluate(run.model, batch_size, seed + 1, num_samples=num_z_samples)
-  result = evaluate(images)
-  record = dict(step=run.step, epoch=run.step / run.steps_per_epoch, split=split,
-                num_examples=int(images.shape[0]), num_z_samples=num_z_samples,
-                source='evaluate', **result)
   with run_dir.RunLock(model_dir):  # Training writes metrics.jsonl too: one at a time.
+    images = run.settings['dataset'](split)[:max_examples]
+    seed = run.settings['seed']
+    # The same seed as the run's own evaluations: one z sample reproduces them exactly.
+    evaluate = elbo.make_evaluate(run.model, batch_size, seed + 1, num_samples=num_z_samples)
+    result = evaluate(images)
+    record = dict(step=run.step, epoch=run.step / run.steps_per_epoch, split=split,
+                  num_examples=int(images.shape[0]), num_z_samples=num_z_samples,
+                  source='evaluate', **result)
     run_dir.MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), float('inf')).append(record)
   if grid_examples:
     name = os.path.join(*os.path.normpath(os.path.abspath(model_dir)).split(os.sep)[-2:])
