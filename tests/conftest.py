@@ -1,5 +1,4 @@
-"""Shared pytest set-up: quiet TensorFlow logs, a clean gin config for every test, and the
-slowest modules first."""
+"""Shared pytest fixtures: quiet TensorFlow logs and a clean gin config for every test."""
 
 import importlib.util
 import os
@@ -10,16 +9,6 @@ import gin  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 
 from brokenelbo.utils import configurables  # pylint: disable=unused-import,g-import-not-at-top
-
-
-# The modules that take longest (real processes interrupted 10 times; 12 families
-# trained). pytest-xdist hands out modules in collection order: these go first, so that the
-# two workers finish together instead of one of them ending alone with them.
-SLOW_MODULES = ('test_reliability.py', 'test_train.py')
-
-
-def pytest_collection_modifyitems(items):
-  items.sort(key=lambda item: item.path.name not in SLOW_MODULES)  # Stable otherwise.
 
 
 @pytest.fixture(autouse=True)
