@@ -101,7 +101,7 @@ def restore_newest(objects, model_dir, owner=True, partial=False):
     owner: Python `bool`, the caller writes to the run (training): damaged checkpoints are
       moved into `damaged/`, the index is rewritten, the temporary folder of a save that was
       killed is removed. A reader (evaluation) only skips damaged checkpoints.
-    partial: Python `bool`, the checkpoint may hold objects `checkpoint` does not (the
+    partial: Python `bool`, the checkpoint may hold objects that `objects` lacks (the
       optimizer, when only the model is restored).
 
   Returns:
