@@ -16,6 +16,8 @@ import tempfile
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing import event_accumulator
+import tensorflow as tf
 
 from brokenelbo.experiments import sweep
 from brokenelbo.training import restore
@@ -103,8 +105,13 @@ def test_a_trained_run_without_its_record_is_recorded_without_training(swept):
 
 def test_evaluate_reproduces_the_runs_own_evaluation(swept):
   run_dir = os.path.join(swept, '---', 'beta=1_anneal=0_seed=0')
+  # The information suite at small counts, with the evaluation's batch size.
   result = _run('evaluate', f'--model_dir={run_dir}',
-                '--gin_bindings=evaluate_run.max_examples = 50')
+                '--gin_bindings=evaluate_run.max_examples = 50',
+                '--gin_bindings=evaluate_run.batch_size = 50',
+                '--gin_bindings=information_suite.batch_size = 50',
+                '--gin_bindings=information_suite.num_samples = (1, 10, 100)',
+                '--gin_bindings=information_suite.generative_examples = 20')
   assert result.returncode == 0, result.stderr[-3000:]
   record = json.loads(result.stdout.strip().splitlines()[-1])
   final = _final_records(run_dir)['test']
@@ -114,6 +121,24 @@ def test_evaluate_reproduces_the_runs_own_evaluation(swept):
   with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
     last = json.loads(f.read().splitlines()[-1])
   assert last == record  # Appended to the run's metrics.
+  # NLL_1 is the -ELBO of the same z draws; the bound tightens with K; I_e <= min(R, log N)
+  # and E <= G, each within 4 standard errors.
+  assert record['nll_k1'] == pytest.approx(-record['elbo'], abs=1e-3)
+  se = lambda name: 4 * record[f'{name}_stderr']
+  assert record['nll_k10'] <= record['nll_k1'] + se('nll_k1')
+  assert record['nll_k100'] <= record['nll_k10'] + se('nll_k10')
+  assert record['mutual_information'] <= min(record['rate_information'],
+                                             record['log_num_examples']) + se('mutual_information')
+  assert record['generative_e'] <= record['generative_g_k100'] + se('generative_e') + se(
+      'generative_g_k100')
+  assert record['likelihood_examples'] == record['information_examples'] == 50
+  # The same numbers as TensorBoard scalars, read back with TensorBoard's event loading.
+  accumulator = event_accumulator.EventAccumulator(run_dir)
+  accumulator.Reload()
+  for name in ('rate', 'nll_k100', 'mutual_information', 'generative_g_k100'):
+    tensor = accumulator.Tensors(f'evaluate/test/{name}')[-1]
+    assert tensor.step == record['step']
+    assert float(tf.make_ndarray(tensor.tensor_proto)) == pytest.approx(record[name], rel=1e-6)
   figure = os.path.join(run_dir, 'figures', 'figure4_test.png')
   assert os.path.getsize(figure) > 1000
   # The figure is not replaced unasked.
