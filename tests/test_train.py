@@ -17,6 +17,8 @@ import time
 
 from absl.testing import parameterized
 import gin
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 import tensorflow as tf
 
 from brokenelbo.utils import cli
@@ -112,6 +114,24 @@ class TrainTest(_TempDirTestCase, parameterized.TestCase):
       for line in lines[letter]:
         self.assertIn(line, operative, msg=f'{family}: {line}')
     self.assertTrue(tf.io.gfile.exists(os.path.join(model_dir, 'ckpt-4.index')))
+    # The run's HParams session, as TensorBoard's event loading reads it: the family's
+    # letters come from the model that was built, not from the name of a file.
+    hparams = _hparams_session(model_dir)
+    self.assertEqual((family, family[0], family[1], family[2], 'static_mnist'),
+                     tuple(hparams[k].string_value for k in (
+                         'family', 'encoder', 'decoder', 'marginal', 'dataset')))
+    self.assertEqual((1., 0., 0., 1., 16.), tuple(hparams[k].number_value for k in (
+        'beta', 'anneal_epochs', 'seed', 'epochs', 'batch_size')))
+
+
+def _hparams_session(model_dir):
+  """The hyper-parameters of the run's HParams session-start summary."""
+  accumulator = event_accumulator.EventAccumulator(model_dir)
+  accumulator.Reload()
+  content = accumulator.PluginTagToContent(hparams_metadata.PLUGIN_NAME)
+  data = hparams_metadata.parse_session_start_info_plugin_data(
+      content[hparams_metadata.SESSION_START_INFO_TAG])
+  return data.hparams
 
 
 def _run_cli(args, timeout=300):

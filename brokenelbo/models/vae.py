@@ -14,6 +14,10 @@ analytic KL is assumed.
 import gin
 import tensorflow as tf
 
+from brokenelbo.models import decoders
+from brokenelbo.models import encoders
+from brokenelbo.models import marginals
+
 
 @gin.configurable
 class VAE(tf.Module):
@@ -34,6 +38,22 @@ class VAE(tf.Module):
     self.encoder = encoder(latent_size=latent_size)
     self.decoder = decoder()
     self.marginal = marginal(latent_size=latent_size)
+
+  @property
+  def family(self):
+    """The family's name of Section 5: one letter per part, encoder, decoder, marginal.
+
+    '-' or '+': a Gaussian encoder without or with its IAF; the factorised deconvolutional
+    decoder or the PixelCNN; '-', '+' or 'v': N(0, I), a MAF or a VampPrior. A part of
+    another kind (a user's own) is '?'.
+    """
+    encoder = ('?' if not isinstance(self.encoder, encoders.ConvEncoder)
+               else '-' if self.encoder.flow is None else '+')
+    decoder = {decoders.DeconvDecoder: '-', decoders.PixelCNNDecoder: '+'}.get(
+        type(self.decoder), '?')
+    marginal = {marginals.StandardNormal: '-', marginals.FlowMarginal: '+',
+                marginals.VampPrior: 'v'}.get(type(self.marginal), '?')
+    return encoder + decoder + marginal
 
   def marginal_distribution(self):
     """m(z) as a `tfd.Distribution` (a VampPrior needs the encoder)."""

@@ -1,8 +1,18 @@
-"""TensorBoard summaries of a run: training scalars, and images at each evaluation."""
+"""TensorBoard summaries of a run: training scalars, images at each evaluation, and the
+run's hyper-parameters for the HParams dashboard."""
 
+from tensorboard.plugins.hparams import api as hparams_api
 import tensorflow as tf
 
 from brokenelbo.utils import seeds
+
+
+def hparams_summary(writer, hparams):
+  """Writes `{name: str, float or int}` as the run's HParams session (TensorBoard's HParams
+  plugin): `tensorboard --logdir=SWEEP_DIR` then lists a sweep's runs as a table, in
+  parallel coordinates and scatter plots against their `eval/<split>/*` scalars."""
+  with writer.as_default():
+    hparams_api.hparams(hparams)
 
 
 def scalar_summaries(writer, step, prefix, values):

@@ -337,6 +337,20 @@ def _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps
   return results, applied
 
 
+def _hparams(vae, dataset, epochs, batch_size, seed):
+  """The run's hyper-parameters for TensorBoard's HParams dashboard: the family and its
+  parts, the data, beta and its annealing (`objectives.beta_schedule`), seed, length."""
+  family = getattr(vae, 'family', '???')  # A user's own model may not say.
+  schedule = {**{name: parameter.default for name, parameter in
+                 inspect.signature(objectives.beta_schedule).parameters.items()
+                 if parameter.default is not inspect.Parameter.empty},
+              **gin.get_bindings(objectives.beta_schedule)}
+  return dict(family=family, encoder=family[0], decoder=family[1], marginal=family[2],
+              dataset=getattr(dataset, '__name__', str(dataset)),
+              beta=float(schedule['beta']), anneal_epochs=float(schedule['anneal_epochs']),
+              seed=int(seed), epochs=float(epochs), batch_size=int(batch_size))
+
+
 def _check_result(results, start_step, applied, model_dir):
   """Raises `RunFailed` if no step was ever applied or the final metrics are not finite."""
   if start_step == 0 and applied == 0:
@@ -452,6 +466,9 @@ def train(model_dir,
     metrics = run_dir.MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), start_step)
     run_dir.truncate_event_files(model_dir, start_step)
     writer = tf.summary.create_file_writer(model_dir)
+    if start_step == 0:
+      summaries.hparams_summary(writer, _hparams(trainer.vae, dataset, epochs, batch_size,
+                                                 seed))
     evaluate = elbo.make_evaluate(trainer.vae, eval_batch_size, seed + 1)
     evaluator = _Evaluator(trainer.vae, evaluate, eval_images, metrics, writer, manager,
                            steps_per_epoch, summary_images, seed)
