@@ -8,8 +8,11 @@ saves a checkpoint and raises `cli.Preempted` (exit status 75); rerunning the sa
 continues from that step exactly.
 
 Python runs signal handlers only between bytecodes of the main thread, which sits in
-TensorFlow's C++ during a compiled call; the signal therefore also wakes a watcher thread
-(through `signal.set_wakeup_fd`), which sets the variable at once.
+TensorFlow's C++ during a compiled call; the signal therefore wakes a watcher thread
+(through `signal.set_wakeup_fd`), which sets the flag and the variable at once. The Python
+handler itself does nothing: called in the main thread at an arbitrary point (possibly
+inside TensorFlow's Python code, under its locks), it must not run TensorFlow ops or take
+locks.
 """
 
 import os
@@ -65,7 +68,8 @@ class StopOnSigterm:
       return self
     self._read_fd, self._write_fd = os.pipe()
     os.set_blocking(self._write_fd, False)
-    self._previous_handler = signal.signal(signal.SIGTERM, lambda *_: self._request())
+    # A Python handler must be set for the wakeup fd to be written; the watcher acts.
+    self._previous_handler = signal.signal(signal.SIGTERM, lambda *_: None)
     self._previous_wakeup_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
     self._watcher = threading.Thread(target=self._watch, name='sigterm-watcher', daemon=True)
     self._watcher.start()
