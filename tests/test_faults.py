@@ -63,13 +63,18 @@ def _strict_json_lines(path):
     return [json.loads(line, parse_constant=refuse) for line in f]
 
 
-def _train_in_process(model_dir, bindings=()):
+def _smoke_train(model_dir, bindings):
+  """`---` at smoke sizes with `bindings`, trained in this process."""
   gin.clear_config()
-  cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'], [*CHECKPOINTED, *bindings])
+  cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'], list(bindings))
   try:
     return training.train(model_dir=model_dir)
   finally:
     gin.clear_config()
+
+
+def _train_in_process(model_dir, bindings=()):
+  return _smoke_train(model_dir, [*CHECKPOINTED, *bindings])
 
 
 def test_a_diverged_run_fails_with_one_line_and_strict_json(tmp_path):
@@ -243,12 +248,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
   dead.wait()
   with open(os.path.join(model_dir, run_dir.LOCK_FILE), 'w') as f:
     f.write(f'{dead.pid}\n')
-  gin.clear_config()
-  cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'], ['train.summary_images = 0'])
-  try:
-    training.train(model_dir=model_dir)
-  finally:
-    gin.clear_config()
+  _smoke_train(model_dir, ['train.summary_images = 0'])
   assert checkpoints.checkpoint_steps(model_dir) == [4]
   assert not os.path.exists(os.path.join(model_dir, run_dir.LOCK_FILE))
 
@@ -279,12 +279,7 @@ def test_a_full_disk_fails_cleanly_and_the_run_resumes_once_space_is_freed(tmp_p
                 if '_temp' in n or n.endswith('.tmp') or n.startswith(('.write_test', 'ckpt-'))]
     assert leftover == [], leftover
     subprocess.run(['mount', '-o', 'remount,size=200m', disk], check=True)
-    gin.clear_config()
-    cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'], ['train.summary_images = 0'])
-    try:
-      training.train(model_dir=model_dir)
-    finally:
-      gin.clear_config()
+    _smoke_train(model_dir, ['train.summary_images = 0'])
     assert checkpoints.checkpoint_steps(model_dir) == [4]
   finally:
     subprocess.run(['umount', disk], check=False)

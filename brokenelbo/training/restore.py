@@ -10,11 +10,9 @@ Both parse a config into gin's global config, which must hold no bindings before
 never clear the caller's config): a command line calls `gin.clear_config()` between runs.
 """
 
-import inspect
 import os
 from typing import Any, Dict, NamedTuple
 
-import gin
 import tensorflow as tf
 
 from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
@@ -48,10 +46,7 @@ class RestoredRun(NamedTuple):
 
 def train_settings():
   """Every argument of `train` under the current gin config: its defaults, then bindings."""
-  defaults = {name: parameter.default
-              for name, parameter in inspect.signature(trainer.train).parameters.items()
-              if parameter.default is not inspect.Parameter.empty}
-  return {**defaults, **gin.get_bindings(trainer.train)}
+  return cli.configured_arguments(trainer.train)
 
 
 def run_settings(gin_files, gin_bindings=()):

@@ -301,6 +301,7 @@ def _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps
   current, results, applied, saved = start_step, {}, 0, start_step
   start_time = time.time()
   operative_config = os.path.join(model_dir, 'operative_config.gin')
+  wrote_operative_config = tf.io.gfile.exists(operative_config)
   while current < total_steps and not stop.requested.is_set():
     num_steps = min(log_every_steps - current % log_every_steps, total_steps - current,
                     eval_every_steps - current % eval_every_steps)
@@ -316,8 +317,9 @@ def _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps
     images_per_s = (current - start_step) * batch_size / max(time.time() - start_time, 1e-9)
     _log_progress(trainer, evaluator.writer, means, good, grad_norm, current, ran,
                   total_steps, images_per_s, batch_size)
-    if not tf.io.gfile.exists(operative_config):
+    if not wrote_operative_config:  # After the first steps, so that every value is used.
       files.write_atomic(operative_config, gin.operative_config_str())
+      wrote_operative_config = True
     # No checkpoint right after a non-finite step: the last one stays the last good state.
     all_good = good == ran
     if current % eval_every_steps == 0 or current == total_steps:
@@ -341,10 +343,7 @@ def _hparams(vae, dataset, epochs, batch_size, seed):
   """The run's hyper-parameters for TensorBoard's HParams dashboard: the family and its
   parts, the data, beta and its annealing (`objectives.beta_schedule`), seed, length."""
   family = getattr(vae, 'family', '???')  # A user's own model may not say.
-  schedule = {**{name: parameter.default for name, parameter in
-                 inspect.signature(objectives.beta_schedule).parameters.items()
-                 if parameter.default is not inspect.Parameter.empty},
-              **gin.get_bindings(objectives.beta_schedule)}
+  schedule = cli.configured_arguments(objectives.beta_schedule)
   return dict(family=family, encoder=family[0], decoder=family[1], marginal=family[2],
               dataset=getattr(dataset, '__name__', str(dataset)),
               beta=float(schedule['beta']), anneal_epochs=float(schedule['anneal_epochs']),

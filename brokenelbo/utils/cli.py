@@ -10,6 +10,7 @@ same command continues it.
 """
 
 import errno
+import inspect
 import os
 import sys
 
@@ -91,6 +92,15 @@ def parse_gin(gin_files, gin_bindings):
   except (ValueError, KeyError, TypeError, SyntaxError, IOError) as e:
     message = ' '.join(str(e).split())
     raise UserError(f'invalid gin configuration: {message}') from None
+
+
+def configured_arguments(fn):
+  """Every argument of the configurable `fn` with a default, under the current gin config:
+  its signature's defaults, then the bindings."""
+  defaults = {name: parameter.default
+              for name, parameter in inspect.signature(fn).parameters.items()
+              if parameter.default is not inspect.Parameter.empty}
+  return {**defaults, **gin.get_bindings(fn)}
 
 
 def require_empty_gin_config(what):
