@@ -4,7 +4,8 @@ A run is fully determined by its step counter: every random draw uses a stateles
 folded from (seed, step, replica), and the training data order of epoch e is a stateless
 permutation seeded by (seed, e). Steps run in a compiled multi-step loop (no Python work per
 step) under a `tf.distribute` strategy; gradients are summed across replicas, then
-normalised per variable (Yu et al. 2017), then applied by Adam (Appendix F of the paper). A
+normalised per variable (Yu et al. 2017; `train.normalize_gradients = False` turns it off),
+then applied by Adam (Appendix F of the paper). A
 step whose loss or gradient is not finite is not applied; a run that never applied one, or
 whose final evaluation is not finite, fails (`cli.RunFailed`). SIGTERM stops a run at the
 next step boundary with a checkpoint (`preemption`); the same command continues it exactly.
@@ -82,6 +83,12 @@ class Trainer:
     loss_scale: Python `float`, the loss is multiplied by it before differentiation and
       the gradients divided by it after (float16 gradients would underflow otherwise). A
       step that overflows is skipped like any non-finite step.
+    example_shape: Python `tuple`, the shape of one training example (MNIST's
+      `[28, 28, 1]` by default; `[D]` for vector data).
+    normalize: Python `bool`, normalise each variable's gradient by its L2 norm before
+      Adam (the paper's Appendix F); `False` gives plain Adam, whose update is
+      element-wise, so that independent models stacked in one variable (restarts trained
+      as one batched computation) stay independent.
 
   Attributes:
     metric_names: Python `tuple` of `str`, the names of the loss's metrics, in the order of
@@ -90,8 +97,9 @@ class Trainer:
 
   def __init__(self, model, loss, strategy, total_steps, steps_per_epoch, seed,
                jit_compile=False, max_consecutive_bad_steps=10, mixed_precision=None,
-               loss_scale=1.):
+               loss_scale=1., example_shape=IMAGE_SHAPE, normalize=True):
     self.strategy = strategy
+    self.normalize = normalize
     self.loss_scale = loss_scale
     self.loss = loss
     self.steps_per_epoch = steps_per_epoch
@@ -112,7 +120,7 @@ class Trainer:
       traced = tf.function(lambda x: loss(self.vae, x, seeds.step_seed(seed, 0),
                                           tf.constant(0, tf.int64), tf.constant(0.)))
       _, metrics = traced.get_concrete_function(
-          tf.TensorSpec([1, *IMAGE_SHAPE], tf.float32)).structured_outputs
+          tf.TensorSpec([1, *example_shape], tf.float32)).structured_outputs
       self.metric_names = tuple(metrics)
       self.variables = self.vae.trainable_variables
       self.optimizer.build(self.variables)
@@ -147,8 +155,8 @@ class Trainer:
   def _step(self, x):
     """One training step across the replicas (cross-replica context).
 
-    Gradients are summed over replicas, then normalised per variable and applied by Adam,
-    unless the loss or the gradient is not finite, in which case nothing changes.
+    Gradients are summed over replicas, then normalised per variable (if `normalize`) and
+    applied by Adam, unless the loss or the gradient is not finite, in which case nothing changes.
     """
     stats, gradients = self.strategy.run(self._replica_step, args=(x,))
     reduce = self.strategy.reduce
@@ -158,8 +166,9 @@ class Trainer:
     finite = tf.math.is_finite(stats[0]) & tf.math.is_finite(grad_norm)
 
     def apply():
+      update = optimizers.normalize_gradients(gradients) if self.normalize else gradients
       self.optimizer.apply_gradients(
-          zip(optimizers.normalize_gradients(gradients), self.variables),
+          zip(update, self.variables),
           skip_gradients_aggregation=True)
       return tf.constant(0)
 
@@ -384,6 +393,7 @@ def train(model_dir,
           jit_compile=False,
           mixed_precision=None,
           loss_scale=1.,
+          normalize_gradients=True,
           deterministic=True,
           seed=0):
   """Trains a model and evaluates it; the root configurable of a training run.
@@ -403,7 +413,8 @@ def train(model_dir,
     objective: `objective(rate, distortion, beta)` on batch means (`@beta_vae`,
       `@target_rate`), given to a `loss` that takes one; beta follows
       `objectives.beta_schedule`.
-    dataset: `dataset(split)` -> uint8 images `[N, 28, 28, 1]` (`@static_mnist`).
+    dataset: `dataset(split)` -> examples `[N, ...]` (`@static_mnist`: uint8 images
+      `[N, 28, 28, 1]`); the model sees them as `float32`.
     batch_size: Python `int`, global batch (the paper does not state it; 100 here).
     epochs: Python `float`, training length (paper: 100 + 100).
     max_train_examples: Python `int` or `None`, use only the first examples (smoke runs).
@@ -421,6 +432,8 @@ def train(model_dir,
     mixed_precision: `None` (float32) or 'mixed_float16' / 'mixed_bfloat16': networks
       compute in 16 bits on GPUs/TPUs; variables, densities and metrics stay float32.
     loss_scale: Python `float`, static loss scale for 'mixed_float16' (e.g. 1024.).
+    normalize_gradients: Python `bool`, divide each variable's gradient by its L2 norm
+      before Adam (Appendix F); `False`: plain Adam.
     deterministic: Python `bool`, TensorFlow op determinism: the same seed and config
       give the same metrics.
     seed: Python `int`, the seed of parameters, data order and every z sample.
@@ -455,7 +468,8 @@ def train(model_dir,
     trainer = Trainer(model, loss, strategy, total_steps, steps_per_epoch, seed,
                       jit_compile=jit_compile,
                       max_consecutive_bad_steps=max_consecutive_bad_steps,
-                      mixed_precision=mixed_precision, loss_scale=loss_scale)
+                      mixed_precision=mixed_precision, loss_scale=loss_scale,
+                      example_shape=train_images.shape[1:], normalize=normalize_gradients)
     stop.attach(trainer.stop_requested)
 
     # Restore: the run continues from its newest readable checkpoint; later metrics and
