@@ -1,12 +1,13 @@
 """What a training step minimises: `loss(model, x, seed, step, epoch)`.
 
-A loss is any callable taking the model, one replica's batch `x` `[B, 28, 28, 1]`, the
-step's stateless seed `[2]`, the step counter (an `int64` scalar `Tensor`) and the training
-progress in epochs (a `float32` scalar `Tensor`), and returning `(loss, metrics)`: the
-scalar to minimise, and a `dict` of scalar `Tensor`s that the trainer averages over the
-steps of a log interval and writes to TensorBoard as `train/<name>` (beside `train/loss`).
-Bind one as `train.loss = @my_loss`; it is called inside the compiled step, so it must be
-written in TensorFlow. A loss with an `objective` parameter is given `train.objective`.
+A loss is any callable taking the model, one replica's batch `x` (images `[B, 28, 28, 1]`,
+or vectors `[B, D]`), the step's stateless seed `[2]`, the step counter (an `int64` scalar
+`Tensor`) and the training progress in epochs (a `float32` scalar `Tensor`), and returning
+`(loss, metrics)`: the scalar to minimise, and a `dict` of scalar `Tensor`s that the
+trainer averages over the steps of a log interval and writes to TensorBoard as
+`train/<name>` (beside `train/loss`). Bind one as `train.loss = @my_loss`; it is called
+inside the compiled step, so it must be written in TensorFlow. A loss with an `objective`
+parameter is given `train.objective`.
 
 `rate_distortion_loss` is the paper's: an objective on the batch means of the rate and the
 distortion (Section 3: the beta-VAE's D + beta R, or the target rate's D + |sigma - R|),
