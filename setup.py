@@ -25,6 +25,8 @@ setuptools.setup(
         'matplotlib==3.11.2',
     ],
     extras_require={
-        'test': ['pytest>=8,<10', 'pytest-xdist==3.8.0', 'parameterized==0.9.0'],
+        # pingouin: the reference Henze-Zirkler statistic of the tests.
+        'test': ['pytest>=8,<10', 'pytest-xdist==3.8.0', 'parameterized==0.9.0',
+                 'pingouin==0.7.0'],
     },
 )
