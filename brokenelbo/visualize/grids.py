@@ -7,7 +7,6 @@
 
 import io
 
-from matplotlib.figure import Figure
 import numpy as np
 import tensorflow as tf
 
@@ -79,6 +78,7 @@ def show_grids(ax, recon, generated, title):
 def draw_grids(vae, images, path, title, num_decodes=5, seed=0):
   """Draws the Figure 4-style grids of `images` `[N, H, W, 1]` (uint8) to the PNG `path`."""
   recon, generated = grid_arrays(vae, images, num_decodes, seed)
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   figure = Figure(figsize=(0.45 * (2 * num_decodes + 2) + 0.5, 0.45 * images.shape[0] + 0.9))
   show_grids(figure.subplots(), recon, generated, title)
   buffer = io.BytesIO()
@@ -105,6 +105,7 @@ def figure4(panels, num_examples=6, num_decodes=4, seed=0):
   # A panel is about 2 num_decodes + 2.5 images wide and num_examples high; 1 inch of
   # titles.
   panel_height = 2.4 * num_examples / (2 * num_decodes + 2.5)
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   figure = Figure(figsize=(2.4 * len(panels) + 0.4, panel_height + 1.), layout='constrained')
   axes = figure.subplots(1, len(panels), squeeze=False)[0]
   for ax, (title, restored) in zip(axes, panels):
