@@ -1,0 +1,172 @@
+"""A sweep in TensorBoard's HParams dashboard: each run's hyper-parameters, the sweep's
+experiment (which hyper-parameters and metrics the dashboard shows).
+
+`tensorboard --logdir=SWEEP_DIR` then lists the runs of a sweep as a table, in parallel
+coordinates, and in scatter plots of any two metrics (rate against distortion: the RD
+plane of Section 4.2). Three pieces, all read by TensorBoard's HParams plugin:
+
+- every training run writes its *session* (`run_hparams`, written by `train` at step 0):
+  family and parts, data set, beta and its annealing, seed, epochs, batch;
+- its metrics are its own scalars: `eval/<split>/{rate,distortion,elbo}` of every
+  evaluation (the last one is the final), and `evaluate/<split>/<name>` of the information
+  suite when `brokenelbo.evaluate` has run on it;
+- the sweep writes one *experiment* summary at the top of its output folder
+  (`write_experiment`): the hyper-parameters with the values its runs take, and the metrics
+  by name, so that the dashboard shows these rather than every scalar of every run.
+
+A run trained before sessions were logged gets one from its `config.gin`
+(`ensure_session`), in an event file of its own; nothing else of the run is touched.
+"""
+
+import glob
+import json
+import os
+
+import gin
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.plugins.hparams import api as hparams_api
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+import tensorflow as tf
+
+from brokenelbo.training import objectives
+from brokenelbo.utils import cli
+
+# The hyper-parameters of a run, in the dashboard's column order.
+HPARAMS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'anneal_epochs',
+           'seed', 'epochs', 'batch_size')
+
+# Metrics every run has: its final evaluation (nats per example).
+EVAL_METRICS = tuple(f'eval/{split}/{name}' for split in ('test', 'train')
+                     for name in ('rate', 'distortion', 'elbo'))
+
+# Fields of an `evaluate` record of metrics.jsonl that are not measurements.
+_NOT_METRICS = ('step', 'epoch', 'split', 'beta', 'num_examples', 'source', 'log_num_examples')
+
+# Event files this module writes carry these suffixes, so that it replaces only its own.
+EXPERIMENT_SUFFIX = '.sweep_hparams'
+SESSION_SUFFIX = '.session_hparams'
+
+
+def run_hparams(family, dataset, epochs, batch_size, seed):
+  """The hyper-parameters of a run under the current gin config, `{name: str or float}`.
+
+  Args:
+    family: Python `str`, three letters (encoder, decoder, marginal); '???' for a model
+      that does not say.
+    dataset: the run's `train.dataset` (its `__name__` is reported).
+    epochs: Python `float`.
+    batch_size: Python `int`.
+    seed: Python `int`.
+
+  Beta and its annealing are those of `objectives.beta_schedule` (defaults, then bindings).
+  """
+  schedule = cli.configured_arguments(objectives.beta_schedule)
+  return dict(family=family, encoder=family[0], decoder=family[1], marginal=family[2],
+              dataset=getattr(dataset, '__name__', str(dataset)),
+              beta=float(schedule['beta']), anneal_epochs=float(schedule['anneal_epochs']),
+              seed=int(seed), epochs=float(epochs), batch_size=int(batch_size))
+
+
+def write_session(model_dir, hparams, suffix=''):
+  """Writes `hparams` as the run's HParams session (a session-start summary)."""
+  writer = tf.summary.create_file_writer(model_dir, filename_suffix=suffix)
+  with writer.as_default():
+    hparams_api.hparams(hparams)
+  writer.close()
+
+
+def _event_files(directory):
+  return sorted(glob.glob(os.path.join(glob.escape(directory), 'events.out.tfevents.*')))
+
+
+def _has_tag(path, tag):
+  for event in event_file_loader.EventFileLoader(path).Load():
+    if any(value.tag == tag for value in event.summary.value):
+      return True
+  return False
+
+
+def session(model_dir):
+  """The run's HParams session as `{name: str or float}`, read back as TensorBoard's
+  HParams plugin reads it, or `None` if the run has none."""
+  for path in _event_files(model_dir):
+    for event in event_file_loader.EventFileLoader(path).Load():
+      for value in event.summary.value:
+        if value.tag == hparams_metadata.SESSION_START_INFO_TAG:
+          info = hparams_metadata.parse_session_start_info_plugin_data(
+              value.metadata.plugin_data.content)
+          return {name: value.string_value if value.HasField('string_value')
+                  else value.number_value for name, value in info.hparams.items()}
+  return None
+
+
+def ensure_session(model_dir, family):
+  """Writes the session of a run trained before sessions were logged, from its
+  `config.gin`; does nothing if it has one. Returns whether it wrote one.
+
+  Parses the run's config into gin's global config, which must hold no bindings before;
+  it is cleared after.
+  """
+  if any(_has_tag(path, hparams_metadata.SESSION_START_INFO_TAG)
+         for path in _event_files(model_dir)):
+    return False
+  from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
+  try:
+    settings = restore.run_settings([os.path.join(model_dir, 'config.gin')])
+    hparams = run_hparams(family, settings['dataset'], settings['epochs'],
+                          settings['batch_size'], settings['seed'])
+  finally:
+    gin.clear_config()
+  write_session(model_dir, hparams, SESSION_SUFFIX)
+  return True
+
+
+def _suite_metrics(model_dir):
+  """`evaluate/<split>/<name>` of every measurement in the run's `evaluate` records."""
+  names = []
+  path = os.path.join(model_dir, 'metrics.jsonl')
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        record = json.loads(line)
+        if record.get('source') != 'evaluate':
+          continue
+        for name, value in record.items():
+          if name in _NOT_METRICS or name.endswith('_stderr') or \
+              not isinstance(value, (int, float)):
+            continue
+          names.append(f"evaluate/{record['split']}/{name}")
+  return names
+
+
+def _domain(values):
+  values = sorted(set(values))
+  return hparams_api.Discrete(values)
+
+
+def write_experiment(output_dir, model_dirs):
+  """Writes the HParams experiment of a sweep into `output_dir`, replacing the one it wrote
+  before: every hyper-parameter with the values its runs take, the `EVAL_METRICS`, and the
+  information suite's metrics of runs that `evaluate` has measured.
+
+  Args:
+    output_dir: Python `str`, the sweep's folder (TensorBoard's `--logdir`).
+    model_dirs: Python `list` of run directories under it that have sessions.
+  """
+  sessions = [s for s in map(session, model_dirs) if s is not None]
+  hparams = []
+  for name in HPARAMS:
+    values = [s[name] for s in sessions if name in s]
+    if values:
+      hparams.append(hparams_api.HParam(name, _domain(values)))
+  metrics = list(EVAL_METRICS)
+  for model_dir in model_dirs:
+    metrics += [m for m in _suite_metrics(model_dir) if m not in metrics]
+  old = [p for p in _event_files(output_dir) if p.endswith(EXPERIMENT_SUFFIX)]
+  writer = tf.summary.create_file_writer(output_dir, filename_suffix=EXPERIMENT_SUFFIX)
+  with writer.as_default():
+    hparams_api.hparams_config(hparams=hparams,
+                               metrics=[hparams_api.Metric(m) for m in metrics])
+  writer.close()
+  for path in old:  # TensorBoard would read the first experiment it finds.
+    os.remove(path)
