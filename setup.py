@@ -23,6 +23,7 @@ setuptools.setup(
         'numpy>=1.26,<2.5',
         'scipy>=1.11,<1.19',
         'matplotlib==3.11.2',
+        'submitit==1.5.4',  # The sweep's Slurm launcher (experiments/launchers.py).
     ],
     extras_require={
         # pingouin: the reference Henze-Zirkler statistic of the tests.

@@ -1,14 +1,29 @@
 r"""Runs a sweep over families x betas x KL annealing x seeds (`experiments.sweep`).
 
+On this machine, two runs at a time (`--launcher=local`, the default):
+
   python -m brokenelbo.sweep --output_dir=runs/mnist_rd --results=results/mnist_rd.csv \
       --gin_file=configs/cpu.gin --betas=0.1,0.5,1,2 --anneal_epochs=0,1 \
       --anneal_decoders=+ --parallel=2
 
-Running the same command again skips finished runs and resumes unfinished ones;
-`experiments.sweep` says where runs live and what the CSV holds.
+The paper-scale sweep on a Slurm cluster, one job per run with one GPU each
+(`--launcher=slurm`, `experiments.launchers`):
+
+  python -m brokenelbo.sweep --launcher=slurm --output_dir=runs/paper_rd \
+      --betas=0.1,0.2,0.5,1,2,5,10 --anneal_epochs=0,10 --threads_per_run=8 \
+      --slurm_partition=gpu --slurm_gpus_per_node=1 --slurm_mem_gb=32 \
+      --slurm_timeout_min=1440
+
+It prints the job ids and waits for the jobs (`--nowait`: returns at once, and a later
+`--collect_only` rewrites the CSV); `--dry_run` prints the training commands and the sbatch
+script. Running the same command again skips finished runs and resumes unfinished ones;
+`experiments.sweep` says where runs live and what the CSV holds. `tests/test_slurm.py`
+runs a sweep on a one-node Slurm cluster of its own, or on an existing cluster:
+
+  BROKENELBO_SLURM_PARTITION=debug BROKENELBO_SLURM_DIR=/shared/scratch/$USER \
+      python -m pytest -q -n 0 tests/test_slurm.py
 """
 
-import concurrent.futures
 import os
 import sys
 
@@ -16,12 +31,25 @@ from absl import flags
 import gin
 
 from brokenelbo.experiments import families as families_lib
+from brokenelbo.experiments import launchers
 from brokenelbo.experiments import sweep as sweep_lib
 from brokenelbo.utils import cli
 from brokenelbo.utils import configurables  # pylint: disable=unused-import
 from brokenelbo.utils import files
+from brokenelbo.visualize import hparams
 
 FLAGS = flags.FLAGS
+
+# The launcher of each `--launcher` value, built from its flags.
+LAUNCHERS = {
+    'local': lambda: launchers.LocalLauncher(FLAGS.parallel, wait=not FLAGS.nowait),
+    'slurm': lambda: launchers.SlurmLauncher(
+        cpus_per_task=(FLAGS.threads_per_run if FLAGS.slurm_cpus_per_task is None
+                       else FLAGS.slurm_cpus_per_task),
+        gpus_per_node=FLAGS.slurm_gpus_per_node, mem_gb=FLAGS.slurm_mem_gb,
+        timeout_min=FLAGS.slurm_timeout_min, partition=FLAGS.slurm_partition,
+        additional=FLAGS.slurm_additional, wait=not FLAGS.nowait),
+}
 
 
 def define_flags():
@@ -37,10 +65,26 @@ def define_flags():
                       'Annealed runs (anneal_epochs > 0) only for families whose decoder is '
                       'one of these characters, e.g. "+" for the PixelCNN families.')
   flags.DEFINE_list('seeds', ['0'], 'Seeds (`train.seed`).')
-  flags.DEFINE_integer('parallel', 2, 'Runs at once.')
   flags.DEFINE_integer('threads_per_run', 1, 'TensorFlow intra- and inter-op threads per run.')
   flags.DEFINE_bool('collect_only', False, 'Only rewrite the results CSV from finished runs.')
-  flags.DEFINE_bool('dry_run', False, 'Print the commands of the runs to do, run nothing.')
+  flags.DEFINE_bool('dry_run', False, 'Print what would run (the commands of the runs to do '
+                    'and, for Slurm, the sbatch script), run nothing.')
+  flags.DEFINE_enum('launcher', 'local', list(LAUNCHERS),
+                    'Where runs execute: local (this machine) or slurm (one job array).')
+  flags.DEFINE_integer('parallel', 2, 'Runs at once (local).')
+  flags.DEFINE_bool('nowait', False, 'Return once the jobs are submitted (slurm); '
+                    '--collect_only rewrites the CSV later.')
+  flags.DEFINE_string('slurm_partition', None, 'Partition (default: the cluster\'s).')
+  flags.DEFINE_integer('slurm_cpus_per_task', None,
+                       'CPUs per run (default: --threads_per_run).')
+  flags.DEFINE_integer('slurm_gpus_per_node', 0, 'GPUs per run.')
+  flags.DEFINE_integer('slurm_mem_gb', None, 'Memory per run in GB (default: the '
+                       'partition\'s).')
+  flags.DEFINE_integer('slurm_timeout_min', 24 * 60,
+                       'Time limit per job in minutes; a run that reaches it is '
+                       'checkpointed and requeued (at most 3 times).')
+  flags.DEFINE_list('slurm_additional', [], 'More sbatch options, KEY=VALUE or KEY, e.g. '
+                    'account=abc,qos=high,exclusive.')
   flags.mark_flag_as_required('output_dir')
   cli.define_gin_flags()
 
@@ -49,11 +93,16 @@ def main(argv):
   del argv
   results = FLAGS.results or os.path.join(FLAGS.output_dir, 'results.csv')
   if FLAGS.collect_only:
+    for family, model_dir in sweep_lib.finished_runs(FLAGS.output_dir):
+      gin.clear_config()  # Each run's config alone.
+      hparams.ensure_session(model_dir, family)
+    gin.clear_config()
     rows = sweep_lib.write_results(FLAGS.output_dir, results)
     print(f'{rows} finished runs -> {results}')
     return
   if FLAGS.parallel < 1 or FLAGS.threads_per_run < 1:
     raise cli.UserError('--parallel and --threads_per_run must be >= 1')
+  launcher = LAUNCHERS[FLAGS.launcher]()
   grid = sweep_lib.make_grid(FLAGS.families, FLAGS.betas, FLAGS.anneal_epochs,
                              FLAGS.anneal_decoders, FLAGS.seeds)
   sweep = sweep_lib.Sweep(FLAGS.output_dir, results, FLAGS.gin_file, FLAGS.gin_bindings,
@@ -68,13 +117,15 @@ def main(argv):
           if not sweep_lib.is_finished(sweep.model_dir(run))]
   print(f'{len(grid)} runs, {len(grid) - len(todo)} finished, {len(todo)} to do', flush=True)
   if FLAGS.dry_run:
-    for run, _ in todo:
-      print(' '.join(sweep_lib.train_command(run, sweep.model_dir(run), FLAGS.gin_file,
-                                             FLAGS.gin_bindings)))
+    for line in launcher.describe(sweep, todo):
+      print(line)
     return
   files.check_writable_dir(FLAGS.output_dir, 'output_dir')
-  with concurrent.futures.ThreadPoolExecutor(FLAGS.parallel) as pool:
-    errors = [e for e in pool.map(lambda args: sweep.execute(*args), todo) if e]
+  errors = launcher.launch(sweep, todo)
+  if errors is None:
+    print(f'not waiting for the jobs; --collect_only rewrites {results} from the runs that '
+          'finished', flush=True)
+    return
   rows = sweep_lib.write_results(FLAGS.output_dir, results)
   print(f'{rows} finished runs -> {results}', flush=True)
   if errors:

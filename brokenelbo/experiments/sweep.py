@@ -10,8 +10,9 @@ Each run is `python -m brokenelbo.train` with the family's config file, the shar
 `--gin_file`s and `--gin_bindings`, and its own bindings (`beta_schedule.beta`,
 `beta_schedule.anneal_epochs`, `train.seed`): never a copied .gin file. Runs live in
 `OUTPUT_DIR/<family>/beta=<b>_anneal=<a>_seed=<s>/`, with the run's log next to it
-(`<run dir>.log`, appended to). Up to `--parallel` runs go at once, each limited to
-`--threads_per_run` TensorFlow threads.
+(`<run dir>.log`, appended to). A launcher (`experiments.launchers`) runs them: on this
+machine, up to `--parallel` at once, or as one Slurm job array; either way each run is one
+call of `Sweep.execute`, limited to `--threads_per_run` TensorFlow threads.
 
 A finished run has `sweep.json` in its directory (its settings and final metrics, all
 finite). Running the same command again skips finished runs and resumes unfinished ones from
@@ -20,19 +21,27 @@ later. A run that fails (its training exits non-zero, e.g. it diverged: see
 `training.trainer`) gets no `sweep.json` and no row; the sweep lists it, exits non-zero, and
 tries it again on the next invocation.
 
-After every finished run, `--results` is rewritten (atomically) from the `sweep.json` of
-every finished run under `--output_dir`, one row per run:
+After every finished run, `--results` is rewritten (atomically, one process at a time:
+`results_lock`) from the `sweep.json` of every finished run under `--output_dir`, one row
+per run:
 `family, encoder, decoder, marginal, dataset, beta, anneal, seed, epochs, rate,
 distortion, elbo` (test split, nats per example, whole split), then `train_rate,
-train_distortion, train_elbo` and `run_dir`. `--collect_only` just rewrites it.
+train_distortion, train_elbo` and `run_dir`; with it, the sweep's experiment for
+TensorBoard's HParams dashboard (`visualize.hparams`), so that `tensorboard
+--logdir=OUTPUT_DIR` shows the finished runs as a table and in scatter plots. `--collect_only`
+just rewrites both, after writing the HParams session of any finished run that has none (a
+run trained before sessions were logged).
 """
 
+import contextlib
 import csv
+import fcntl
 import io
 import itertools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -46,6 +55,7 @@ from brokenelbo.training import restore
 from brokenelbo.training import run_dir
 from brokenelbo.utils import cli
 from brokenelbo.utils import files
+from brokenelbo.visualize import hparams
 
 COLUMNS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'anneal', 'seed',
            'epochs', 'rate', 'distortion', 'elbo', 'train_rate', 'train_distortion',
@@ -185,19 +195,62 @@ def csv_row(record):
               train_elbo=f"{train['elbo']:.4f}", run_dir=record['run_dir'])
 
 
+RESULTS_LOCK = '.results.lock'
+
+
+@contextlib.contextmanager
+def results_lock(output_dir):
+  """Holds an exclusive `flock(2)` on `OUTPUT_DIR/.results.lock` (removed on release), so
+  that the writers of one CSV (the threads of a local sweep, the Slurm jobs of a sweep on
+  several nodes) rewrite it one at a time, each from every record written before it."""
+  path = os.path.join(output_dir, RESULTS_LOCK)
+  while True:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    # A holder removes the file on release: if it did so between our open and our lock,
+    # the lock is on a file no one else sees; start again.
+    try:
+      same = os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+      same = False
+    if same:
+      break
+    os.close(fd)
+  try:
+    yield
+  finally:
+    os.remove(path)
+    os.close(fd)
+
+
 def write_results(output_dir, path):
-  """Rewrites the CSV at `path` from every finished run under `output_dir`; returns the
-  number of rows."""
-  records = []
+  """Rewrites the CSV at `path` from every finished run under `output_dir` (under
+  `results_lock`); returns the number of rows."""
+  if not os.path.isdir(output_dir):
+    return _write_results(output_dir, path)
+  with results_lock(output_dir):
+    return _write_results(output_dir, path)
+
+
+def finished_runs(output_dir):
+  """The directories of the finished runs under `output_dir`, as (family, model_dir)."""
+  runs = []
   for family in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []:
     family_dir = os.path.join(output_dir, family)
     if family not in families_lib.FAMILIES or not os.path.isdir(family_dir):
       continue
-    for name in sorted(os.listdir(family_dir)):
-      record_path = os.path.join(family_dir, name, 'sweep.json')
-      if is_finished(os.path.dirname(record_path)):
-        with open(record_path) as f:
-          records.append(json.load(f))
+    runs += [(family, os.path.join(family_dir, name)) for name in sorted(os.listdir(family_dir))
+             if is_finished(os.path.join(family_dir, name))]
+  return runs
+
+
+def _write_results(output_dir, path):
+  """The CSV, then the sweep's HParams experiment (`visualize.hparams`)."""
+  records, model_dirs = [], []
+  for _, model_dir in finished_runs(output_dir):
+    with open(os.path.join(model_dir, 'sweep.json')) as f:
+      records.append(json.load(f))
+    model_dirs.append(model_dir)
   order = {f: i for i, f in enumerate(families_lib.FAMILIES)}
   records.sort(key=lambda r: (r['dataset'], order[r['family']], r['anneal'], r['beta'],
                               r['seed']))
@@ -207,6 +260,8 @@ def write_results(output_dir, path):
   for record in records:
     writer.writerow(csv_row(record))
   files.write_atomic(path, out.getvalue())
+  if model_dirs:
+    hparams.write_experiment(output_dir, model_dirs)
   return len(records)
 
 
@@ -226,19 +281,73 @@ def train_command(run, model_dir, gin_files, gin_bindings):
 
 
 class Sweep:
-  """Runs the grid's unfinished runs, `parallel` at a time, and keeps the CSV current."""
+  """Trains one run of the grid at a time per call of `execute`, and keeps the CSV current.
+
+  Callers run `execute` from several threads (the local launcher) or pickle the `Sweep`
+  into a Slurm job that calls it for one run (`launchers.SlurmRun`): a `Sweep` holds only
+  its settings and the training processes it is running, which do not travel.
+  """
 
   def __init__(self, output_dir, results, gin_files, gin_bindings, threads_per_run):
     self.output_dir = output_dir
     self.results = results
-    self.gin_files = gin_files
-    self.gin_bindings = gin_bindings
-    self.env = dict(os.environ, TF_NUM_INTRAOP_THREADS=str(threads_per_run),
-                    TF_NUM_INTEROP_THREADS=str(threads_per_run), TF_CPP_MIN_LOG_LEVEL='2')
-    self.lock = threading.Lock()
+    self.gin_files = list(gin_files)
+    self.gin_bindings = list(gin_bindings)
+    self.threads_per_run = threads_per_run
+    self._init_processes()
+
+  def _init_processes(self):
+    self._lock = threading.Lock()
+    self._processes = set()
+    self._stopping = False
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    for name in ('_lock', '_processes', '_stopping'):
+      del state[name]
+    return state
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._init_processes()
 
   def model_dir(self, run):
     return os.path.join(self.output_dir, run['family'], run_name(run))
+
+  def command(self, run):
+    """The training command of `run`."""
+    return train_command(run, self.model_dir(run), self.gin_files, self.gin_bindings)
+
+  def stop(self):
+    """Sends SIGTERM to every training process that `execute` is running, and keeps
+    `execute` from starting new ones: each run saves a checkpoint of the step it reached and
+    exits with status 75 (`training.preemption`), and its `execute` raises `cli.Preempted`.
+    """
+    with self._lock:
+      self._stopping = True
+      for process in self._processes:
+        process.send_signal(signal.SIGTERM)
+
+  def _train(self, command, model_dir):
+    """Runs the training `command`, its output appended to `<model_dir>.log`; returns its
+    exit status."""
+    env = dict(os.environ, TF_NUM_INTRAOP_THREADS=str(self.threads_per_run),
+               TF_NUM_INTEROP_THREADS=str(self.threads_per_run), TF_CPP_MIN_LOG_LEVEL='2')
+    os.makedirs(os.path.dirname(model_dir), exist_ok=True)
+    with open(model_dir + '.log', 'a') as log:
+      log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n")
+      log.flush()
+      with self._lock:
+        if self._stopping:
+          return cli.EXIT_PREEMPTED
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   cwd=os.getcwd())
+        self._processes.add(process)
+      try:
+        return process.wait()
+      finally:
+        with self._lock:
+          self._processes.discard(process)
 
   def execute(self, run, settings):
     """Trains (or resumes) one run; returns `None` on success, else an error line.
@@ -247,11 +356,16 @@ class Sweep:
     before it wrote the record, or its checkpoints were not kept) is recorded from its
     `metrics.jsonl` without training again, if its `config.gin` is the one the sweep would
     give it, its metrics are finite and its last attempt did not fail (`failed.json`).
+
+    Raises:
+      cli.Preempted: the training was stopped by SIGTERM (`stop`, or a scheduler that
+        signals every process of a job) after saving a checkpoint; the same call continues
+        it.
     """
     settings = dict(settings)
     config = settings.pop('config')
     model_dir = self.model_dir(run)
-    command = train_command(run, model_dir, self.gin_files, self.gin_bindings)
+    command = self.command(run)
     start = time.time()
     metrics = final_metrics(model_dir, settings['epochs'])
     config_path = os.path.join(model_dir, 'config.gin')
@@ -266,12 +380,10 @@ class Sweep:
       logging.info('%s finished training before; recording it', model_dir)
       seconds = None
     else:
-      os.makedirs(os.path.dirname(model_dir), exist_ok=True)
-      with open(model_dir + '.log', 'a') as log:
-        log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n")
-        log.flush()
-        returncode = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT,
-                                     env=self.env, cwd=os.getcwd())
+      returncode = self._train(command, model_dir)
+      if returncode == cli.EXIT_PREEMPTED:
+        raise cli.Preempted(f'{model_dir}: stopped by SIGTERM (exit status 75) after a '
+                            'checkpoint; running the sweep again continues it')
       if returncode:
         return (f'{model_dir}: exit status {returncode}{_last_error(model_dir + ".log")}; '
                 f'see {model_dir}.log')
@@ -285,8 +397,7 @@ class Sweep:
                   seconds=seconds)
     files.write_atomic(os.path.join(model_dir, 'sweep.json'),
                        files.to_json(record, indent=2) + '\n')
-    with self.lock:
-      rows = write_results(self.output_dir, self.results)
+    rows = write_results(self.output_dir, self.results)
     test = metrics['test']
     logging.info('done %s in %.0f s: test rate %.3f distortion %.3f elbo %.3f (%d rows)',
                  model_dir, time.time() - start, test['rate'], test['distortion'],

@@ -4,7 +4,29 @@ run's hyper-parameters for the HParams dashboard."""
 from tensorboard.plugins.hparams import api as hparams_api
 import tensorflow as tf
 
+from brokenelbo.training import objectives
+from brokenelbo.utils import cli
 from brokenelbo.utils import seeds
+
+
+def run_hparams(family, dataset, epochs, batch_size, seed):
+  """The hyper-parameters of a run under the current gin config, `{name: str or float}`:
+  the family and its parts, the data, beta and its annealing (`objectives.beta_schedule`'s
+  defaults, then bindings), seed, length and batch.
+
+  Args:
+    family: Python `str`, three letters (encoder, decoder, marginal); '???' for a model
+      that does not say.
+    dataset: the run's `train.dataset` (its `__name__` is reported).
+    epochs: Python `float`.
+    batch_size: Python `int`.
+    seed: Python `int`.
+  """
+  schedule = cli.configured_arguments(objectives.beta_schedule)
+  return dict(family=family, encoder=family[0], decoder=family[1], marginal=family[2],
+              dataset=getattr(dataset, '__name__', str(dataset)),
+              beta=float(schedule['beta']), anneal_epochs=float(schedule['anneal_epochs']),
+              seed=int(seed), epochs=float(epochs), batch_size=int(batch_size))
 
 
 def hparams_summary(writer, hparams):

@@ -5,7 +5,7 @@ experiment (which hyper-parameters and metrics the dashboard shows).
 coordinates, and in scatter plots of any two metrics (rate against distortion: the RD
 plane of Section 4.2). Three pieces, all read by TensorBoard's HParams plugin:
 
-- every training run writes its *session* (`run_hparams`, written by `train` at step 0):
+- every training run writes its *session* at step 0 (`training.summaries.run_hparams`):
   family and parts, data set, beta and its annealing, seed, epochs, batch;
 - its metrics are its own scalars: `eval/<split>/{rate,distortion,elbo}` of every
   evaluation (the last one is the final), and `evaluate/<split>/<name>` of the information
@@ -22,16 +22,15 @@ import glob
 import json
 import os
 
-import gin
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 import tensorflow as tf
 
-from brokenelbo.training import objectives
-from brokenelbo.utils import cli
+from brokenelbo.training import restore
+from brokenelbo.training import summaries
 
-# The hyper-parameters of a run, in the dashboard's column order.
+# The hyper-parameters of a run (the dashboard lists them by name).
 HPARAMS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'anneal_epochs',
            'seed', 'epochs', 'batch_size')
 
@@ -47,31 +46,11 @@ EXPERIMENT_SUFFIX = '.sweep_hparams'
 SESSION_SUFFIX = '.session_hparams'
 
 
-def run_hparams(family, dataset, epochs, batch_size, seed):
-  """The hyper-parameters of a run under the current gin config, `{name: str or float}`.
-
-  Args:
-    family: Python `str`, three letters (encoder, decoder, marginal); '???' for a model
-      that does not say.
-    dataset: the run's `train.dataset` (its `__name__` is reported).
-    epochs: Python `float`.
-    batch_size: Python `int`.
-    seed: Python `int`.
-
-  Beta and its annealing are those of `objectives.beta_schedule` (defaults, then bindings).
-  """
-  schedule = cli.configured_arguments(objectives.beta_schedule)
-  return dict(family=family, encoder=family[0], decoder=family[1], marginal=family[2],
-              dataset=getattr(dataset, '__name__', str(dataset)),
-              beta=float(schedule['beta']), anneal_epochs=float(schedule['anneal_epochs']),
-              seed=int(seed), epochs=float(epochs), batch_size=int(batch_size))
-
-
 def write_session(model_dir, hparams, suffix=''):
-  """Writes `hparams` as the run's HParams session (a session-start summary)."""
+  """Writes `hparams` as the run's HParams session (a session-start summary) in an event
+  file of its own."""
   writer = tf.summary.create_file_writer(model_dir, filename_suffix=suffix)
-  with writer.as_default():
-    hparams_api.hparams(hparams)
+  summaries.hparams_summary(writer, hparams)
   writer.close()
 
 
@@ -104,20 +83,17 @@ def ensure_session(model_dir, family):
   """Writes the session of a run trained before sessions were logged, from its
   `config.gin`; does nothing if it has one. Returns whether it wrote one.
 
-  Parses the run's config into gin's global config, which must hold no bindings before;
-  it is cleared after.
+  Like `restore.run_settings`, it parses the run's config into gin's global config, which
+  must hold no bindings before; a caller that goes through several runs clears it between
+  them.
   """
   if any(_has_tag(path, hparams_metadata.SESSION_START_INFO_TAG)
          for path in _event_files(model_dir)):
     return False
-  from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
-  try:
-    settings = restore.run_settings([os.path.join(model_dir, 'config.gin')])
-    hparams = run_hparams(family, settings['dataset'], settings['epochs'],
-                          settings['batch_size'], settings['seed'])
-  finally:
-    gin.clear_config()
-  write_session(model_dir, hparams, SESSION_SUFFIX)
+  settings = restore.run_settings([os.path.join(model_dir, 'config.gin')])
+  write_session(model_dir, summaries.run_hparams(family, settings['dataset'], settings['epochs'],
+                                       settings['batch_size'], settings['seed']),
+                SESSION_SUFFIX)
   return True
 
 
