@@ -122,10 +122,7 @@ def restore_newest(objects, model_dir, owner=True, partial=False):
   for step in steps:
     path = _prefix(model_dir, step)
     try:
-      status = tf.train.Checkpoint(**objects).restore(path)
-      if partial:
-        status = status.expect_partial()
-      status.assert_existing_objects_matched()
+      _restore(objects, path, partial)
       return path
     except _READ_ERRORS as e:
       reason = _reason(e)
@@ -143,6 +140,37 @@ def restore_newest(objects, model_dir, owner=True, partial=False):
     raise cli.RunFailed(f'no checkpoint of {model_dir} reads back '
                         f'({", ".join(f"ckpt-{s}" for s in steps)}; {where})')
   return None
+
+
+def restore_step(objects, model_dir, step):
+  """Restores `ckpt-step` of `model_dir` into `objects` (as in `restore_newest`), reading only.
+
+  Under a multi-worker strategy, the workers that are not the chief resume from the
+  checkpoint that the chief chose.
+
+  Returns:
+    The checkpoint's path.
+
+  Raises:
+    RunFailed: if it does not read back (`model_dir` is not on a file system this process
+      sees, or the checkpoint changed since the chief read it).
+  """
+  path = _prefix(model_dir, step)
+  try:
+    _restore(objects, path, partial=False)
+  except _READ_ERRORS as e:
+    raise cli.RunFailed(f'checkpoint {path}, which the chief resumed from, does not read '
+                        f'back here ({_reason(e)}); every worker must see {model_dir} on a '
+                        'shared file system') from None
+  return path
+
+
+def _restore(objects, path, partial):
+  """Restores checkpoint `path` into `objects`, through a new `tf.train.Checkpoint`."""
+  status = tf.train.Checkpoint(**objects).restore(path)
+  if partial:
+    status = status.expect_partial()
+  status.assert_existing_objects_matched()
 
 
 def _reason(error):

@@ -7,15 +7,23 @@ per example over the whole split). A resumed run drops the metrics and events pa
 checkpoint, since it computes those steps again. While a process writes to the run it holds
 `.lock` (`RunLock`): a second writer is refused. An attempt that failed leaves
 `failed.json` (`failure_record`).
+
+A run spread over the workers of a cluster (`tf.distribute.MultiWorkerMirroredStrategy`)
+has one writer of `model_dir`, its chief (`is_chief`); every other worker writes the same
+files into a private temporary folder, removed when it ends (`worker_dir`).
 """
 
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 import time
 
+from absl import logging
 import tensorflow as tf
 
 from brokenelbo.utils import cli
@@ -29,6 +37,56 @@ LOCK_FILE = '.lock'
 # Written when an attempt fails (`cli.RunFailed`), removed when the next attempt starts: a
 # run whose metrics look final but whose training failed is not taken for finished.
 FAILURE_FILE = 'failed.json'
+
+
+def is_chief(strategy):
+  """Whether this process writes the run directory: always under a single-process strategy;
+  under a multi-worker one, if its task is 'chief', or 'worker' 0 in a cluster without a
+  'chief' task (TensorFlow's convention, `strategy.cluster_resolver`)."""
+  resolver = strategy.cluster_resolver
+  if resolver is None or resolver.task_type is None:  # No cluster: one process.
+    return True
+  if resolver.task_type == 'chief':
+    return True
+  return (resolver.task_type == 'worker' and resolver.task_id == 0
+          and 'chief' not in resolver.cluster_spec().jobs)
+
+
+@contextlib.contextmanager
+def worker_dir(model_dir, strategy):
+  """Within the block, the folder this process writes the run into; yields its path.
+
+  The chief (`is_chief`) writes `model_dir`. Under a multi-worker strategy every worker runs
+  the whole program, since each takes part in every collective operation, saving
+  checkpoints included; so a worker that is not the chief writes what the chief writes
+  (checkpoints, summaries, metrics) into a folder of its own, on its own host, which is
+  emptied on entry (a worker killed earlier) and removed on exit. This is TensorFlow's
+  pattern for multi-worker checkpoints
+  (https://www.tensorflow.org/tutorials/distribute/multi_worker_with_ctl). Such a worker
+  resumes from the chief's checkpoint in `model_dir`, which must therefore be on a file
+  system that every worker reads.
+
+  Raises (on entering):
+    UserError: if the folder cannot be written (`model_dir`, for the chief).
+  """
+  if is_chief(strategy):
+    files.check_writable_dir(model_dir, 'model_dir')
+    yield model_dir
+    return
+  resolver = strategy.cluster_resolver
+  digest = hashlib.sha256(os.path.abspath(model_dir).encode()).hexdigest()[:12]
+  path = os.path.join(tempfile.gettempdir(),
+                      f'brokenelbo-{resolver.task_type}-{resolver.task_id}-{digest}')
+  shutil.rmtree(path, ignore_errors=True)
+  files.check_writable_dir(path, f'the temporary folder of {resolver.task_type} '
+                           f'{resolver.task_id}')
+  logging.info('%s %d is not the chief: it writes its share of the run in %s (removed at the '
+               'end) and resumes from the checkpoints in %s.', resolver.task_type,
+               resolver.task_id, path, model_dir)
+  try:
+    yield path
+  finally:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager

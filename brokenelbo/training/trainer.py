@@ -10,6 +10,11 @@ step whose loss or gradient is not finite is not applied; a run that never appli
 whose final evaluation is not finite, fails (`cli.RunFailed`). SIGTERM stops a run at the
 next step boundary with a checkpoint (`preemption`); the same command continues it exactly.
 
+One run can span the processes of several hosts (`tf.distribute.MultiWorkerMirroredStrategy`,
+see `train`): every worker runs the same program in step, each on its share of every
+global batch; the chief alone writes `model_dir` (`run_dir.worker_dir`), and every worker
+resumes from the checkpoint the chief resumes from.
+
 What a step minimises is a configurable, `train.loss` (see `losses`): a new training
 method is a loss bound from a `.gin` file, with no change here. `run_dir` says what a run
 writes in its `model_dir`, `checkpoints` how its checkpoints are read back and saved.
@@ -20,6 +25,7 @@ import dataclasses
 import inspect
 import math
 import os
+import re
 import time
 from typing import Any, Callable, Dict
 
@@ -70,7 +76,7 @@ class Trainer:
   Args:
     model: callable returning the model (a `vae.VAE`), built under `strategy.scope()`.
     loss: `loss(model, x, seed, step, epoch) -> (loss, metrics)` (see `losses`).
-    strategy: a `tf.distribute.Strategy`.
+    strategy: a `tf.distribute.Strategy`, of one process or of a cluster.
     total_steps: Python `int`, the length of the learning-rate schedule.
     steps_per_epoch: Python `int`, to turn steps into epochs for the loss.
     seed: Python `int`, folded with (step, replica) into each step's stateless seed.
@@ -126,10 +132,50 @@ class Trainer:
       self.optimizer.build(self.variables)
     self._replica_step = tf.function(self._replica_step_fn, jit_compile=jit_compile)
     self.train_steps = tf.function(self._train_steps_fn)
+    self._stop_agreed = tf.function(self._stop_agreed_fn)
+    self._chief_step = tf.function(self._chief_step_fn)
 
   def distribute(self, dataset):
-    """An iterator over `dataset`'s global batches split across the replicas."""
-    return iter(self.strategy.experimental_distribute_dataset(dataset))
+    """An iterator over `dataset`'s global batches split across the replicas.
+
+    Each global batch is split into one share per replica. Under a multi-worker strategy
+    every worker reads the whole stream and keeps its own replicas' shares
+    (`tf.data.experimental.AutoShardPolicy.DATA`: the examples are in memory, not in files
+    to divide), so that the workers together see each global batch exactly once.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return iter(self.strategy.experimental_distribute_dataset(dataset.with_options(options)))
+
+  def _stop_agreed_fn(self):
+    """Whether a stop was requested in any process of the strategy.
+
+    Each process reads its own `stop_requested`, which SIGTERM may set at different steps in
+    the workers of a cluster; summed over the replicas, the decision is the same everywhere,
+    so that every worker leaves the loop after the same step.
+    """
+    requested = self.strategy.run(lambda: tf.cast(self.stop_requested, tf.int32))
+    return self.strategy.reduce(tf.distribute.ReduceOp.SUM, requested, axis=None) > 0
+
+  def should_stop(self):
+    """Python `bool`: a stop was requested (SIGTERM) in some process of the strategy. Every
+    worker of a cluster must call it at the same point (it is a collective operation)."""
+    return bool(self._stop_agreed())
+
+  def _chief_step_fn(self):
+    """The step counter of the first replica, which is the chief's (under
+    `MultiWorkerMirroredStrategy` the chief's replicas come first)."""
+    def own_share():
+      first = tf.equal(tf.distribute.get_replica_context().replica_id_in_sync_group, 0)
+      return tf.where(first, self.step.value(), tf.zeros([], tf.int64))
+    return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(own_share),
+                                axis=None)
+
+  def chief_step(self):
+    """Python `int`, the step counter of the chief, in every process (a collective
+    operation, as `should_stop`)."""
+    return int(self._chief_step())
 
   def _replica_step_fn(self, x):
     """Loss, metrics and gradients of one replica's share of the global batch.
@@ -160,7 +206,9 @@ class Trainer:
     """
     stats, gradients = self.strategy.run(self._replica_step, args=(x,))
     reduce = self.strategy.reduce
-    gradients = reduce(tf.distribute.ReduceOp.SUM, gradients, axis=None)
+    # One gradient at a time: `Strategy.reduce` takes one value, not a list (under
+    # `MultiWorkerMirroredStrategy` a list would be stacked into one tensor).
+    gradients = [reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in gradients]
     stats = reduce(tf.distribute.ReduceOp.MEAN, stats, axis=None)
     grad_norm = tf.linalg.global_norm(gradients)
     finite = tf.math.is_finite(stats[0]) & tf.math.is_finite(grad_norm)
@@ -181,13 +229,13 @@ class Trainer:
     have begun in an earlier call) and the last gradient norm.
 
     Fewer steps run if `max_consecutive_bad_steps` bad steps come in a row, or if
-    `stop_requested` is set (checked before every step).
+    `stop_requested` is set in any process (checked before every step).
     """
     totals = tf.zeros([1 + len(self.metric_names)])
     good = tf.constant(0.)
     grad_norm = tf.constant(0.)
     for _ in tf.range(num_steps):
-      if self.stop_requested:
+      if self._stop_agreed_fn():
         break
       stats, grad_norm, finite = self._step(next(iterator))
       self.step.assign_add(1)
@@ -257,14 +305,23 @@ def _load_data(dataset, max_train_examples, eval_splits, max_eval_examples, batc
   return train_images, eval_images
 
 
-def _restore(trainer, model_dir):
-  """The checkpoint manager of `model_dir`, after resuming from its newest checkpoint that
-  reads back (see `checkpoints.restore_newest`)."""
+def _restore(trainer, model_dir, write_dir):
+  """The checkpoint manager of `write_dir`, after resuming from the newest checkpoint of
+  `model_dir` that reads back (see `checkpoints.restore_newest`).
+
+  The chief (the process that writes `model_dir`) chooses that checkpoint; under a
+  multi-worker strategy, every other worker then restores the same step from `model_dir`,
+  read only, so that all resume from one state.
+  """
   objects = dict(model=trainer.vae, optimizer=trainer.optimizer, step=trainer.step)
-  restored = checkpoints.restore_newest(objects, model_dir)
+  chief = run_dir.is_chief(trainer.strategy)
+  restored = checkpoints.restore_newest(objects, model_dir) if chief else None
+  step = trainer.chief_step()
+  if not chief and step:
+    restored = checkpoints.restore_step(objects, model_dir, step)
   if restored:
-    logging.info('Resumed from %s at step %d.', restored, int(trainer.step))
-  return tf.train.CheckpointManager(tf.train.Checkpoint(**objects), model_dir, max_to_keep=3)
+    logging.info('Resumed from %s at step %d.', restored, int(trainer.step.numpy()))
+  return tf.train.CheckpointManager(tf.train.Checkpoint(**objects), write_dir, max_to_keep=3)
 
 
 def _log_progress(trainer, writer, means, good, grad_norm, current, num_steps, total_steps,
@@ -282,7 +339,7 @@ def _log_progress(trainer, writer, means, good, grad_norm, current, num_steps, t
   logging.info('%s %s%s | %.0f images/s | %s left', where,
                ' '.join(f'{k} {v:.3f}' for k, v in values.items()), skipped, images_per_s,
                _format_duration(eta))
-  values.update(learning_rate=float(trainer.optimizer.learning_rate),
+  values.update(learning_rate=float(trainer.optimizer.learning_rate.numpy()),
                 grad_norm=float(grad_norm), images_per_second=images_per_s)
   summaries.scalar_summaries(writer, current, 'train', values)
 
@@ -294,14 +351,15 @@ def _checkpoint_note(manager, model_dir):
   return f'no checkpoint was written in {model_dir}'
 
 
-def _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps,
-                eval_every_steps, log_every_steps, checkpoint_every_steps, batch_size, stop):
+def _train_loop(trainer, iterator, evaluator, model_dir, write_dir, start_step, total_steps,
+                eval_every_steps, log_every_steps, checkpoint_every_steps, batch_size):
   """Trains from `start_step` to `total_steps`; returns (the last evaluation or `{}`, the
   number of steps applied).
 
   Compiled calls end on multiples of `log_every_steps` and `eval_every_steps`, whatever the
-  step a run resumed from. A stop requested by `stop` (SIGTERM) ends the loop after the step
-  in progress, with a checkpoint.
+  step a run resumed from. A stop requested (SIGTERM, `preemption`, in any process) ends the
+  loop after the step in progress, with a checkpoint. This process writes into `write_dir`
+  (`run_dir.worker_dir`).
 
   Raises:
     RunFailed: after `max_consecutive_bad_steps` non-finite steps in a row.
@@ -309,13 +367,13 @@ def _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps
   """
   current, results, applied, saved = start_step, {}, 0, start_step
   start_time = time.time()
-  operative_config = os.path.join(model_dir, 'operative_config.gin')
+  operative_config = os.path.join(write_dir, 'operative_config.gin')
   wrote_operative_config = tf.io.gfile.exists(operative_config)
-  while current < total_steps and not stop.requested.is_set():
+  while current < total_steps and not trainer.should_stop():
     num_steps = min(log_every_steps - current % log_every_steps, total_steps - current,
                     eval_every_steps - current % eval_every_steps)
     means, good, bad_run, grad_norm = trainer.train_steps(iterator, tf.constant(num_steps))
-    ran, good = int(trainer.step) - current, int(good)
+    ran, good = int(trainer.step.numpy()) - current, int(good)
     if ran == 0:  # Stopped before the first step of the call.
       break
     current, applied = current + ran, applied + good
@@ -338,25 +396,56 @@ def _train_loop(trainer, iterator, evaluator, model_dir, start_step, total_steps
         and all_good:
       checkpoints.save(evaluator.manager, current)
       saved = current
-  if stop.requested.is_set():
+  if trainer.should_stop():
     if saved != current:
       checkpoints.save(evaluator.manager, current)
     evaluator.writer.flush()
-    latest = evaluator.manager.latest_checkpoint or 'no checkpoint yet'
+    latest = evaluator.manager.latest_checkpoint  # In `write_dir`; named as in model_dir.
+    latest = os.path.join(model_dir, os.path.basename(latest)) if latest else 'no checkpoint yet'
     raise cli.Preempted(f'stopped by SIGTERM at step {current} of {total_steps} ({latest}): '
                         'rerun the same command to continue')
   return results, applied
 
 
-def _hparams(vae, dataset, epochs, batch_size, seed):
-  """The run's hyper-parameters for TensorBoard's HParams dashboard: the family and its
-  parts, the data, beta and its annealing (`objectives.beta_schedule`), seed, length."""
-  family = getattr(vae, 'family', '???')  # A user's own model may not say.
-  schedule = cli.configured_arguments(objectives.beta_schedule)
-  return dict(family=family, encoder=family[0], decoder=family[1], marginal=family[2],
-              dataset=getattr(dataset, '__name__', str(dataset)),
-              beta=float(schedule['beta']), anneal_epochs=float(schedule['anneal_epochs']),
-              seed=int(seed), epochs=float(epochs), batch_size=int(batch_size))
+def _make_strategy(strategy):
+  """`strategy()`, or TensorFlow's default strategy if `strategy` is `None`.
+
+  Called before any other TensorFlow op of the process: `MultiWorkerMirroredStrategy`
+  configures the runtime's collective operations and starts this worker's server, which
+  TensorFlow allows only before its runtime starts, and `SlurmClusterResolver` chooses the
+  GPUs that the task sees.
+
+  Raises:
+    UserError: if the strategy cannot be created (a malformed `TF_CONFIG`, a
+      `SlurmClusterResolver` outside a Slurm job step or without `nvidia-smi` to count
+      GPUs, TensorFlow already running in this process).
+  """
+  if strategy is None:
+    return tf.distribute.get_strategy()
+  try:
+    return strategy()
+  except (ValueError, RuntimeError, KeyError, OSError) as e:
+    message = (str(e).splitlines() or [type(e).__name__])[0]  # Gin appends lines.
+    raise cli.UserError(f'train.strategy cannot be created: {message}') from None
+
+
+@contextlib.contextmanager
+def _lost_worker_fails(model_dir):
+  """Within the block, a worker of the cluster that stopped is a `RunFailed`.
+
+  Under `MultiWorkerMirroredStrategy`, TensorFlow's coordination service notices a worker
+  that stopped (killed, or its host lost) by its missing heartbeats, and aborts the
+  collective operations of the others (`tf.errors.UnavailableError`). The run cannot go on
+  without it: every worker must be started again, and resumes from the last checkpoint.
+  """
+  try:
+    yield
+  except tf.errors.UnavailableError as e:
+    tasks = re.findall(r'^/job:(\w+)/replica:\d+/task:(\d+)$', e.message, re.MULTILINE)
+    who = ', '.join(f'{job} {task}' for job, task in tasks) or 'a worker'
+    raise cli.RunFailed(f'{who} of the cluster stopped, which aborts the run; start every '
+                        'worker again with the same command to continue from the last '
+                        f'checkpoint in {model_dir}') from None
 
 
 def _check_result(results, start_step, applied, model_dir):
@@ -398,7 +487,7 @@ def train(model_dir,
           seed=0):
   """Trains a model and evaluates it; the root configurable of a training run.
 
-  Set-up (data, `model_dir` and its lock, determinism, strategy, model), restore (the
+  Set-up (strategy, data, `model_dir` and its lock, determinism, model), restore (the
   newest checkpoint of `model_dir` that reads back, if any), the loop (compiled calls of
   `log_every_steps` steps, with progress summaries), evaluation (every `eval_every_epochs`
   and at the end, with a checkpoint), the check of the result (finite metrics).
@@ -427,7 +516,15 @@ def train(model_dir,
     max_consecutive_bad_steps: Python `int`, stop after this many non-finite steps in a row.
     summary_images: Python `int`, reconstructions and samples written to TensorBoard.
     strategy: `None` (the default strategy) or a callable returning a
-      `tf.distribute.Strategy` (e.g. `@tf.distribute.MirroredStrategy`).
+      `tf.distribute.Strategy`: `@tf.distribute.MirroredStrategy` (the devices of one
+      host) or `@tf.distribute.MultiWorkerMirroredStrategy` (one run over several
+      processes or hosts; `batch_size` is split over all their replicas; the chief alone
+      writes `model_dir`, which every worker must see on a shared file system). For two
+      hosts, run the same command on both, with
+      `TF_CONFIG='{"cluster": {"worker": ["host1:2222", "host2:2222"]},
+      "task": {"type": "worker", "index": I}}'` (I = 0 on host1, the chief; 1 on host2);
+      or, under Slurm, with `MultiWorkerMirroredStrategy.cluster_resolver =
+      @SlurmClusterResolver()` bound, start it with `srun --nodes=2 --ntasks-per-node=1`.
     jit_compile: Python `bool`, compile the step with XLA.
     mixed_precision: `None` (float32) or 'mixed_float16' / 'mixed_bfloat16': networks
       compute in 16 bits on GPUs/TPUs; variables, densities and metrics stay float32.
@@ -445,23 +542,27 @@ def train(model_dir,
     UserError: bad input, or another process holds `model_dir` (`run_dir.RunLock`).
     RunFailed: the run diverged (`max_consecutive_bad_steps` non-finite steps in a row, a
       final evaluation that is not finite, or no step ever applied), no checkpoint reads
-      back, or a checkpoint could not be saved (a full disk).
+      back, a checkpoint could not be saved (a full disk), or a worker of the cluster
+      stopped.
     Preempted: SIGTERM arrived; the run stopped at a step boundary after a checkpoint.
   """
-  # Set-up. Bad input (a negative beta, missing or corrupted data, a loss that takes no
-  # objective, an unwritable or busy model_dir) is reported before anything is written.
+  # Set-up. The strategy first, before any other TensorFlow op (`_make_strategy`). Bad
+  # input (a negative beta, missing or corrupted data, a loss that takes no objective, an
+  # unwritable or busy model_dir) is reported before anything is written. This process
+  # writes into `write_dir`: `model_dir`, unless it is a worker of a cluster other than the
+  # chief (`run_dir.worker_dir`).
+  strategy = _make_strategy(strategy)
   objectives.beta_schedule(0.)
   loss = step_loss(loss, objective)
   train_images, eval_images = _load_data(dataset, max_train_examples, eval_splits,
                                          max_eval_examples, batch_size)
-  files.check_writable_dir(model_dir, 'model_dir')
-  with run_dir.RunLock(model_dir), run_dir.failure_record(model_dir), \
+  with run_dir.worker_dir(model_dir, strategy) as write_dir, run_dir.RunLock(write_dir), \
+      run_dir.failure_record(write_dir), _lost_worker_fails(model_dir), \
       preemption.StopOnSigterm() as stop:
-    run_dir.check_model_dir(model_dir, gin.config_str(), overwrite)
+    run_dir.check_model_dir(write_dir, gin.config_str(), overwrite)
     tf_keras.utils.set_random_seed(seed)
     if deterministic:
       tf.config.experimental.enable_op_determinism()
-    strategy = strategy() if strategy is not None else tf.distribute.get_strategy()
     steps_per_epoch = train_images.shape[0] // batch_size
     total_steps = max(int(round(epochs * steps_per_epoch)), 1)
     eval_every_steps = max(int(round(eval_every_epochs * steps_per_epoch)), 1)
@@ -474,14 +575,15 @@ def train(model_dir,
 
     # Restore: the run continues from its newest readable checkpoint; later metrics and
     # events go.
-    manager = _restore(trainer, model_dir)
-    start_step = int(trainer.step)
-    metrics = run_dir.MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), start_step)
-    run_dir.truncate_event_files(model_dir, start_step)
-    writer = tf.summary.create_file_writer(model_dir)
+    manager = _restore(trainer, model_dir, write_dir)
+    start_step = int(trainer.step.numpy())
+    metrics = run_dir.MetricsLog(os.path.join(write_dir, 'metrics.jsonl'), start_step)
+    run_dir.truncate_event_files(write_dir, start_step)
+    writer = tf.summary.create_file_writer(write_dir)
     if start_step == 0:
-      summaries.hparams_summary(writer, _hparams(trainer.vae, dataset, epochs, batch_size,
-                                                 seed))
+      family = getattr(trainer.vae, 'family', '???')  # A user's own model may not say.
+      summaries.hparams_summary(writer, summaries.run_hparams(family, dataset, epochs,
+                                                              batch_size, seed))
     evaluate = elbo.make_evaluate(trainer.vae, eval_batch_size, seed + 1)
     evaluator = _Evaluator(trainer.vae, evaluate, eval_images, metrics, writer, manager,
                            steps_per_epoch, summary_images, seed)
@@ -494,8 +596,8 @@ def train(model_dir,
         pipeline.train_dataset(train_images, batch_size, seed, start_step))
     try:
       results, applied = _train_loop(
-          trainer, iterator, evaluator, model_dir, start_step, total_steps, eval_every_steps,
-          log_every_steps, checkpoint_every_steps, batch_size, stop)
+          trainer, iterator, evaluator, model_dir, write_dir, start_step, total_steps,
+          eval_every_steps, log_every_steps, checkpoint_every_steps, batch_size)
       if not results:  # Resumed after the last step: evaluate again for the caller.
         results = {split: evaluator.evaluate(images) for split, images in eval_images.items()}
     finally:

@@ -2,7 +2,13 @@
 
 Importing this module makes every name usable in a `.gin` file: the library's own
 configurables (`ConvEncoder`, `PixelCNNDecoder`, `VampPrior`, `beta_vae`,
-`rate_distortion_loss`, ...) and the `tf.distribute` strategies under their TensorFlow names.
+`rate_distortion_loss`, ...), the `tf.distribute` strategies under their TensorFlow names,
+and Slurm's cluster resolver, so that one run can span the tasks of a Slurm job step:
+
+  train.strategy = @tf.distribute.MultiWorkerMirroredStrategy
+  MultiWorkerMirroredStrategy.cluster_resolver = @SlurmClusterResolver()
+
+(without a resolver, `MultiWorkerMirroredStrategy` reads the cluster from `TF_CONFIG`).
 """
 
 import gin
@@ -21,5 +27,9 @@ from brokenelbo.training import objectives  # pylint: disable=unused-import
 from brokenelbo.training import optimizers  # pylint: disable=unused-import
 from brokenelbo.training import trainer  # pylint: disable=unused-import
 
-for _strategy in (tf.distribute.MirroredStrategy, tf.distribute.OneDeviceStrategy):
-  gin.external_configurable(_strategy, module='tf.distribute')
+# Under their public names (`tf.distribute.MultiWorkerMirroredStrategy` is a class named
+# `CollectiveAllReduceStrategy`).
+for _name in ('MirroredStrategy', 'OneDeviceStrategy', 'MultiWorkerMirroredStrategy'):
+  gin.external_configurable(getattr(tf.distribute, _name), name=_name, module='tf.distribute')
+gin.external_configurable(tf.distribute.cluster_resolver.SlurmClusterResolver,
+                          name='SlurmClusterResolver', module='tf.distribute.cluster_resolver')

@@ -1,0 +1,363 @@
+"""One run over two worker processes on 127.0.0.1 (`tf.distribute.MultiWorkerMirroredStrategy`).
+
+Three runs of 24 steps at the same global batch of 16, of a model whose rate and distortion
+do not depend on the seed, so that they must agree to float rounding (as the deterministic
+model of `test_distribute`; measured: 1e-7 relative):
+
+- one process (`OneDeviceStrategy` on the CPU), trained in this process: the reference;
+- two workers (`python -m brokenelbo.train`) found by `SlurmClusterResolver` from the
+  variables of an emulated Slurm job step (two tasks on one node): they must train like one
+  process, each reading its own half of every global batch, and leave in `model_dir` what
+  one process leaves, written once, by the chief;
+- two workers from `TF_CONFIG`, whose non-chief worker is killed (SIGKILL) after the chief's
+  first checkpoint: the chief must fail with one line, and the same two commands, started
+  again, must resume from the chief's checkpoint and end where the uninterrupted run ended.
+
+The two pairs of workers and the reference run at once, the second pair started again
+after; ports are free ones from the OS, and every wait is bounded.
+"""
+
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from brokenelbo.training import checkpoints
+from brokenelbo.training import run_dir
+from brokenelbo.training import trainer as training
+from brokenelbo.utils import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GIN_FILES = ['configs/---.gin', 'configs/smoke.gin']
+# 64 examples, 4 steps of 16 per epoch: 24 steps, evaluations (with checkpoints) at 8, 16
+# and 24, checkpoints also at 4, 12 and 20; the last 3 are kept.
+BINDINGS = ['import test_multiworker', 'train.model = @MultiWorkerToy', 'train.epochs = 6',
+            'train.eval_every_epochs = 2', 'train.checkpoint_every_steps = 4',
+            'train.summary_images = 0']
+MULTI_WORKER = ['train.strategy = @tf.distribute.MultiWorkerMirroredStrategy']
+# TensorFlow's resolver counts GPUs with nvidia-smi and cannot give a task none; with
+# CUDA_VISIBLE_DEVICES='' each worker's one "GPU" is placed on its CPU.
+SLURM = ['MultiWorkerMirroredStrategy.cluster_resolver = @SlurmClusterResolver()',
+         'SlurmClusterResolver.auto_set_gpu = False', 'SlurmClusterResolver.gpus_per_node = 2']
+# Each step of the run to interrupt sleeps, so that it is still running when killed.
+SLOW = ['MultiWorkerToy.delay = 0.1']
+TIMEOUT = 240  # Seconds, for any process or any wait.
+
+
+@gin.configurable
+class MultiWorkerToy(tf.Module):
+  """A model with the VAE's interface whose rate and distortion do not depend on the seed.
+
+  Args:
+    delay: Python `float`, seconds that each replica's training step sleeps.
+    batches_dir: Python `str` or `None`; if set, every training step of a replica appends
+      (replica id, SHA-256 of each of its examples) to `<batches_dir>/<pid>.jsonl`.
+  """
+
+  def __init__(self, delay=0., batches_dir=None):
+    super().__init__()
+    self.delay = delay
+    self.batches_dir = batches_dir
+    self.w = tf.Variable(tf.random.stateless_normal([784, 4], seed=[1, 2]) * .01)
+    self.b = tf.Variable(tf.zeros([4]))
+
+  def _record(self, replica, x):
+    time.sleep(self.delay)
+    if self.batches_dir:
+      digests = [hashlib.sha256(e.tobytes()).hexdigest() for e in x.numpy()]
+      with open(os.path.join(self.batches_dir, f'{os.getpid()}.jsonl'), 'a') as f:
+        f.write(json.dumps([int(replica), digests]) + '\n')
+    return 0
+
+  def rate_distortion(self, x, seed):
+    del seed
+    context = tf.distribute.get_replica_context()
+    if tf.distribute.has_strategy() and context:  # A replica's training step.
+      tf.py_function(self._record, [context.replica_id_in_sync_group, x], tf.int32)
+    h = tf.reshape(x, [-1, 784]) @ self.w + self.b
+    return tf.reduce_sum(tf.square(h), -1), tf.reduce_sum(tf.square(h - 1.), -1)
+
+
+def _free_ports(count, consecutive=False):
+  """`count` ports that the OS gave as free (consecutive ones if asked)."""
+  for _ in range(100):
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+      sockets[0].bind(('127.0.0.1', 0))
+      first = sockets[0].getsockname()[1]
+      for i, s in enumerate(sockets[1:], 1):
+        s.bind(('127.0.0.1', first + i if consecutive else 0))
+      return [s.getsockname()[1] for s in sockets]
+    except OSError:
+      continue
+    finally:
+      for s in sockets:
+        s.close()
+  raise RuntimeError('no free ports')
+
+
+class _Worker:
+  """One `python -m brokenelbo.train` process, its stderr in a file."""
+
+  def __init__(self, name, root, model_dir, bindings, env):
+    self.name = name
+    self.log = os.path.join(root, f'{name}.log')
+    self.tmp = os.path.join(root, f'{name}.tmp')  # Its TMPDIR.
+    os.makedirs(self.tmp, exist_ok=True)
+    with open(self.log, 'w') as log:
+      self.process = subprocess.Popen(
+          [sys.executable, '-m', 'brokenelbo.train',
+           *[f'--gin_file={f}' for f in GIN_FILES],
+           *[f'--gin_bindings={b}' for b in bindings], f'--model_dir={model_dir}'],
+          cwd=REPO, stdout=subprocess.DEVNULL, stderr=log, text=True,
+          env=dict(os.environ, **env, TMPDIR=self.tmp, CUDA_VISIBLE_DEVICES='',
+                   TF_CPP_MIN_LOG_LEVEL='2',
+                   PYTHONPATH=os.pathsep.join([os.path.join(REPO, 'tests'), REPO])))
+
+  def wait(self, timeout=TIMEOUT):
+    """The exit status; a process still running after `timeout` seconds is killed."""
+    try:
+      return self.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      self.process.kill()
+      return self.process.wait()
+
+  def stderr(self):
+    with open(self.log) as f:
+      return f.read()
+
+  def errors(self):
+    return [l for l in self.stderr().splitlines() if l.startswith(('error:', 'preempted:'))]
+
+
+def _tf_config_pair(name, root, model_dir, bindings, ports):
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
+  return [_Worker(f'{name}{i}', root, model_dir, [*bindings, *MULTI_WORKER],
+                  dict(TF_CONFIG=json.dumps(dict(cluster=cluster,
+                                                 task=dict(type='worker', index=i)))))
+          for i in range(2)]
+
+
+def _slurm_pair(name, root, model_dir, bindings):
+  """Two tasks of an emulated Slurm job step on this node (`srun --ntasks=2`)."""
+  port_base = _free_ports(2, consecutive=True)[0]
+  return [_Worker(f'{name}{i}', root, model_dir,
+                  [*bindings, *MULTI_WORKER, *SLURM,
+                   f'SlurmClusterResolver.port_base = {port_base}'],
+                  dict(SLURM_PROCID=str(i), SLURM_STEP_NUM_TASKS='2',
+                       SLURM_STEP_NODELIST='127.0.0.1', SLURM_STEP_TASKS_PER_NODE='2'))
+          for i in range(2)]
+
+
+def _metrics(model_dir):
+  with open(os.path.join(model_dir, 'metrics.jsonl')) as f:
+    return [json.loads(line) for line in f]
+
+
+def _losses(model_dir):
+  """{step: train/loss} from the TensorBoard events of `model_dir`."""
+  losses = {}
+  for path in tf.io.gfile.glob(os.path.join(model_dir, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == 'train/loss':
+          losses[event.step] = float(tf.make_ndarray(value.tensor))
+  return losses
+
+
+def _batches(directory):
+  """[[(replica, digests) of each step] of each process] recorded in `directory`."""
+  recorded = []
+  for name in sorted(os.listdir(directory)):
+    with open(os.path.join(directory, name)) as f:
+      recorded.append([tuple(json.loads(line)) for line in f])
+  return recorded
+
+
+def _files(directory):
+  """Every file under `directory`, relative to it."""
+  return sorted(os.path.relpath(os.path.join(folder, name), directory)
+                for folder, _, names in os.walk(directory) for name in names)
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+  """The three runs; see the module's docstring."""
+  root = str(tmp_path_factory.mktemp('multiworker'))
+  dirs = {name: os.path.join(root, name) for name in ('one', 'two', 'killed')}
+  batches = {name: os.path.join(root, f'{name}_batches') for name in ('one', 'two')}
+  for path in batches.values():
+    os.makedirs(path)
+  started = time.time()
+  two = _slurm_pair('two', root, dirs['two'],
+                    [*BINDINGS, f"MultiWorkerToy.batches_dir = '{batches['two']}'"])
+  ports = _free_ports(2)
+  killed = _tf_config_pair('killed', root, dirs['killed'], [*BINDINGS, *SLOW], ports)
+  workers = [*two, *killed]
+  try:
+    gin.clear_config()
+    cli.parse_gin(GIN_FILES, [*BINDINGS, f"MultiWorkerToy.batches_dir = '{batches['one']}'",
+                              'train.strategy = @tf.distribute.OneDeviceStrategy',
+                              "OneDeviceStrategy.device = '/cpu:0'"])
+    try:
+      training.train(model_dir=dirs['one'])
+    finally:
+      gin.clear_config()
+    # Kill the non-chief worker once the chief has written its first checkpoint; the chief
+    # then learns from TensorFlow's coordination service that it is gone.
+    while not checkpoints.checkpoint_steps(dirs['killed']):
+      assert time.time() - started < TIMEOUT, 'no checkpoint came'
+      assert all(w.process.poll() is None for w in killed), [w.stderr()[-3000:]
+                                                            for w in killed]
+      time.sleep(.05)
+    killed[1].process.send_signal(signal.SIGKILL)
+    steps_at_kill = checkpoints.checkpoint_steps(dirs['killed'])
+    killed_status = [w.wait(timeout=60) for w in killed]
+    steps_left = checkpoints.checkpoint_steps(dirs['killed'])
+    chief_errors = killed[0].errors()
+    failure = os.path.join(dirs['killed'], run_dir.FAILURE_FILE)
+    failed_json = os.path.exists(failure) and json.load(open(failure))
+    metrics_at_kill = _metrics(dirs['killed'])
+    two_status = [w.wait() for w in two]
+    # The same commands, with the same TF_CONFIG.
+    resumed = _tf_config_pair('resumed', root, dirs['killed'], [*BINDINGS, *SLOW], ports)
+    workers += resumed
+    resumed_status = [w.wait() for w in resumed]
+  finally:
+    for worker in workers:
+      if worker.process.poll() is None:
+        worker.process.kill()
+        worker.process.wait()
+  print(f'multi-worker runs: {time.time() - started:.1f} s')
+  return dict(root=root, dirs=dirs, batches=batches, two=two, killed=killed,
+              resumed=resumed, two_status=two_status, killed_status=killed_status,
+              resumed_status=resumed_status, steps_at_kill=steps_at_kill,
+              steps_left=steps_left,
+              chief_errors=chief_errors, failed_json=failed_json,
+              metrics_at_kill=metrics_at_kill)
+
+
+def _check_finished(runs, name):
+  workers = runs[name]
+  assert runs[f'{name}_status'] == [0, 0], [w.stderr()[-3000:] for w in workers]
+
+
+def test_two_workers_train_like_one_process(runs):
+  _check_finished(runs, 'two')
+  one, two = (_metrics(runs['dirs'][n]) for n in ('one', 'two'))
+  assert [(r['step'], r['split']) for r in two] == [(r['step'], r['split']) for r in one] == [
+      (step, split) for step in (8, 16, 24) for split in ('train', 'test')]
+  loss_one, loss_two = (_losses(runs['dirs'][n]) for n in ('one', 'two'))
+  assert sorted(loss_two) == sorted(loss_one) == list(range(2, 25, 2))
+  figures = {}
+  for key in ('rate', 'distortion', 'elbo'):
+    a, b = np.array([r[key] for r in two]), np.array([r[key] for r in one])
+    figures[key] = float(np.max(np.abs(a / b - 1.)))
+    np.testing.assert_allclose(a, b, rtol=1e-5)  # As test_distribute's deterministic model.
+  a, b = (np.array([losses[s] for s in sorted(losses)]) for losses in (loss_two, loss_one))
+  figures['train/loss'] = float(np.max(np.abs(a / b - 1.)))
+  np.testing.assert_allclose(a, b, rtol=1e-5)
+  print('two workers against one process, largest relative differences:',
+        {k: f'{v:.1e}' for k, v in figures.items()},
+        f'(final test elbo {two[-1]["elbo"]:.6f} and {one[-1]["elbo"]:.6f})')
+
+
+def test_each_worker_reads_its_own_half_of_every_global_batch(runs):
+  _check_finished(runs, 'two')
+  (one,), workers = _batches(runs['batches']['one']), _batches(runs['batches']['two'])
+  assert len(one) == 24 and len(workers) == 2
+  assert [[r for r, _ in w] for w in workers] == [[0] * 24, [1] * 24]  # One replica each.
+  for step, (_, batch) in enumerate(one):
+    halves = [w[step][1] for w in workers]
+    assert [len(h) for h in halves] == [8, 8]
+    assert not set(halves[0]) & set(halves[1]), f'step {step}: the workers share examples'
+    assert sorted(halves[0] + halves[1]) == sorted(batch), f'step {step}'
+  print('each of 24 global batches of 16: two disjoint halves of 8 whose union is the '
+        'one-process batch')
+
+
+def test_only_the_chief_writes_the_run_directory(runs):
+  _check_finished(runs, 'two')
+  one, two = runs['dirs']['one'], runs['dirs']['two']
+  expected = sorted(['checkpoint', 'config.gin', 'metrics.jsonl', 'operative_config.gin'] + [
+      f'ckpt-{s}.{e}' for s in (16, 20, 24) for e in ('data-00000-of-00001', 'index')])
+  for directory in (one, two):
+    events = [f for f in _files(directory) if f.startswith('events.out.tfevents.')]
+    assert len(events) == 1, _files(directory)
+    assert [f for f in _files(directory) if f not in events] == expected
+  state = tf.train.get_checkpoint_state(two)
+  assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+      'ckpt-16', 'ckpt-20', 'ckpt-24']
+  # The other worker wrote its share in a folder of its own, now gone, as is anything it
+  # left in its TMPDIR.
+  chief, other = runs['two']
+  folder = re.search(r'is not the chief: it writes its share of the run in (\S+) ',
+                     other.stderr()).group(1)
+  assert folder.startswith(other.tmp) and not os.path.exists(folder)
+  assert os.listdir(other.tmp) == [] and os.listdir(chief.tmp) == []
+  assert 'is not the chief' not in chief.stderr()
+
+
+def test_a_killed_worker_fails_the_run_and_both_resume_from_the_chiefs_checkpoint(runs):
+  _check_finished(runs, 'two')
+  # Killed after the first checkpoint, before the end.
+  assert runs['steps_at_kill'] and max(runs['steps_left']) < 24, runs['steps_left']
+  assert max(r['step'] for r in runs['metrics_at_kill'] or [dict(step=0)]) < 24
+  # The chief failed with one line, recorded in failed.json.
+  assert runs['killed_status'][1] == -signal.SIGKILL
+  assert runs['killed_status'][0] == cli.EXIT_FAILED, runs['killed'][0].stderr()[-3000:]
+  # (It names the worker when the coordination service noticed it missing, before a
+  # collective operation failed on the broken connection.)
+  assert len(runs['chief_errors']) == 1 and re.fullmatch(
+      '(error: worker 1|error: a worker) of the cluster stopped, which aborts the run; start '
+      'every worker again with the same command to continue from the last checkpoint in '
+      + re.escape(runs['dirs']['killed']), runs['chief_errors'][0]), runs['chief_errors']
+  assert runs['failed_json']['error'] == runs['chief_errors'][0][len('error: '):]
+  # Started again, both resumed from the chief's newest checkpoint, not from step 0.
+  _check_finished(runs, 'resumed')
+  model_dir = runs['dirs']['killed']
+  resumed = [re.findall(r'Resumed from (\S+) at step (\d+)\.', w.stderr())
+             for w in runs['resumed']]
+  newest = max(runs['steps_left'])
+  assert resumed[0] == resumed[1] == [(os.path.join(model_dir, f'ckpt-{newest}'), str(newest))]
+  print(f'killed worker 1 after checkpoint {newest}; both workers resumed from it')
+  # And the run ended where the uninterrupted two-worker run ended.
+  two, killed = _metrics(runs['dirs']['two']), _metrics(model_dir)
+  assert [(r['step'], r['split']) for r in killed] == [(r['step'], r['split']) for r in two]
+  for key in ('rate', 'distortion', 'elbo'):
+    np.testing.assert_allclose([r[key] for r in killed], [r[key] for r in two], rtol=1e-6)
+  assert not os.path.exists(os.path.join(model_dir, run_dir.FAILURE_FILE))
+  assert not os.path.exists(os.path.join(model_dir, checkpoints.DAMAGED_DIR))
+  assert os.listdir(runs['resumed'][1].tmp) == []
+  print(f'final test elbo after the resumption {killed[-1]["elbo"]:.6f}, uninterrupted '
+        f'{two[-1]["elbo"]:.6f}')
+
+
+@pytest.mark.parametrize('bindings, environment, message', [
+    # Collective operations are configured when TensorFlow starts: here it has.
+    ([], dict(TF_CONFIG=json.dumps(dict(cluster=dict(worker=['127.0.0.1:1', '127.0.0.1:2']),
+                                        task=dict(type='worker', index=0)))),
+     'Collective ops must be configured at program startup'),
+    (SLURM[:1], {}, 'SLURM_PROCID not found in environment'),
+])
+def test_a_strategy_that_cannot_be_created_is_a_one_line_error(tmp_path, monkeypatch,
+                                                               bindings, environment,
+                                                               message):
+  tf.constant(0.)  # TensorFlow has started in this process.
+  monkeypatch.delenv('SLURM_PROCID', raising=False)
+  for name, value in environment.items():
+    monkeypatch.setenv(name, value)
+  cli.parse_gin(GIN_FILES, [*BINDINGS, *MULTI_WORKER, *bindings])
+  with pytest.raises(cli.UserError, match=f'^train.strategy cannot be created: .*{message}'):
+    training.train(model_dir=str(tmp_path / 'run'))
+  assert not os.path.exists(tmp_path / 'run')
