@@ -8,7 +8,8 @@ setuptools.setup(
     description='Reproduction of Alemi et al., "Fixing a Broken ELBO" (ICML 2018) in TFP.',
     packages=setuptools.find_packages(include=['brokenelbo', 'brokenelbo.*']),
     # The MNIST asset and the gin configs ship inside the package.
-    package_data={'brokenelbo.data': ['assets/*'], 'brokenelbo.configs': ['*.gin']},
+    package_data={'brokenelbo.data': ['assets/*'], 'brokenelbo.configs': ['*.gin'],
+                  'brokenelbo.configs.libi': ['*.gin']},
     python_requires='>=3.10',
     # Versions that install and work together (checked with Python 3.11, 2026-11).
     install_requires=[

@@ -64,17 +64,22 @@ def henze_zirkler(z):
 
   Args:
     z: float `Tensor` `[..., N, d]`: samples of N points in d dimensions, with any leading
-      batch dimensions (e.g. restarts); N and d must be static.
+      batch dimensions (e.g. restarts); d must be static, N may be known only at run time
+      (a batch of a `tf.data` pipeline).
 
   Returns:
     `Tensor` `[...]` of the dtype of `z`: HZ of each sample (see the module docstring).
   """
   z = tf.convert_to_tensor(z)
   n, d = z.shape[-2], z.shape[-1]
-  if n is None or d is None:
-    raise ValueError(f'henze_zirkler needs static N and d, got shape {z.shape}.')
+  if d is None:
+    raise ValueError(f'henze_zirkler needs a static d, got shape {z.shape}.')
   dtype = z.dtype
-  beta2 = tf.constant(smoothing_parameter(n, d) ** 2, dtype)
+  if n is None:
+    n = tf.cast(tf.shape(z)[-2], dtype)
+    beta2 = ((2. * d + 1.) * n / 4.) ** (2. / (d + 4.)) / 2.  # smoothing_parameter ** 2.
+  else:
+    beta2 = tf.constant(smoothing_parameter(n, d) ** 2, dtype)
   centred = z - tf.reduce_mean(z, axis=-2, keepdims=True)
   cov = tf.linalg.matmul(centred, centred, transpose_a=True) / n
   scale = tf.reduce_mean(tf.linalg.diag_part(cov), axis=-1)[..., tf.newaxis, tf.newaxis]

@@ -15,7 +15,6 @@ from typing import Any, Dict, NamedTuple
 
 import tensorflow as tf
 
-from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
 from brokenelbo.training import checkpoints
 from brokenelbo.training import trainer
 from brokenelbo.utils import cli
@@ -80,7 +79,9 @@ def restore_run(model_dir, gin_bindings=()):
     raise cli.UserError(f'{model_dir} holds no checkpoint yet')
   settings = run_settings([config_path], gin_bindings)
   model = settings['model']()
-  model.rate_distortion(tf.zeros([1, *IMAGE_SHAPE]), seeds.step_seed(settings['seed'], 0))
+  # One call builds the variables, on an example of the run's own data (images or vectors).
+  example_shape = settings['dataset']('test').shape[1:]
+  model.rate_distortion(tf.zeros([1, *example_shape]), seeds.step_seed(settings['seed'], 0))
   step = tf.Variable(0, dtype=tf.int64)
   # A reader: a damaged checkpoint is skipped, not moved (training moves it aside).
   checkpoints.restore_newest(dict(model=model, step=step), model_dir, owner=False,

@@ -1,0 +1,519 @@
+"""Restart-batched VAEs of the ground truth's architecture, for the synthetic data sets.
+
+Yacoby, Pan & Doshi-Velez (2020, Appendix E) fit, on each of the four synthetic data sets
+(`data.synthetic`), a generative model of the ground truth's own architecture, with the
+noise variance (and B) fixed to their true values, and a mean-field Gaussian inference
+network:
+
+  z ~ p(z) = N(0, I_2),   x | z ~ p_theta(x|z) = N(f_theta(z), diag(noise_variance)),
+  q_phi(z|x) = N(loc_phi(x), diag(scale_phi(x)^2)),
+
+with f_theta and the networks of q per data set ("Architecture", Appendix E):
+
+| data set      | f_theta(z), theta learned                      | loc_phi, log scale_phi       |
+|---------------|------------------------------------------------|------------------------------|
+| 'linear_jtex' | L z, L = cholesky(A A^T + B), theta = A [2, 2] | linear in x                  |
+| 'cubic_jtex'  | (L z)^3 element-wise, the same L               | x -> 4 units (2 sigmoid, 2   |
+|               |                                                | cube-root) -> 20 ReLU ->     |
+| 'gaussian'    | z^T A, theta = A [2, 4]                        | linear in x                  |
+| 'mobius'      | MLP 2-50-50-2, tanh hidden, linear out         | x -> 50 ReLU ->              |
+
+The noise is N(0, sigma2 I - B) for the JTEx models (sigma2 = 0.01, B = diag(0.006, 0.006)),
+N(0, 1e-6 I) for 'gaussian', N(0, 1e-5 I) for 'mobius'. The Mobius network has the
+architecture of the stored f of `data.synthetic` (which the paper leaves unstated). The two
+outputs of q, its mean and its log standard deviation, are linear read-outs of one shared
+trunk; the log-scale read-out ("the variance parameters") is the only part of q that its
+mean does not use, which is what LiBI's step 1 relies on (`training.libi`).
+
+**Restarts.** Every variable has a leading axis of `restarts` independent models, trained
+as one batched computation: no operation mixes restarts, restart r's initial parameters
+depend only on (seed, first_restart + r), and its z draws only on (step seed,
+first_restart + r), so a restart trains the same whatever the others. The losses of
+`training.losses`, `training.lagging` and `training.libi` average over restarts, so with
+plain (element-wise) Adam each restart follows Adam on its own loss with epsilon multiplied
+by the number of restarts (Adam of g / R with epsilon e is Adam of g with epsilon R e).
+
+**Rate and distortion.** `rate_distortion(x, seed)` returns `[restarts, B]`: the rate is
+the exact KL(q_phi(z|x) || N(0, I)) (both are Gaussians, so no sampling is needed), the
+distortion -log p_theta(x|z) at one reparameterised z ~ q_phi(z|x); -(R + D) is the ELBO.
+The trainer's evaluation (`evaluation.elbo`) reports the mean over restarts and each
+restart's own value.
+
+**Initialisation** (not stated in the paper): A ~ N(0, 1) entry-wise; Glorot-uniform
+kernels and zero biases elsewhere, the two read-outs of q at 1/100 of that scale
+(`READOUT_INIT_SCALE`), so that q starts at N(~0, I) and LiBI's codes near 0. CubicJTEx's
+cube-root units are smoothed at 0 to keep their derivative finite (`_CUBE_ROOT_OFFSET`).
+
+**Keeping the best.** Non-trainable copies of every parameter, with a score per restart
+(`keep_best`, `freeze_best`), let a training method keep the best model it has met
+(LiBI keeps the best of its repeats); once frozen, every computation of a restart uses its
+best copy.
+
+**Test log-likelihood.** `parts(r)` gives restart r's encoder, decoder, marginal and the
+proposal with 2x the variance of q, the arguments of
+`evaluation.information.importance_weighted_bound`; `estimate_log_likelihood` runs it for
+every restart with S = 5000 draws (Appendix E, "Evaluation", eq. 48).
+
+#### Examples
+
+```python
+from brokenelbo.data import synthetic as data
+from brokenelbo.models import synthetic
+
+model = synthetic.SyntheticVAE(dataset='linear_jtex', restarts=3, seed=0)
+x = data.synthetic('train', name='linear_jtex')
+rate, distortion = model.rate_distortion(x, seed=[0, 0])        # [3, 500] each
+model.assign(theta=synthetic.ground_truth_theta('linear_jtex'))
+synthetic.estimate_log_likelihood(model, data.synthetic('test', name='linear_jtex'), seed=1)
+```
+
+#### References
+
+[1]: Yaniv Yacoby, Weiwei Pan and Finale Doshi-Velez. Characterizing and Avoiding
+     Problematic Global Optima of Variational Autoencoders. In _AABI_, 2020.
+     https://arxiv.org/abs/2003.07756
+"""
+
+import collections
+
+import gin
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from brokenelbo.data import synthetic as data
+from brokenelbo.evaluation import information
+from brokenelbo.utils import cli
+
+tfd = tfp.distributions
+
+LATENT_DIM = data.LATENT_DIM
+
+# Appendix E, "Architecture": the hidden layers of q_phi (and of h in LiBI) per data set,
+# as (width, activation) pairs; the linear data sets have none.
+INFERENCE_HIDDEN = {
+    'linear_jtex': (),
+    'gaussian': (),
+    'cubic_jtex': ((4, 'sigmoid_cube_root'), (20, 'relu')),
+    'mobius': ((50, 'relu'),),
+}
+
+# Appendix E, "Evaluation": S = 5000 draws from q_phi with its variance inflated 2x.
+TEST_NUM_SAMPLES = 5000
+TEST_VARIANCE_INFLATION = 2.
+
+# Keeps the cube root's derivative finite at 0: sign(u) ((|u| + c)^(1/3) - c^(1/3)) has
+# slope at most c^(-2/3) / 3 = 3.3e3 and differs from the cube root by less than c^(1/3).
+_CUBE_ROOT_OFFSET = 1e-6
+
+Parts = collections.namedtuple('Parts', ['encoder', 'decoder', 'marginal', 'proposal'])
+
+
+def _cube_root(u):
+  offset = tf.constant(_CUBE_ROOT_OFFSET, u.dtype)
+  return tf.sign(u) * (tf.pow(tf.abs(u) + offset, 1. / 3.) - tf.pow(offset, 1. / 3.))
+
+
+def _activation(name, h):
+  if name == 'relu':
+    return tf.nn.relu(h)
+  if name == 'sigmoid_cube_root':  # CubicJTEx: half the units sigmoid, half cube root.
+    half = h.shape[-1] // 2
+    return tf.concat([tf.sigmoid(h[..., :half]), _cube_root(h[..., half:])], axis=-1)
+  raise ValueError(f'unknown activation {name!r}')
+
+
+def _dense(h, kernel, bias):
+  """Restart-batched affine map: h `[R, B, m]`, kernel `[R, m, n]`, bias `[R, n]`."""
+  return tf.linalg.matmul(h, kernel) + bias[:, tf.newaxis, :]
+
+
+def _jtex_scale_tril(a, b):
+  """L = cholesky(A A^T + B) for A `[R, 2, 2]` and the fixed B `[2, 2]`."""
+  return tf.linalg.cholesky(tf.linalg.matmul(a, a, transpose_b=True) + b)
+
+
+def _generative_shapes(name):
+  """{parameter: shape} of theta (without the restart axis), in initialisation order."""
+  if name in ('linear_jtex', 'cubic_jtex'):
+    return {'a': (LATENT_DIM, 2)}
+  if name == 'gaussian':
+    return {'a': (LATENT_DIM, 4)}
+  widths = (LATENT_DIM,) + data.MOBIUS_HIDDEN + (2,)
+  shapes = {}
+  for k, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+    shapes[f'kernel{k}'], shapes[f'bias{k}'] = (fan_in, fan_out), (fan_out,)
+  return shapes
+
+
+def _inference_shapes(name, data_dim):
+  """{parameter: shape} of phi (without the restart axis): trunk, then the two read-outs."""
+  shapes, fan_in = {}, data_dim
+  for k, (width, _) in enumerate(INFERENCE_HIDDEN[name]):
+    shapes[f'hidden{k}_kernel'], shapes[f'hidden{k}_bias'] = (fan_in, width), (width,)
+    fan_in = width
+  shapes['loc_kernel'], shapes['loc_bias'] = (fan_in, LATENT_DIM), (LATENT_DIM,)
+  shapes['log_scale_kernel'] = (fan_in, LATENT_DIM)
+  shapes['log_scale_bias'] = (LATENT_DIM,)
+  return shapes
+
+
+# The parameters of q_phi that its mean does not use.
+VARIANCE_PARAMETERS = ('log_scale_kernel', 'log_scale_bias')
+
+
+# The read-outs of q_phi start at this fraction of their Glorot scale, so that the initial
+# codes (q's means) are near 0: LiBI's step-1 penalties then start bounded
+# (||Sigma_hat - I||_F^2 <= 2 for codes at 0), instead of at exp(||Sigma_hat - I||^2 /
+# eps_Sigma) of codes whose covariance is far from I, whose gradients would inflate Adam's
+# second moments for thousands of steps. Every method starts from the same parameters.
+READOUT_INIT_SCALE = 0.01
+
+
+def _initial_value(name, shape, rng):
+  """Glorot-uniform kernels (q's read-outs scaled by `READOUT_INIT_SCALE`) and zero biases;
+  A of the linear and JTEx models ~ N(0, 1)."""
+  if name == 'a':
+    return rng.standard_normal(shape)
+  if len(shape) == 1:
+    return np.zeros(shape)
+  limit = np.sqrt(6. / (shape[0] + shape[1]))
+  if name in ('loc_kernel', 'log_scale_kernel'):
+    limit *= READOUT_INIT_SCALE
+  return rng.uniform(-limit, limit, shape)
+
+
+def ground_truth_theta(name):
+  """The true generative parameters of data set `name`, `{parameter: np.ndarray}`.
+
+  A for 'linear_jtex' and 'cubic_jtex' (`[2, 2]`) and for 'gaussian' (`[2, 4]`), the stored
+  network f for 'mobius' (`kernel0`, `bias0`, ...); no restart axis (`SyntheticVAE.assign`
+  broadcasts them).
+  """
+  truth = data.ground_truth(name)
+  if name == 'mobius':
+    weights = truth.weights
+    return {f'{kind}{k // 2}': np.asarray(w) for k, (w, kind) in
+            enumerate(zip(weights, ('kernel', 'bias') * (len(weights) // 2)))}
+  return {'a': np.asarray(truth.a)}
+
+
+def mean_field_posterior_phi(name):
+  """The q_phi of the best mean-field Gaussian to the true posterior of a linear data set.
+
+  For x = z W + eps with W the loading `[2, D]` and eps ~ N(0, Psi), Psi diagonal, the
+  posterior is N(M x, S) with S = (I + W Psi^-1 W^T)^-1 and M = S W Psi^-1; the mean-field
+  Gaussian closest to it in KL(q || p) keeps the mean and has variances 1 / (S^-1)_ii
+  (Appendix C.3). Both are linear in x, so the linear q_phi of 'linear_jtex' and
+  'gaussian' represents it exactly.
+
+  Returns:
+    `{parameter: np.ndarray}` of phi (no restart axis), float64.
+  """
+  truth = data.ground_truth(name)
+  if not hasattr(truth, 'loading'):
+    raise ValueError(f'the posterior of {name!r} has no closed form')
+  loading = truth.loading
+  precision = np.eye(LATENT_DIM) + loading @ np.diag(1. / truth.noise_variance) @ loading.T
+  covariance = np.linalg.inv(precision)
+  gain = covariance @ loading @ np.diag(1. / truth.noise_variance)   # M, [2, D]
+  return {'loc_kernel': gain.T, 'loc_bias': np.zeros(LATENT_DIM),
+          'log_scale_kernel': np.zeros((truth.data_dim, LATENT_DIM)),
+          'log_scale_bias': -0.5 * np.log(np.diag(precision))}
+
+
+def _stop_gradient_if(params, stop):
+  """`params` with their gradients stopped when `stop` (Python or scalar `bool` Tensor)."""
+  if stop is None or stop is False:
+    return params
+  if stop is True:
+    return {k: tf.stop_gradient(v) for k, v in params.items()}
+  return {k: tf.where(stop, tf.stop_gradient(v), v) for k, v in params.items()}
+
+
+@gin.configurable
+class SyntheticVAE(tf.Module):
+  """`restarts` independent VAEs of the ground truth's architecture for one data set.
+
+  See the module docstring for the model. Every call takes examples `x` `[B, D]` (shared
+  by all restarts) and returns quantities with a leading restart axis.
+
+  Args:
+    dataset: Python `str`, one of `data.synthetic.NAMES`; `None` (the default): the data
+      set of the run, `synthetic.name` as bound in gin.
+    restarts: Python `int` >= 1, the number of independent models trained together.
+    seed: Python `int`, restart r's initial parameters are drawn from
+      `np.random.default_rng([seed, first_restart + r])`; `None` (the default): a seed
+      drawn from NumPy's global generator, which `train` seeds with `train.seed`.
+    first_restart: Python `int`, the index of the first restart, so that restarts can be
+      split across runs (restarts 10-19 are `first_restart = 10, restarts = 10`).
+    name: Python `str`, the module's name.
+
+  Raises:
+    UserError: for an unknown data set or `restarts` < 1.
+  """
+
+  def __init__(self, dataset=None, restarts=10, seed=None, first_restart=0, name=None):
+    super().__init__(name=name)
+    if dataset is None:
+      dataset = cli.configured_arguments(data.synthetic)['name']
+    if dataset not in data.NAMES:
+      raise cli.UserError(f'SyntheticVAE: unknown data set {dataset!r} (choose from '
+                          f'{", ".join(data.NAMES)})')
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+      raise cli.UserError(f'SyntheticVAE: restarts must be an integer >= 1, got {restarts!r}')
+    if seed is None:
+      seed = int(np.random.randint(2**31 - 1))
+    self.dataset = dataset
+    self.restarts = restarts
+    self.first_restart = first_restart
+    self.seed = seed
+    truth = data.ground_truth(dataset)
+    self.data_dim = truth.data_dim
+    self._noise_scale = tf.constant(np.sqrt(truth.noise_variance), tf.float32)
+    if dataset in ('linear_jtex', 'cubic_jtex'):
+      self._b = tf.constant(truth.b, tf.float32)
+    theta_shapes = _generative_shapes(dataset)
+    phi_shapes = _inference_shapes(dataset, self.data_dim)
+    values = {k: [] for k in (*theta_shapes, *phi_shapes)}
+    for r in range(restarts):
+      rng = np.random.default_rng([seed, first_restart + r])
+      for k, shape in (*theta_shapes.items(), *phi_shapes.items()):
+        values[k].append(_initial_value(k, shape, rng))
+
+    def variables(shapes, trainable, prefix=''):
+      return {k: tf.Variable(np.stack(values[k]).astype(np.float32), trainable=trainable,
+                             name=prefix + k) for k in shapes}
+
+    self.theta = variables(theta_shapes, True)
+    self.phi = variables(phi_shapes, True)
+    self.best_theta = variables(theta_shapes, False, 'best_')
+    self.best_phi = variables(phi_shapes, False, 'best_')
+    self.best_score = tf.Variable(tf.fill([restarts], -np.inf), trainable=False,
+                                  name='best_score')
+    self.use_best = tf.Variable(tf.zeros([restarts], tf.bool), trainable=False,
+                                name='use_best')
+    # How many choices of the best model a training method has made (LiBI's repeats).
+    self.selections = tf.Variable(0, dtype=tf.int64, trainable=False, name='selections')
+
+  # ------------------------------------------------------------------------------------
+  # Parameters.
+
+  def _effective(self, live, best):
+    """Each restart's live parameters, or its best copy once `use_best` is set.
+
+    Selected by multiplying with a 0/1 mask (exact for finite parameters) rather than
+    `tf.where`, whose boolean intermediates upset TensorFlow's type inference when a loss
+    differentiates through a `tf.cond` (a spurious warning).
+    """
+    out = {}
+    for k, variable in live.items():
+      keep = tf.reshape(tf.cast(tf.logical_not(self.use_best), variable.dtype),
+                        [-1] + [1] * (variable.shape.rank - 1))
+      out[k] = variable * keep + best[k] * (1. - keep)
+    return out
+
+  def theta_params(self, stop_gradient=None):
+    """theta as `{name: Tensor [R, ...]}`; `stop_gradient` (Python or `bool` Tensor)."""
+    return _stop_gradient_if(self._effective(self.theta, self.best_theta), stop_gradient)
+
+  def phi_params(self, stop_gradient=None):
+    """phi as `{name: Tensor [R, ...]}`; `stop_gradient` (Python or `bool` Tensor)."""
+    return _stop_gradient_if(self._effective(self.phi, self.best_phi), stop_gradient)
+
+  def assign(self, theta=None, phi=None, restarts=None):
+    """Sets parameters, e.g. to `ground_truth_theta` or `mean_field_posterior_phi`.
+
+    Args:
+      theta, phi: `{name: array}` of some parameters, each without the restart axis (the
+        same value for every restart in `restarts`) or with it.
+      restarts: indices of the restarts to set; default all.
+    """
+    for group, values in ((self.theta, theta), (self.phi, phi)):
+      for k, value in (values or {}).items():
+        variable = group[k]
+        value = np.asarray(value, np.float32)
+        new = variable.numpy()
+        index = slice(None) if restarts is None else np.asarray(restarts)
+        new[index] = value
+        variable.assign(new)
+
+  # ------------------------------------------------------------------------------------
+  # Distributions, batched over restarts.
+
+  @property
+  def prior(self):
+    """p(z) = N(0, I_2), `tfd.Independent(tfd.Normal)` with event shape `[2]`."""
+    return tfd.Independent(tfd.Normal(tf.zeros([LATENT_DIM]), 1.), 1)
+
+  def mean(self, z, theta):
+    """f_theta(z) `[R, B, D]` for z `[R, B, 2]` and theta `{name: [R, ...]}`."""
+    if self.dataset == 'gaussian':
+      return tf.linalg.matmul(z, theta['a'])
+    if self.dataset in ('linear_jtex', 'cubic_jtex'):
+      projected = tf.linalg.matmul(z, _jtex_scale_tril(theta['a'], self._b),
+                                   transpose_b=True)     # (L z)^T = z^T L^T.
+      return projected if self.dataset == 'linear_jtex' else projected**3
+    h, num_layers = z, len(theta) // 2
+    for k in range(num_layers):
+      h = _dense(h, theta[f'kernel{k}'], theta[f'bias{k}'])
+      if k < num_layers - 1:
+        h = tf.tanh(h)
+    return h
+
+  def likelihood(self, z, stop_gradient=None, theta=None):
+    """p_theta(x|z), batch `[R, B]`, event `[D]`, for z `[R, B, 2]`."""
+    theta = self.theta_params(stop_gradient) if theta is None else theta
+    return tfd.Independent(tfd.Normal(self.mean(z, theta), self._noise_scale), 1)
+
+  def _inference_outputs(self, x, phi):
+    """loc and log-scale of q_phi(z|x), each `[R, B, 2]`, for x `[B, D]` or `[R, B, D]`."""
+    h = tf.convert_to_tensor(x, tf.float32)
+    if h.shape.rank == 2:
+      h = tf.broadcast_to(h, [phi['loc_bias'].shape[0], *tf.unstack(tf.shape(h))])
+    for k, (_, activation) in enumerate(INFERENCE_HIDDEN[self.dataset]):
+      h = _activation(activation, _dense(h, phi[f'hidden{k}_kernel'], phi[f'hidden{k}_bias']))
+    return (_dense(h, phi['loc_kernel'], phi['loc_bias']),
+            _dense(h, phi['log_scale_kernel'], phi['log_scale_bias']))
+
+  def codes(self, x, stop_gradient=None):
+    """The mean of q_phi(z|x), `[R, B, 2]`: LiBI's code network h. Its gradient reaches no
+    variance parameter (`VARIANCE_PARAMETERS`)."""
+    return self._inference_outputs(x, self.phi_params(stop_gradient))[0]
+
+  def posterior(self, x, stop_gradient=None, scale_factor=1.):
+    """q_phi(z|x), batch `[R, B]`, event `[2]`; `scale_factor` multiplies its scale."""
+    loc, log_scale = self._inference_outputs(x, self.phi_params(stop_gradient))
+    return tfd.Independent(tfd.Normal(loc, tf.exp(log_scale) * scale_factor), 1)
+
+  def _standard_normal(self, shape, seed):
+    """Draws `[R, *shape]`; restart r's from `fold_in(seed, first_restart + r)` alone."""
+    seed = tf.convert_to_tensor(seed)
+    return tf.stack([
+        tf.random.stateless_normal(
+            shape, tf.random.experimental.stateless_fold_in(
+                seed, tf.cast(self.first_restart + r, seed.dtype)))
+        for r in range(self.restarts)])
+
+  @tf.autograph.experimental.do_not_convert  # Plain TF ops: nothing to convert.
+  def rate_distortion(self, x, seed, stop_theta=None):
+    """Per-restart, per-example rate and distortion, one z ~ q_phi(z|x) each.
+
+    Args:
+      x: `float32` `Tensor` `[B, D]`.
+      seed: stateless seed, integer `Tensor` `[2]`.
+      stop_theta: `None`, Python or scalar `bool` `Tensor`: stop theta's gradient (the
+        inference network alone is trained, as in lagging inference networks and LiBI's
+        step 2).
+
+    Returns:
+      rate: `[R, B]`, KL(q_phi(z|x) || N(0, I)) exactly.
+      distortion: `[R, B]`, -log p_theta(x|z) at a reparameterised z ~ q_phi(z|x).
+    """
+    posterior = self.posterior(x)
+    rate = tfd.kl_divergence(posterior, self.prior)
+    noise = self._standard_normal(tf.shape(posterior.mean())[1:], seed)
+    z = posterior.distribution.loc + posterior.distribution.scale * noise
+    distortion = -self.likelihood(z, stop_theta).log_prob(x)
+    return rate, distortion
+
+  def log_likelihood_bound(self, x, seed, num_samples):
+    """The importance-weighted bound L_K(x) `[R, B]` with q_phi as proposal, K draws.
+
+    L_K(x) = logmeanexp_k [log p_theta(x|z_k) + log p(z_k) - log q_phi(z_k|x)], z_k ~ q;
+    K = 1 is the one-sample ELBO (Burda et al. 2016). Draws of restart r come from
+    `fold_in(seed, first_restart + r)`.
+    """
+    posterior = self.posterior(x)
+    loc, scale = posterior.distribution.loc, posterior.distribution.scale
+    noise = self._standard_normal([num_samples, *tf.unstack(tf.shape(loc)[1:])], seed)
+    z = loc[:, tf.newaxis] + scale[:, tf.newaxis] * noise          # [R, K, B, 2]
+    flat = tf.reshape(z, [self.restarts, -1, LATENT_DIM])
+    log_p = tf.reshape(self.likelihood(flat).log_prob(tf.tile(x, [num_samples, 1])),
+                       [self.restarts, num_samples, -1])
+    log_q = tfd.Independent(tfd.Normal(loc[:, tf.newaxis], scale[:, tf.newaxis]),
+                            1).log_prob(z)
+    log_w = log_p + self.prior.log_prob(z) - log_q
+    return tf.reduce_logsumexp(log_w, axis=1) - tf.math.log(float(num_samples))
+
+  # ------------------------------------------------------------------------------------
+  # Keeping the best model.
+
+  def keep_best(self, score):
+    """For each restart whose `score` `[R]` beats its best so far, copies the live
+    parameters into the best ones; returns which did, `bool` `[R]`."""
+    better = score > self.best_score
+    for live, best in ((self.theta, self.best_theta), (self.phi, self.best_phi)):
+      for k, variable in live.items():
+        mask = tf.reshape(better, [-1] + [1] * (variable.shape.rank - 1))
+        best[k].assign(tf.where(mask, variable, best[k]))
+    self.best_score.assign(tf.where(better, score, self.best_score))
+    return better
+
+  def freeze_best(self):
+    """From now on, every restart computes with its best parameters."""
+    self.use_best.assign(tf.ones_like(self.use_best))
+
+  # ------------------------------------------------------------------------------------
+  # One restart, for `evaluation.information`.
+
+  def parts(self, restart, variance_inflation=TEST_VARIANCE_INFLATION):
+    """Restart `restart`'s (encoder, decoder, marginal, proposal) for `information`.
+
+    `encoder(x)` and `proposal(x)` take x `[B, D]` and give q_phi(z|x) (the proposal with
+    its variance multiplied by `variance_inflation`), `decoder(z)` takes z `[B, 2]` and
+    gives p_theta(x|z), both with batch shape `[B]`; `marginal` is p(z).
+    """
+    if not 0 <= restart < self.restarts:
+      raise ValueError(f'restart must be in [0, {self.restarts}), got {restart}')
+
+    def one(params):
+      return {k: v[restart:restart + 1] for k, v in params.items()}
+
+    def posterior(x, scale_factor=1.):
+      loc, log_scale = self._inference_outputs(x[tf.newaxis], one(self.phi_params()))
+      return tfd.Independent(tfd.Normal(loc[0], tf.exp(log_scale[0]) * scale_factor), 1)
+
+    def decoder(z):
+      mean = self.mean(z[tf.newaxis], one(self.theta_params()))[0]
+      return tfd.Independent(tfd.Normal(mean, self._noise_scale), 1)
+
+    inflation = float(np.sqrt(variance_inflation))
+    return Parts(encoder=posterior, decoder=decoder, marginal=self.prior,
+                 proposal=lambda x: posterior(x, inflation))
+
+
+def estimate_log_likelihood(model, images, seed, num_samples=TEST_NUM_SAMPLES,
+                        variance_inflation=TEST_VARIANCE_INFLATION, batch_size=500,
+                        samples_per_chunk=100):
+  """The importance-sampled test log-likelihood of every restart (Appendix E, eq. 48).
+
+  (1/N) sum_n log (1/S) sum_s p_theta(x_n|z_s) p(z_s) / q'(z_s|x_n), z_s ~ q', where q' is
+  q_phi with its variance multiplied by `variance_inflation`; computed by
+  `information.importance_weighted_bound` on each restart's `parts`.
+
+  Args:
+    model: a `SyntheticVAE`.
+    images: array `[N, D]`.
+    seed: Python `int` or shape-`[2]` integer `Tensor` (as `information` takes it); every
+      restart uses the same seed.
+    num_samples: Python `int`, S (paper: 5000).
+    variance_inflation: Python `float` (paper: 2).
+    batch_size, samples_per_chunk: Python `int`s, passed on (memory and seeding).
+
+  Returns:
+    `dict` of `np.ndarray`s: log_likelihood `[R]`, nats per example; stderr `[R]`, its
+    standard error over the examples; per_example `[R, N]`.
+  """
+  means, stderrs, per_example = [], [], []
+  for r in range(model.restarts):
+    parts = model.parts(r, variance_inflation)
+    result = information.importance_weighted_bound(
+        parts.encoder, parts.decoder, parts.marginal, images, seed,
+        num_samples=num_samples, proposal=parts.proposal, batch_size=batch_size,
+        samples_per_chunk=samples_per_chunk)
+    means.append(-result['nll'][num_samples])
+    stderrs.append(result['nll_stderr'][num_samples])
+    per_example.append(result['log_likelihood'][num_samples])
+  return dict(log_likelihood=np.array(means), stderr=np.array(stderrs),
+              per_example=np.stack(per_example))

@@ -1,0 +1,95 @@
+"""Lagging inference networks (He et al. 2019) as Yacoby et al. (2020) run them: a loss.
+
+He et al. observe that early in VAE training the inference network lags behind the true
+posterior of the current generative model, which then learns to ignore z; their remedy
+trains the inference network "aggressively", alone, before each update of the generative
+model. Yacoby et al. (2020, Appendix E, "Hyper-parameter Search") use this schedule: the
+training epochs are cut into R equal segments, and in each segment the inference network is
+first trained alone, then both networks together. Throughout, the objective is the negative
+ELBO (rate + distortion, `models.synthetic.SyntheticVAE.rate_distortion`); in the first
+part of a segment the gradient of the generative parameters theta is stopped:
+
+  segment length  T = epochs / R,
+  inference-only  while  (epoch mod T) < inference_fraction * T,
+  loss            = mean over restarts and examples of  R(x) + D(x),
+                    with theta held fixed in the inference-only part.
+
+The paper does not say how a segment is split: `inference_fraction = 0.5` (half alone, half
+jointly) is our choice. Their grids of R (segments) are {40, 50, 60, 70} for LinearJTEx,
+{30, 40, 50, 60} for CubicJTEx, {5, 10, 15, 20} for Gaussian and {60, 70, 80, 90} for
+Mobius, over 30k epochs.
+
+With one optimiser for all parameters (`train`'s Adam), stopping theta's gradient stops its
+own updates only after Adam's first moment has decayed (a few tens of steps at beta_1 =
+0.9); the gradient itself is exactly zero.
+
+#### References
+
+[1] He, Spokoyny, Neubig, Berg-Kirkpatrick. Lagging Inference Networks and Posterior
+    Collapse in Variational Autoencoders. ICLR 2019.
+[2] Yacoby, Pan, Doshi-Velez. Characterizing and Avoiding Problematic Global Optima of
+    Variational Autoencoders. AABI 2020 (arXiv:2003.07756), Appendix E.
+"""
+
+import gin
+import tensorflow as tf
+
+from brokenelbo.utils import cli
+
+
+@gin.configurable
+class LaggingInference:
+  """The negative ELBO, with the generative model frozen in the first part of each segment.
+
+  A loss for `train.loss = @LaggingInference()`: the arguments are checked when `train`
+  builds it, then `loss(model, x, seed, step, epoch)` runs inside the compiled step.
+
+  Args:
+    epochs: Python `float` > 0, the run's length in epochs (bind it to `train.epochs`).
+    segments: Python `int` >= 1, R, the number of equal segments.
+    inference_fraction: Python `float` in [0, 1], the part of each segment in which the
+      inference network is trained alone (not stated in the paper; 0.5).
+
+  Raises:
+    UserError: for arguments out of range.
+  """
+
+  def __init__(self, epochs=gin.REQUIRED, segments=gin.REQUIRED, inference_fraction=0.5):
+    if not epochs > 0 or isinstance(segments, bool) or not isinstance(segments, int) or (
+        segments < 1) or not 0. <= inference_fraction <= 1.:
+      raise cli.UserError(
+          f'LaggingInference needs epochs > 0, an integer segments >= 1 and 0 <= '
+          f'inference_fraction <= 1; got epochs={epochs}, segments={segments!r}, '
+          f'inference_fraction={inference_fraction}')
+    self.segment_epochs = float(epochs) / segments
+    self.inference_fraction = inference_fraction
+
+  def inference_only(self, epoch):
+    """Whether `epoch` (scalar `Tensor`) is in the inference-only part of its segment."""
+    position = tf.math.floormod(tf.cast(epoch, tf.float64), self.segment_epochs)
+    return position < self.inference_fraction * self.segment_epochs
+
+  @tf.autograph.experimental.do_not_convert  # Plain TF ops: nothing for AutoGraph to do.
+  def __call__(self, model, x, seed, step, epoch):
+    """The loss of one step.
+
+    Args:
+      model: a `models.synthetic.SyntheticVAE` (anything whose `rate_distortion(x, seed,
+        stop_theta)` stops the generative model's gradient when `stop_theta`).
+      x: `float32` `Tensor` `[B, D]`, the batch.
+      seed: stateless seed `[2]` of this step.
+      step: scalar `Tensor` (unused: the schedule follows `epoch`).
+      epoch: scalar `float32` `Tensor`, training progress in epochs.
+
+    Returns:
+      (loss, {'rate', 'distortion', 'elbo', 'inference_only'}): the loss and the rate,
+      distortion and ELBO averaged over restarts and examples, nats per example;
+      `inference_only` is 1 in the inference-only part, else 0.
+    """
+    del step
+    alone = self.inference_only(epoch)
+    rate, distortion = model.rate_distortion(x, seed, stop_theta=alone)
+    rate, distortion = tf.reduce_mean(rate), tf.reduce_mean(distortion)
+    metrics = dict(rate=rate, distortion=distortion, elbo=-(rate + distortion),
+                   inference_only=tf.cast(alone, tf.float32))
+    return rate + distortion, metrics
