@@ -127,30 +127,41 @@ def _check_equals_uninterrupted(model_dir, uninterrupted_dir):
                           for k in ('rate', 'distortion', 'elbo'))
 
 
-def test_sigkill_at_random_moments_then_resume_matches_uninterrupted_run(uninterrupted,
-                                                                         tmp_path):
-  model_dir = str(tmp_path / 'killed')
-  statuses, steps = _interrupt_and_resume(model_dir, signal.SIGKILL, uninterrupted[1], seed=0)
-  print(f'SIGKILL: exit statuses {statuses}, checkpoint steps after each kill {steps}')
-  assert statuses == [-signal.SIGKILL] * NUM_INTERRUPTIONS
-  assert steps == sorted(steps) and steps[-1] < FAULT_STEPS, steps
-  train_steps, difference = _check_equals_uninterrupted(model_dir, uninterrupted[0])
-  # Chunks end on the logging grid whatever the step a run resumed from.
-  assert train_steps == list(range(2, FAULT_STEPS + 1, 2))
-  print(f'SIGKILL: largest metric difference to the uninterrupted run {difference:.2e}')
+# Each fault-injection test is a class of its own, so that pytest-xdist (`--dist
+# loadscope`) can give the two to different workers; both are marked `first`, which
+# `conftest.py` runs before everything else, so that they start together.
+@pytest.mark.first
+class TestSigkill:
+
+  def test_sigkill_at_random_moments_then_resume_matches_uninterrupted_run(
+      self, uninterrupted, tmp_path):
+    model_dir = str(tmp_path / 'killed')
+    statuses, steps = _interrupt_and_resume(model_dir, signal.SIGKILL, uninterrupted[1],
+                                            seed=0)
+    print(f'SIGKILL: exit statuses {statuses}, checkpoint steps after each kill {steps}')
+    assert statuses == [-signal.SIGKILL] * NUM_INTERRUPTIONS
+    assert steps == sorted(steps) and steps[-1] < FAULT_STEPS, steps
+    train_steps, difference = _check_equals_uninterrupted(model_dir, uninterrupted[0])
+    # Chunks end on the logging grid whatever the step a run resumed from.
+    assert train_steps == list(range(2, FAULT_STEPS + 1, 2))
+    print(f'SIGKILL: largest metric difference to the uninterrupted run {difference:.2e}')
 
 
-def test_sigterm_at_random_moments_checkpoints_and_resume_matches_uninterrupted_run(
-    uninterrupted, tmp_path):
-  model_dir = str(tmp_path / 'terminated')
-  statuses, steps = _interrupt_and_resume(model_dir, signal.SIGTERM, uninterrupted[1], seed=1)
-  print(f'SIGTERM: exit statuses {statuses}, checkpoint steps after each stop {steps}')
-  # Every stop came at a step boundary, with a checkpoint of the step reached: each
-  # process went further than the one before.
-  assert statuses == [cli.EXIT_PREEMPTED] * NUM_INTERRUPTIONS
-  assert steps == sorted(set(steps)) and steps[-1] < FAULT_STEPS, steps
-  _, difference = _check_equals_uninterrupted(model_dir, uninterrupted[0])
-  print(f'SIGTERM: largest metric difference to the uninterrupted run {difference:.2e}')
+@pytest.mark.first
+class TestSigterm:
+
+  def test_sigterm_at_random_moments_checkpoints_and_resume_matches_uninterrupted_run(
+      self, uninterrupted, tmp_path):
+    model_dir = str(tmp_path / 'terminated')
+    statuses, steps = _interrupt_and_resume(model_dir, signal.SIGTERM, uninterrupted[1],
+                                            seed=1)
+    print(f'SIGTERM: exit statuses {statuses}, checkpoint steps after each stop {steps}')
+    # Every stop came at a step boundary, with a checkpoint of the step reached: each
+    # process went further than the one before.
+    assert statuses == [cli.EXIT_PREEMPTED] * NUM_INTERRUPTIONS
+    assert steps == sorted(set(steps)) and steps[-1] < FAULT_STEPS, steps
+    _, difference = _check_equals_uninterrupted(model_dir, uninterrupted[0])
+    print(f'SIGTERM: largest metric difference to the uninterrupted run {difference:.2e}')
 
 
 @gin.configurable
