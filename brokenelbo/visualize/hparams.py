@@ -58,13 +58,6 @@ def _event_files(directory):
   return sorted(glob.glob(os.path.join(glob.escape(directory), 'events.out.tfevents.*')))
 
 
-def _has_tag(path, tag):
-  for event in event_file_loader.EventFileLoader(path).Load():
-    if any(value.tag == tag for value in event.summary.value):
-      return True
-  return False
-
-
 def session(model_dir):
   """The run's HParams session as `{name: str or float}`, read back as TensorBoard's
   HParams plugin reads it, or `None` if the run has none."""
@@ -87,8 +80,7 @@ def ensure_session(model_dir, family):
   must hold no bindings before; a caller that goes through several runs clears it between
   them.
   """
-  if any(_has_tag(path, hparams_metadata.SESSION_START_INFO_TAG)
-         for path in _event_files(model_dir)):
+  if session(model_dir) is not None:
     return False
   settings = restore.run_settings([os.path.join(model_dir, 'config.gin')])
   write_session(model_dir, summaries.run_hparams(family, settings['dataset'], settings['epochs'],
