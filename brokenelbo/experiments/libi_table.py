@@ -1,0 +1,345 @@
+r"""Table 1 of Yacoby, Pan & Doshi-Velez (2020): five methods on four synthetic data sets.
+
+`python -m brokenelbo.libi` runs it (see there for the command). The protocol is the
+paper's (Appendix E, "Training and Model Selection"):
+
+1. For each data-set type, each of several data sets of that type (`data.synthetic`,
+   `index`), each method and each setting of its grid, train 10 random restarts together
+   (`models.synthetic.SyntheticVAE`, one batched computation) with the method's config
+   (`configs/libi/<method>.gin`).
+2. Of the restarts, keep the one that its method's own objective prefers on the
+   validation split (`validation_objective`): the ELBO for the VAE and lagging inference
+   networks, -(D + beta R) for the beta-VAEs (beta at its final value), and for LiBI the
+   importance-weighted bound L_64, by which LiBI also chooses between its repeats
+   (`training.libi`). The paper's "For each random-restart, we selected the learned model
+   preferred by its own objective on the validation set" is read as a choice among the
+   restarts: one model per data set, averaged over the data sets.
+3. Evaluate the kept model on the test split: the test log-likelihood by importance
+   sampling with q_phi's variance inflated 2x and S = 5000 draws (eq. 48,
+   `synthetic.estimate_log_likelihood`), and the smooth k-NN statistic between 100 test
+   points and 100 model samples averaged over many draws (`evaluation.two_sample`; k = 1,
+   temperature 0.1). Beyond the paper, every restart also gets the mutual information
+   I(X;Z) of its encoder under the test data and the aggregate-posterior gap
+   KL(q(z) || p(z)) (`information.mutual_information`), the quantities of the paper's two
+   pathologies (Section 3): a latent code that the model ignores, and an aggregate
+   posterior that does not match the prior.
+4. For each method, report the setting with the best test log-likelihood averaged over the
+   data sets, as mean +- standard deviation over the data sets (the paper does not say what
+   its +- is).
+
+Every trained setting is one run directory, `OUTPUT_DIR/<data set>/<index>/<method>/
+<setting>/`, written by `train` (so an interrupted setting resumes from its checkpoint),
+with `libi.json` beside it once evaluated: all restarts' numbers, the kept restart and the
+protocol. A rerun skips evaluated settings, so the whole table can be stopped and
+continued. `collect` gathers every `libi.json` into one results file.
+
+The ground truth is a reference row: its exact test log-likelihood where one exists
+(LinearJTEx, Gaussian), else the same importance-sampling estimate with the ground truth's
+generative model and a q_phi fitted to it with theta frozen (`fit_inference`; how the
+paper obtains its ground-truth posteriors on CubicJTEx and Mobius), and its smooth k-NN
+statistic from ground-truth samples.
+
+**Profiles.** `PROFILES['paper']` is Appendix E's grid at 30k epochs on 5 data sets per
+type: about 44 settings x 5 data sets x 4 types, far beyond 3 hours of a 2-core machine.
+`PROFILES['cpu']` is the reduced protocol that the committed results use; every reduction
+is listed in its entry and in the results file.
+"""
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import time
+from typing import Dict, Tuple
+
+import numpy as np
+
+from brokenelbo.utils import files
+
+METHODS = ('vae', 'beta_vae', 'beta_vae_anneal', 'lagging', 'libi')
+METHOD_TITLES = {'vae': 'VAE', 'beta_vae': 'beta-VAE', 'beta_vae_anneal': 'beta-VAE + anneal',
+                 'lagging': 'Lagging', 'libi': 'LiBI'}
+DATASETS = ('linear_jtex', 'cubic_jtex', 'gaussian', 'mobius')
+DATASET_TITLES = {'linear_jtex': 'LinearJTEx', 'cubic_jtex': 'CubicJTEx',
+                  'gaussian': 'Gaussian', 'mobius': 'Mobius'}
+
+# Appendix E, "Hyper-parameter Search": each method's grid, per data-set type.
+_LAGGING_SEGMENTS = {'linear_jtex': (40, 50, 60, 70), 'cubic_jtex': (30, 40, 50, 60),
+                     'gaussian': (5, 10, 15, 20), 'mobius': (60, 70, 80, 90)}
+
+
+def paper_grid(dataset):
+  """Appendix E's grid for `dataset`: `{method: [setting dict, ...]}`."""
+  epsilon_hz = (1., 10., 20.) if dataset == 'mobius' else (0.001, 1., 10., 20.)
+  return {
+      'vae': [{}],
+      'beta_vae': [{'beta': b} for b in (0.5, 2., 5.)],
+      'beta_vae_anneal': [{'beta': b} for b in (0.5, 1., 2., 5.)],
+      'lagging': [{'segments': r} for r in _LAGGING_SEGMENTS[dataset]],
+      'libi': [{'epsilon_hz': h, 'epsilon_sigma': s, 'epsilon_mu': m, 'repeats': r}
+               for h, s, m, r in itertools.product(epsilon_hz, (0.2, 0.5), (0.2, 0.5),
+                                                   (1, 6))],
+  }
+
+
+def cpu_grid(dataset):
+  """The reduced grid of the committed results (`PROFILES['cpu']`)."""
+  grid = paper_grid(dataset)
+  segments = _LAGGING_SEGMENTS[dataset]
+  grid['lagging'] = [{'segments': r} for r in (segments[0], segments[-1])]
+  grid['libi'] = [s for s in grid['libi'] if s['epsilon_hz'] in (1., 10.)
+                  and s['epsilon_sigma'] == s['epsilon_mu'] == 0.5]
+  return grid
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+  """How much of the protocol to run.
+
+  Attributes:
+    grid: `grid(dataset) -> {method: [setting, ...]}`.
+    epochs: `{dataset: int}`, full-batch epochs per run (paper: 30k).
+    num_datasets: `{dataset: int}`, data sets per type (paper: 5).
+    restarts: random restarts per setting (paper: 10).
+    knn_draws: draws of 100 + 100 points for the smooth k-NN statistic (paper: 20,000).
+    reductions: what differs from the paper, in words.
+  """
+  grid: object
+  epochs: Dict[str, int]
+  num_datasets: Dict[str, int]
+  restarts: int = 10
+  knn_draws: int = 20000
+  reductions: Tuple[str, ...] = ()
+
+
+PROFILES = {
+    'paper': Profile(grid=paper_grid, epochs={d: 30000 for d in DATASETS},
+                     num_datasets={d: 5 for d in DATASETS}),
+    'cpu': Profile(
+        grid=cpu_grid,
+        epochs={'linear_jtex': 10000, 'cubic_jtex': 10000, 'gaussian': 10000,
+                'mobius': 15000},
+        num_datasets={'linear_jtex': 3, 'cubic_jtex': 2, 'gaussian': 3, 'mobius': 2},
+        knn_draws=2000,
+        reductions=(
+            '10k full-batch epochs (Mobius 15k) instead of 30k',
+            '3 data sets per type (CubicJTEx and Mobius 2) instead of 5',
+            'lagging: the smallest and largest R of the paper\'s four',
+            'LiBI: eps_HZ in {1, 10}, eps_Sigma = eps_mu = 0.5, R in {1, 6}: 4 of the '
+            'paper\'s 32 (Mobius 24) settings',
+            'smooth k-NN averaged over 2,000 draws instead of 20,000 (its standard error '
+            'is reported)',
+        )),
+    # A few epochs, two restarts: checks the whole pipeline in seconds (tests).
+    'smoke': Profile(
+        grid=lambda d: {m: s[:1] for m, s in cpu_grid(d).items()},
+        epochs={d: 6 for d in DATASETS}, num_datasets={d: 1 for d in DATASETS},
+        restarts=2, knn_draws=20, reductions=('smoke: 6 epochs, 2 restarts',)),
+}
+
+# The paper's Table 1: (test LL, spread, smooth k-NN, spread) per data set and method.
+PAPER_TABLE = {
+    'linear_jtex': {'vae': (-3.15, .04, 1.62, .12), 'beta_vae': (-3.15, .04, 1.62, .12),
+                    'beta_vae_anneal': (-3.15, .04, 1.63, .12),
+                    'lagging': (-3.15, .04, 1.62, .11), 'libi': (-2.99, .03, .06, .05)},
+    'cubic_jtex': {'vae': (-5.85, .63, 4.86, 1.82), 'beta_vae': (-5.47, .14, 2.99, 1.48),
+                   'beta_vae_anneal': (-12.91, 11.51, 2.86, 1.01),
+                   'lagging': (-30.64, 39.17, 7.07, 1.24), 'libi': (-8.90, 3.98, 1.75, 2.75)},
+    'gaussian': {'vae': (6.73, .23, 15.28, 7.98), 'beta_vae': (7.65, .09, 4.10, 1.22),
+                 'beta_vae_anneal': (7.54, .14, 5.86, 1.66),
+                 'lagging': (6.94, .53, 15.61, 8.26), 'libi': (7.85, .05, .10, .08)},
+    'mobius': {'vae': (1.88, .05, .38, .20), 'beta_vae': (1.92, .06, .27, .14),
+               'beta_vae_anneal': (1.88, .05, .37, .19), 'lagging': (1.90, .08, .72, .78),
+               'libi': (1.91, .05, .17, .06)},
+}
+
+RESULT_FILE = 'libi.json'
+TRUTH_FILE = 'truth.json'
+# Samples of the selection objectives and of the information estimates, per example.
+OBJECTIVE_SAMPLES = 10
+LIBI_SELECTION_SAMPLES = 64
+
+
+def setting_name(setting):
+  """`{'beta': 0.5}` -> 'beta=0.5'; the empty setting (the VAE) -> 'default'."""
+  if not setting:
+    return 'default'
+  return ','.join(f'{k}={v:g}' for k, v in sorted(setting.items()))
+
+
+def setting_bindings(method, setting, epochs):
+  """The gin bindings of one setting of `method`, trained for `epochs` epochs."""
+  bindings = [f'EPOCHS = {epochs}']
+  for key, value in sorted(setting.items()):
+    if key == 'beta':
+      bindings.append(f'beta_schedule.beta = {value!r}')
+    elif key == 'segments':
+      bindings.append(f'LaggingInference.segments = {int(value)}')
+    else:
+      bindings.append(f'LiBI.{key} = {value!r}')
+  if method == 'beta_vae_anneal':
+    # configs/libi/beta_vae_anneal.gin anneals over the first 10% of the epochs.
+    bindings.append(f'beta_schedule.anneal_epochs = {max(1, epochs // 10)}')
+  return bindings
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One setting of one method on one data set: one run of `restarts` restarts."""
+  dataset: str
+  index: int
+  method: str
+  setting: Tuple[Tuple[str, float], ...]
+
+  @property
+  def setting_dict(self):
+    return dict(self.setting)
+
+  def relative_dir(self):
+    return os.path.join(self.dataset, str(self.index), self.method,
+                        setting_name(self.setting_dict))
+
+  def gin_files(self):
+    return [f'configs/libi/{self.method}.gin']
+
+
+def make_runs(profile, datasets=DATASETS, methods=METHODS, indices=None):
+  """The runs of `profile`, cheapest data-set types first, in a fixed order."""
+  runs = []
+  for dataset in datasets:
+    grid = profile.grid(dataset)
+    chosen = range(profile.num_datasets[dataset]) if indices is None else indices
+    for index in chosen:
+      for method in methods:
+        for setting in grid[method]:
+          runs.append(Run(dataset, int(index), method, tuple(sorted(setting.items()))))
+  return runs
+
+
+# ----------------------------------------------------------------------------------------
+# Selection and summary: plain Python on the records, no TensorFlow.
+
+def select_restart(record):
+  """The index of the restart that the method's validation objective prefers (highest)."""
+  objective = np.asarray(record['validation_objective'], np.float64)
+  if not np.any(np.isfinite(objective)):
+    return None
+  return int(np.nanargmax(np.where(np.isfinite(objective), objective, -np.inf)))
+
+
+def summarize(records):
+  """Table 1 from run records: per (data set, method), the setting with the best mean test
+  log-likelihood over the data sets, and its mean and standard deviation over them.
+
+  Args:
+    records: iterable of `libi.json` dicts.
+
+  Returns:
+    `{dataset: {method: dict(setting, num_datasets, log_likelihood, log_likelihood_std,
+    knn, knn_std, mutual_information, marginal_kl, settings_compared)}}`.
+  """
+  groups = {}
+  for record in records:
+    key = (record['dataset'], record['method'], setting_name(record['setting']))
+    groups.setdefault(key, []).append(record)
+  table = {}
+  for (dataset, method, name), group in sorted(groups.items()):
+    kept = [r['restarts'][r['selected']] | {'knn': r['knn']['mean']} for r in group
+            if r['selected'] is not None]
+    if not kept:
+      continue
+    entry = dict(setting=name, num_datasets=len(kept), indices=sorted(r['index'] for r in group))
+    for key in ('log_likelihood', 'knn', 'mutual_information', 'marginal_kl'):
+      values = np.array([math.nan if k[key] is None else k[key] for k in kept], np.float64)
+      entry[key] = float(np.mean(values))
+      entry[f'{key}_std'] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+    best = table.setdefault(dataset, {}).get(method)
+    compared = (best['settings_compared'] if best else 0) + 1
+    # Only settings evaluated on the same number of data sets compete.
+    if (best is None or entry['num_datasets'] > best['num_datasets']
+        or (entry['num_datasets'] == best['num_datasets']
+            and entry['log_likelihood'] > best['log_likelihood'])):
+      best = entry
+    table[dataset][method] = best | {'settings_compared': compared}
+  return table
+
+
+def _cell(mean, std, digits=2):
+  if mean is None or not math.isfinite(mean):
+    return '-'
+  spread = f' ± {std:.{digits}f}' if std is not None and math.isfinite(std) else ''
+  return f'{mean:.{digits}f}{spread}'
+
+
+def format_table(table, truths=None):
+  """Markdown: for each data set, ours beside the paper's Table 1, per method."""
+  lines = ['| data set | method | test LL (ours) | test LL (paper) | S-kNN (ours) | '
+           'S-kNN (paper) | I(X;Z) | KL(q(z)‖p(z)) | setting kept | data sets |',
+           '|---|---|---|---|---|---|---|---|---|---|']
+  for dataset in DATASETS:
+    if dataset not in table:
+      continue
+    for method in METHODS:
+      paper = PAPER_TABLE[dataset][method]
+      ours = table[dataset].get(method)
+      if ours is None:
+        continue
+      lines.append(
+          f'| {DATASET_TITLES[dataset]} | {METHOD_TITLES[method]} | '
+          f'{_cell(ours["log_likelihood"], ours["log_likelihood_std"])} | '
+          f'{_cell(paper[0], paper[1])} | {_cell(ours["knn"], ours["knn_std"])} | '
+          f'{_cell(paper[2], paper[3])} | '
+          f'{_cell(ours["mutual_information"], ours["mutual_information_std"])} | '
+          f'{_cell(ours["marginal_kl"], ours["marginal_kl_std"], 3)} | '
+          f'{ours["setting"]} (of {ours["settings_compared"]}) | {ours["num_datasets"]} |')
+    truth = [t for t in (truths or []) if t['dataset'] == dataset]
+    if truth:
+      ll = np.array([t['log_likelihood'] for t in truth])
+      knn = np.array([t['knn']['mean'] for t in truth])
+      mi = np.array([t['mutual_information'] for t in truth])
+      gap = np.array([t['marginal_kl'] for t in truth])
+      std = (lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan)
+      lines.append(
+          f'| {DATASET_TITLES[dataset]} | ground truth | {_cell(ll.mean(), std(ll))} | - | '
+          f'{_cell(knn.mean(), std(knn))} | - | {_cell(mi.mean(), std(mi))} | '
+          f'{_cell(gap.mean(), std(gap), 3)} | '
+          f'{truth[0]["log_likelihood_kind"]} | {len(truth)} |')
+  return '\n'.join(lines)
+
+
+# ----------------------------------------------------------------------------------------
+# Results files.
+
+def read_records(output_dir, name=RESULT_FILE):
+  """Every `name` under `output_dir`, sorted by path."""
+  records = []
+  for root, _, names in sorted(os.walk(output_dir)):
+    if name in names:
+      with open(os.path.join(root, name)) as f:
+        records.append(json.load(f))
+  return records
+
+
+def collect(output_dir, path):
+  """Writes every run's and ground truth's record under `output_dir` into `path` (JSON,
+  atomically) with Table 1; returns the written dict."""
+  runs = read_records(output_dir)
+  truths = read_records(output_dir, TRUTH_FILE)
+  results = dict(table=summarize(runs), ground_truth=truths, runs=runs)
+  files.write_atomic(path, files.to_json(results, indent=1, sort_keys=True) + "\n")
+  return results
+
+
+def load_results(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def elapsed_seconds(records):
+  """Total wall time of the records' training and evaluation, in seconds."""
+  return float(sum(r.get('train_seconds', 0.) + r.get('eval_seconds', 0.) for r in records))
+
+
+def now():
+  return time.time()
