@@ -1,20 +1,26 @@
-r"""Figures 3 and 4 of the paper from a sweep's results CSV (`visualize.rd_plane`,
-`visualize.grids`).
+r"""Figures 3 and 4 of the paper, and the information picture, from a sweep's results CSV
+(`visualize.rd_plane`, `visualize.grids`, `visualize.information`).
 
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --split=train --pdf
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --figure4=-+v:0.1,-+v:1
 
-`visualize.rd_plane` documents the CSV's columns and each figure. No file is replaced unless
-`--overwrite` is given; every path is checked before anything is drawn.
+`visualize.rd_plane` documents the CSV's columns and each figure. With the test split, the
+runs that carry the sweep's information suite (`experiments.sweep`) are also drawn as
+`information.png`: R, I_e, H - D, the marginal gap and [E, G] against beta, a panel per
+family (`visualize.information`); a CSV without them gets a one-line note instead. No
+file is replaced unless `--overwrite` is given; every path is checked before anything is
+drawn.
 """
 
 import os
+import sys
 
 from absl import flags
 import gin
 
 from brokenelbo.utils import cli
+from brokenelbo.visualize import information
 from brokenelbo.visualize import rd_plane
 
 FLAGS = flags.FLAGS
@@ -78,8 +84,17 @@ def define_flags():
 def main(argv):
   if len(argv) > 1:
     raise cli.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
-  runs = rd_plane.read_results(FLAGS.results, FLAGS.split, FLAGS.dataset)
-  figures = rd_plane.figure3(runs, f'{runs[0].dataset}, {FLAGS.split} split')
+  runs = rd_plane.read_results(FLAGS.results, FLAGS.split, FLAGS.dataset,
+                               extra_columns=information.COLUMNS)
+  title = f'{runs[0].dataset}, {FLAGS.split} split'
+  figures = rd_plane.figure3(runs, title)
+  if FLAGS.split == 'test':  # The suite is measured on the test split.
+    if any(run.beta > 0. for run in information.suite_runs(runs)):
+      figures['information'] = lambda: information.information_figure(runs, title)
+    else:
+      print(f'note: no information.png: no run of {FLAGS.results} with beta > 0 has the '
+            f'information suite\'s columns {list(information.COLUMNS)} (python -m '
+            'brokenelbo.sweep measures them)', file=sys.stderr)
   if FLAGS.figure4:  # Checked before anything is written, like every figure.
     chosen = [select_run(runs, spec) for spec in FLAGS.figure4]
     figures['figure4'] = lambda: _figure4(chosen)

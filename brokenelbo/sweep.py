@@ -15,9 +15,20 @@ The paper-scale sweep on a Slurm cluster, one job per run with one GPU each
       --slurm_timeout_min=1440
 
 It prints the job ids and waits for the jobs (`--nowait`: returns at once, and a later
-`--collect_only` rewrites the CSV); `--dry_run` prints the training commands and the sbatch
-script. Running the same command again skips finished runs and resumes unfinished ones;
-`experiments.sweep` says where runs live and what the CSV holds. `tests/test_slurm.py`
+`--collect_only` rewrites the CSV); `--dry_run` prints the commands and the sbatch script.
+
+After its training, each run's information suite (NLL_K, I_e, the marginal gap, active
+units, the generative bounds E and G; `evaluation.suite`) is measured on the test split by
+`python -m brokenelbo.evaluate`, with the bindings of `--evaluate_bindings`, e.g. larger
+counts where there is a GPU:
+
+  python -m brokenelbo.sweep --output_dir=runs/mnist_rd --gin_file=configs/cpu.gin \
+      --evaluate_bindings='information_suite.likelihood_examples = 10000' \
+      --evaluate_bindings='information_suite.num_samples = (1, 10, 100, 1000)'
+
+`--noinformation` skips it. Running the same command again skips done runs, resumes
+unfinished ones, and evaluates finished runs that lack their suite (without training them
+again); `experiments.sweep` says where runs live and what the CSV holds. `tests/test_slurm.py`
 runs a sweep on a one-node Slurm cluster of its own, or on an existing cluster:
 
   BROKENELBO_SLURM_PARTITION=debug BROKENELBO_SLURM_DIR=/shared/scratch/$USER \
@@ -66,7 +77,18 @@ def define_flags():
                       'one of these characters, e.g. "+" for the PixelCNN families.')
   flags.DEFINE_list('seeds', ['0'], 'Seeds (`train.seed`).')
   flags.DEFINE_integer('threads_per_run', 1, 'TensorFlow intra- and inter-op threads per run.')
-  flags.DEFINE_bool('collect_only', False, 'Only rewrite the results CSV from finished runs.')
+  flags.DEFINE_bool('information', True,
+                    'After training, measure each run\'s information suite on the test split '
+                    '(python -m brokenelbo.evaluate) for the CSV\'s suite columns; a finished '
+                    'run without it is evaluated on the next invocation. --noinformation: '
+                    'train only (the suite\'s cells stay empty).')
+  flags.DEFINE_multi_string('evaluate_bindings', [],
+                            'Gin bindings of each run\'s evaluation, passed to '
+                            'brokenelbo.evaluate as --gin_bindings after '
+                            f'{list(sweep_lib.EVALUATE_BINDINGS)}, e.g. '
+                            '"information_suite.num_samples = (1, 10, 100, 1000)".')
+  flags.DEFINE_bool('collect_only', False, 'Only rewrite the results CSV from finished runs '
+                    '(computes nothing, not even a missing information suite).')
   flags.DEFINE_bool('dry_run', False, 'Print what would run (the commands of the runs to do '
                     'and, for Slurm, the sbatch script), run nothing.')
   flags.DEFINE_enum('launcher', 'local', list(LAUNCHERS),
@@ -106,16 +128,21 @@ def main(argv):
   grid = sweep_lib.make_grid(FLAGS.families, FLAGS.betas, FLAGS.anneal_epochs,
                              FLAGS.anneal_decoders, FLAGS.seeds)
   sweep = sweep_lib.Sweep(FLAGS.output_dir, results, FLAGS.gin_file, FLAGS.gin_bindings,
-                          FLAGS.threads_per_run)
+                          FLAGS.threads_per_run, information=FLAGS.information,
+                          evaluate_bindings=FLAGS.evaluate_bindings)
   sweep_lib.check_grid_settings_unbound(FLAGS.gin_file, FLAGS.gin_bindings)
   # Every run's config is parsed before any run starts: a bad binding fails at once.
   settings = []
   for run in grid:
     gin.clear_config()  # Each run's config alone.
-    settings.append(sweep_lib.run_settings(run, FLAGS.gin_file, FLAGS.gin_bindings))
-  todo = [(run, s) for run, s in zip(grid, settings)
-          if not sweep_lib.is_finished(sweep.model_dir(run))]
-  print(f'{len(grid)} runs, {len(grid) - len(todo)} finished, {len(todo)} to do', flush=True)
+    settings.append(sweep_lib.run_settings(run, FLAGS.gin_file, FLAGS.gin_bindings,
+                                           FLAGS.evaluate_bindings))
+  gin.clear_config()
+  finished = [sweep_lib.is_finished(sweep.model_dir(run)) for run in grid]
+  todo = [(run, s) for run, s in zip(grid, settings) if not sweep.is_done(run)]
+  evaluate_only = sum(finished) - (len(grid) - len(todo))  # Finished, not done.
+  print(f'{len(grid)} runs, {sum(finished)} finished, {len(todo)} to do' +
+        (f' ({evaluate_only} only to evaluate)' if evaluate_only else ''), flush=True)
   if FLAGS.dry_run:
     for line in launcher.describe(sweep, todo):
       print(line)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from brokenelbo.utils import cli
+from brokenelbo.visualize import information
 from brokenelbo.visualize import rd_plane as plot
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -286,3 +287,118 @@ def test_families_are_those_with_a_config():
              if name.endswith('.gin') and set(name[:-len('.gin')]) <= set('-+v')}
   assert set(plot.FAMILIES) == configs and len(plot.FAMILIES) == 12
   assert plot.FAMILIES == tuple(''.join(p) for p in itertools.product('-+', '-+', '-+v'))
+
+
+# The information suite's columns of a sweep CSV (`experiments.sweep`), after COLUMNS' own.
+SUITE_COLUMNS = COLUMNS[:-1] + (
+    'nll_k1', 'nll_k1_stderr', 'mutual_information', 'mutual_information_stderr',
+    'marginal_kl', 'log_num_examples', 'generative_e', 'generative_g', 'run_dir')
+
+
+def _suite_row(family, beta, rate, distortion, mutual, anneal=0., seed=0):
+  """A row with the suite: I_e = `mutual`, KL = R - I_e, E and G either side of I_e."""
+  row = _row(family, rate, distortion, anneal=anneal, beta=beta, seed=seed)
+  row.update(nll_k1=rate + distortion, nll_k1_stderr=.5, mutual_information=mutual,
+             mutual_information_stderr=.1, marginal_kl=rate - mutual,
+             log_num_examples=np.log(500.), generative_e=mutual - 1., generative_g=mutual + 2.)
+  return row
+
+
+def _information_rows():
+  """`---` at three betas (written out of order) and annealed at two; `-+v` with two seeds
+  at beta 1; `+--` without the suite, at the best -ELBO of all (20 + 60 = 80)."""
+  return [_suite_row('---', 10., 1., 120., .9), _suite_row('---', .1, 40., 70., 6.),
+          _suite_row('---', 1., 12., 85., 5.5),
+          _suite_row('---', 1., 10., 88., 4., anneal=5.),
+          _suite_row('---', .1, 30., 75., 6.2, anneal=5.),
+          _suite_row('-+v', 1., 3., 84., 2.), _suite_row('-+v', 1., 5., 82., 3., seed=1),
+          _suite_row('-+v', .5, 8., 81., 4.5),
+          dict(_row('+--', 20., 60.), nll_k1='', mutual_information='', marginal_kl='',
+               log_num_examples='', generative_e='', generative_g='')]
+
+
+def _lines(ax):
+  return {line.get_label(): line for line in ax.lines}
+
+
+def test_information_figure_draws_each_familys_numbers_against_beta(tmp_path):
+  path = _write_csv(tmp_path / 'sweep.csv', _information_rows(), SUITE_COLUMNS)
+  runs = plot.read_results(path, extra_columns=information.COLUMNS)
+  assert runs[-1].extra == {} and runs[0].extra['generative_g'] == 2.9
+  assert [run.family for run in information.suite_runs(runs)] == ['---'] * 5 + ['-+v'] * 3
+  figure = information.information_figure(runs, 'static_mnist, test split')
+  panels = [ax for ax in figure.axes if ax.get_visible() and ax.get_title()]
+  assert [ax.get_title().split(':')[0] for ax in panels] == ['---', '-+v']  # No `+--`.
+  plain, pixel = panels
+  assert plain.get_xscale() == 'log'
+  lines = _lines(plain)
+  # I_e of the runs without annealing, in the order of beta: 6 (0.1), 5.5 (1), 0.9 (10).
+  np.testing.assert_array_equal(lines['mutual_information'].get_xydata(),
+                                [(.1, 6.), (1., 5.5), (10., .9)])
+  np.testing.assert_array_equal(lines['mutual_information, anneal 5'].get_xydata(),
+                                [(.1, 6.2), (1., 4.)])
+  np.testing.assert_array_equal(lines['rate'].get_ydata(), [40., 12., 1.])
+  np.testing.assert_allclose(lines['marginal_kl'].get_ydata(), [34., 6.5, .1])
+  # H = 80, the best -ELBO of the sweep: the `+--` run's, which has no suite.
+  np.testing.assert_allclose(lines['h_minus_d'].get_ydata(), [80. - 70., 80. - 85., 80. - 120.])
+  np.testing.assert_allclose(lines['log_num_examples'].get_ydata(), [np.log(500.)] * 2)
+  assert lines['log_num_examples'].get_linestyle() == '--'
+  # Annealed runs: another line style, hollow markers.
+  assert lines['rate'].get_linestyle() == '-' and lines['rate'].get_markerfacecolor() != 'none'
+  assert lines['rate, anneal 5'].get_linestyle() != '-'
+  assert lines['rate, anneal 5'].get_markerfacecolor() == 'none'
+  # The band [E, G]: its outline runs along E below and G above, at each beta.
+  band = {c.get_label(): c for c in plain.collections}['generative']
+  vertices = band.get_paths()[0].vertices
+  for beta, mutual in ((.1, 6.), (1., 5.5), (10., .9)):
+    at = vertices[np.isclose(vertices[:, 0], beta), 1]
+    assert np.isclose(at.min(), mutual - 1.) and np.isclose(at.max(), mutual + 2.)
+  # Two seeds at beta 1: the line goes through their mean, each run adds a dot.
+  np.testing.assert_array_equal(_lines(pixel)['mutual_information'].get_xydata(),
+                                [(.5, 4.5), (1., 2.5)])
+  dots = [c.get_offsets() for c in pixel.collections if len(c.get_offsets()) == 3]
+  assert any(np.array_equal(np.sort(d[:, 1]), [2., 3., 4.5]) for d in dots)
+  legend = [text.get_text() for text in figure.legends[0].get_texts()]
+  assert any(label.startswith('H - D, H = best -ELBO = 80.00') and 'from above' in label
+             for label in legend)
+  assert 'no annealing' in legend and 'KL annealing, 5 epochs' in legend
+
+
+def test_information_figure_reads_suite_cells_strictly(tmp_path):
+  rows = _information_rows()
+  rows[0]['mutual_information'] = 'lots'
+  path = _write_csv(tmp_path / 'sweep.csv', rows, SUITE_COLUMNS)
+  plot.read_results(path)  # Not asked for: not read.
+  with pytest.raises(cli.UserError, match="line 2: mutual_information is not a number: 'lots'"):
+    plot.read_results(path, extra_columns=information.COLUMNS)
+
+
+def test_command_line_writes_the_information_figure_or_skips_it(tmp_path):
+  results = _write_csv(tmp_path / 'sweep.csv', _information_rows(), SUITE_COLUMNS)
+  output_dir = tmp_path / 'figures'
+  args = [f'--results={results}', f'--output_dir={output_dir}']
+  result = _run_cli(*args)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert sorted(os.listdir(output_dir)) == ['figure3a.png', 'figure3b.png', 'information.png']
+  _assert_image(output_dir / 'information.png')
+  before = (output_dir / 'information.png').read_bytes()
+  # Not replaced unasked, like every figure; replaced with --overwrite.
+  (output_dir / 'figure3a.png').unlink()
+  (output_dir / 'figure3b.png').unlink()
+  result = _run_cli(*args)
+  assert result.returncode == 2 and _errors(result) == [
+      f'error: {output_dir / "information.png"} exist; pass --overwrite to replace them']
+  assert sorted(os.listdir(output_dir)) == ['information.png']
+  assert (output_dir / 'information.png').read_bytes() == before
+  assert _run_cli(*args, '--overwrite').returncode == 0
+  # A CSV without the suite's columns (written before the suite), or with them all empty:
+  # Figure 3 alone, and a note.
+  rows = [dict(row, mutual_information='') for row in _information_rows()]
+  for name, csv_rows, columns in (('old', _sweep_rows(), COLUMNS),
+                                  ('empty', rows, SUITE_COLUMNS)):
+    results = _write_csv(tmp_path / f'{name}.csv', csv_rows, columns)
+    result = _run_cli(f'--results={results}', f'--output_dir={tmp_path / name}')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path / name)) == ['figure3a.png', 'figure3b.png']
+    notes = [line for line in result.stderr.splitlines() if line.startswith('note: ')]
+    assert len(notes) == 1 and 'no information.png' in notes[0] and not _errors(result)

@@ -1,9 +1,12 @@
 """Tests of `brokenelbo.sweep` and `brokenelbo.evaluate` through their command lines.
 
-One real two-run smoke sweep (family `---`, beta 0.5 and 1, two processes) is shared by the
-tests: its CSV must hold exactly the runs' final metrics, a rerun must skip both runs, a
-trained run whose record is lost must be recorded from its metrics without training, and
-`evaluate` must reproduce a run's own final evaluation exactly with one z sample.
+One real two-run smoke sweep (family `---`, beta 0.5 and 1, two processes, each run's
+information suite at tiny counts) is shared by the tests: its CSV must hold exactly the
+runs' final metrics and their suites, a rerun must skip both runs, a run without its suite
+must get it on the next invocation without training again (and keep its row while its
+evaluation fails), a trained run whose record is lost must be recorded from its metrics
+without training, and `evaluate` must reproduce a run's own final evaluation exactly with
+one z sample.
 """
 
 import csv
@@ -27,10 +30,17 @@ from brokenelbo.training import restore
 from brokenelbo.utils import cli
 from brokenelbo.visualize import grids
 from brokenelbo.visualize import hparams
+from brokenelbo.visualize import information
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The suite on the first 20 test examples, in one batch (so that NLL_1 is the evaluation's
+# -ELBO: same examples, same draws), K = 1 and 5, E and G from 4 generated pairs.
+EVALUATE_BINDINGS = ['evaluate_run.max_examples = 20', 'evaluate_run.batch_size = 20',
+                     'information_suite.batch_size = 20',
+                     'information_suite.num_samples = (1, 5)',
+                     'information_suite.generative_examples = 4']
 SWEEP_FLAGS = ['--families=---', '--betas=0.5,1', '--gin_file=configs/smoke.gin',
-               '--parallel=2']
+               '--parallel=2', *[f'--evaluate_bindings={b}' for b in EVALUATE_BINDINGS]]
 
 
 def _run(module, *args):
@@ -66,7 +76,7 @@ def _read_csv(path):
 def test_csv_holds_each_runs_final_metrics(swept):
   rows = _read_csv(os.path.join(swept, 'results.csv'))
   assert [(r['family'], r['beta']) for r in rows] == [('---', '0.5'), ('---', '1')]
-  assert list(rows[0]) == list(sweep.COLUMNS)
+  assert list(rows[0]) == list(sweep.columns([1, 5]))
   for row in rows:
     assert (row['encoder'], row['decoder'], row['marginal']) == ('-', '-', '-')
     assert (row['dataset'], row['anneal'], row['seed'], row['epochs']) == (
@@ -78,6 +88,105 @@ def test_csv_holds_each_runs_final_metrics(swept):
       assert records[split]['beta'] == float(row['beta'])  # As the run's schedule saw it.
     assert float(row['elbo']) == pytest.approx(
         -(float(row['rate']) + float(row['distortion'])), abs=2e-4)
+
+
+def test_csv_holds_each_runs_information_suite(swept):
+  rows = _read_csv(os.path.join(swept, 'results.csv'))
+  header = list(rows[0])
+  # After the training's columns, before run_dir; every column the figure reads is there.
+  assert header[len(sweep.TRAINING_COLUMNS):-1] == [
+      'nll_k1', 'nll_k1_stderr', 'nll_k5', 'nll_k5_stderr', *sweep.SUITE_COLUMNS]
+  assert set(information.COLUMNS) <= set(header)
+  for row in rows:
+    suite = sweep.information_record(row['run_dir'])
+    assert suite['step'] == _final_records(row['run_dir'])['test']['step']
+    values = {name: float(row[name]) for name in header[len(sweep.TRAINING_COLUMNS):-1]}
+    assert all(np.isfinite(list(values.values())))
+    renamed = dict(generative_g='generative_g_k5', generative_g_stderr='generative_g_k5_stderr')
+    for name, value in values.items():
+      if name != 'generative_g_num_samples':
+        assert value == pytest.approx(suite[renamed.get(name, name)], abs=5e-5), name
+    assert (values['likelihood_examples'], values['information_examples'],
+            values['generative_examples'], values['generative_g_num_samples']) == (20, 20, 4, 5)
+    assert 0 <= values['active_units'] <= 64 and values['active_units'] == int(
+        values['active_units'])
+    # NLL_1 is the -ELBO of the evaluation's own draws (same 20 examples, one batch).
+    assert values['nll_k1'] == pytest.approx(-suite['elbo'], abs=1e-3)
+    # E[L_K] rises with K (Burda et al. 2016, Theorem 1). The sample means can cross: the
+    # noise of their difference has a standard deviation of at most se_1 + se_5 (whatever
+    # the correlation of the shared draws), so 4 times that is a 4-sigma allowance.
+    assert values['nll_k5'] <= values['nll_k1'] + 4 * (values['nll_k1_stderr'] +
+                                                      values['nll_k5_stderr'])
+    # Each term of I_e is at most log N, so the estimate is too (up to the CSV's rounding);
+    # the marginal gap is R - I_e from the same draws; E <= G within 4 standard errors.
+    assert values['log_num_examples'] == pytest.approx(np.log(20.), abs=1e-4)
+    assert values['mutual_information'] <= values['log_num_examples'] + 1e-4
+    assert values['marginal_kl'] == pytest.approx(
+        values['rate_information'] - values['mutual_information'], abs=2e-4)
+    assert values['generative_e'] <= values['generative_g'] + 4 * (
+        values['generative_e_stderr'] + values['generative_g_stderr'])
+
+
+def _checkpoint_files(run_dir):
+  """{name: (size, mtime)} of the run's checkpoint files."""
+  return {name: (os.stat(os.path.join(run_dir, name)).st_size,
+                 os.stat(os.path.join(run_dir, name)).st_mtime_ns)
+          for name in os.listdir(run_dir) if name.startswith('ckpt-') or name == 'checkpoint'}
+
+
+def _commands(log_path, module):
+  with open(log_path) as f:
+    return [line for line in f if line.startswith('# ') and f' -m brokenelbo.{module} ' in line]
+
+
+def test_a_run_without_its_suite_gets_it_on_the_next_invocation_without_training(swept):
+  run_dir = os.path.join(swept, '---', 'beta=0.5_anneal=0_seed=0')
+  results = os.path.join(swept, 'results.csv')
+  row = lambda: {r['run_dir']: r for r in _read_csv(results)}[run_dir]
+  # The run as trained with --noinformation: no evaluate record.
+  metrics = os.path.join(run_dir, 'metrics.jsonl')
+  with open(metrics) as f:
+    kept = [line for line in f if 'source' not in json.loads(line)]
+  with open(metrics, 'w') as f:
+    f.writelines(kept)
+  checkpoints = _checkpoint_files(run_dir)
+  assert checkpoints
+  record_mtime = os.stat(os.path.join(run_dir, 'sweep.json')).st_mtime_ns
+  trainings = len(_commands(run_dir + '.log', 'train'))
+
+  # --noinformation: nothing to do, and the run's suite cells are empty.
+  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS, '--noinformation')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '2 runs, 2 finished, 0 to do\n' in result.stdout
+  assert all(row()[name] == '' for name in ('nll_k1', *sweep.SUITE_COLUMNS))
+  assert row()['rate'] != '' and float(row()['distortion']) > 0.
+  # With the suite: the run is to be evaluated only.
+  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS, '--dry_run')
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.splitlines()
+  assert lines[0] == '2 runs, 2 finished, 1 to do (1 only to evaluate)', result.stdout
+  assert len(lines) == 2 and f'-m brokenelbo.evaluate --model_dir={run_dir} ' in lines[1]
+  # An evaluation that fails: listed, non-zero exit; the run keeps its row, not retrained.
+  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS,
+                '--evaluate_bindings=evaluate_run.num_z_samples = 0')
+  assert result.returncode == 1, result.stderr[-3000:]
+  failed = [line for line in result.stderr.splitlines() if line.startswith('failed: ')]
+  assert failed == [f'failed: {run_dir}: evaluation exit status 2: num_z_samples must be '
+                    f'>= 1, got 0; see {run_dir}.log (its training is finished: running the '
+                    'sweep again evaluates it)'], result.stderr[-3000:]
+  assert row()['mutual_information'] == '' and row()['rate'] != ''
+  # The next invocation computes the suite, and trains nothing.
+  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '2 runs, 2 finished, 1 to do (1 only to evaluate)' in result.stdout
+  suite = sweep.information_record(run_dir)
+  assert float(row()['mutual_information']) == pytest.approx(suite['mutual_information'],
+                                                             abs=5e-5)
+  assert float(row()['nll_k5']) == pytest.approx(suite['nll_k5'], abs=5e-5)
+  assert _checkpoint_files(run_dir) == checkpoints
+  assert os.stat(os.path.join(run_dir, 'sweep.json')).st_mtime_ns == record_mtime
+  assert len(_commands(run_dir + '.log', 'train')) == trainings
+  assert len(_commands(run_dir + '.log', 'evaluate')) >= 2
 
 
 def test_the_sweep_writes_its_hparams_experiment_beside_the_runs_sessions(swept):
@@ -192,6 +301,9 @@ def test_grids_decode_each_z_several_times(swept):
     (['--families=---', '--betas=a'], "error: betas must be finite numbers, got 'a'"),
     (['--families=---', '--gin_bindings=train.nope = 1'],
      'error: invalid gin configuration: Configurable'),
+    # The evaluation's bindings are parsed with the runs' configs, before anything runs.
+    (['--families=---', '--evaluate_bindings=information_suite.nope = 1'],
+     'error: invalid gin configuration: Configurable'),
 ])
 def test_sweep_bad_input(args, message):
   with tempfile.TemporaryDirectory() as root:
@@ -233,7 +345,7 @@ def test_plot_draws_figure4_from_the_runs_of_the_csv(swept):
   result = _run('plot', f'--results={results}', f'--output_dir={output_dir}',
                 '--figure4=---:0.5,---:1:0:0')
   assert result.returncode == 0, result.stderr[-3000:]
-  for name in ('figure3a.png', 'figure3b.png', 'figure4.png'):
+  for name in ('figure3a.png', 'figure3b.png', 'figure4.png', 'information.png'):
     assert os.path.getsize(os.path.join(output_dir, name)) > 1000
   for spec, message in (('---:7', "error: no run '---:7' in the results"),
                         ('---', "error: --figure4 entries are FAMILY:BETA[:ANNEAL[:SEED]], "

@@ -1,8 +1,9 @@
 r"""Launchers: where the runs of a sweep (`experiments.sweep`) execute.
 
 `python -m brokenelbo.sweep --launcher=NAME` picks one. Each launcher calls the same
-`Sweep.execute` once per unfinished run, which trains (or resumes) it and writes its
-`sweep.json` and the CSV; a launcher only decides where and when that call happens.
+`Sweep.execute` once per run that is not done, which trains (or resumes) it, writes its
+`sweep.json`, measures its information suite (`python -m brokenelbo.evaluate`) and
+rewrites the CSV; a launcher only decides where and when that call happens.
 
 - `LocalLauncher` (`--launcher=local`, the default): on this machine, `--parallel` runs
   at once, each a thread that waits for its training process.
@@ -10,7 +11,7 @@ r"""Launchers: where the runs of a sweep (`experiments.sweep`) execute.
   submitit (https://github.com/facebookincubator/submitit), one job per run
   (`SlurmRun`), each with the resources of `--slurm_*`. The sweep prints the job ids, then
   waits for the jobs and rewrites the CSV; with `--nowait` it returns at once and a later
-  `--collect_only` rewrites the CSV. `--dry_run` prints the training commands and the
+  `--collect_only` rewrites the CSV. `--dry_run` prints the runs' commands and the
   sbatch script without submitting. A run that Slurm preempts or times out saves a
   checkpoint and is requeued, then resumes from it (`SlurmRun` says which signal goes
   where); a run whose job was cancelled is continued by running the sweep again.
@@ -51,7 +52,6 @@ import submitit
 from submitit.core import utils as submitit_utils
 from submitit.slurm import slurm as submitit_slurm
 
-from brokenelbo.experiments import sweep as sweep_lib
 from brokenelbo.utils import cli
 
 # Job states after which Slurm will not run a job again (squeue's long names); a job that
@@ -79,8 +79,8 @@ class LocalLauncher:
     self.parallel = parallel
 
   def describe(self, sweep, todo):
-    """Lines that say what `launch` would run: the training commands."""
-    return [' '.join(sweep.command(run)) for run, _ in todo]
+    """Lines that say what `launch` would run: the training and evaluation commands."""
+    return [' '.join(command) for run, _ in todo for command in sweep.commands(run)]
 
   def launch(self, sweep, todo):
     """Runs `todo` ((run, settings) pairs); returns the error lines of the runs that failed.
@@ -127,8 +127,8 @@ class SlurmRun(submitit.helpers.Checkpointable):
     return dict(self.__dict__, _worker=None)
 
   def __call__(self):
-    if sweep_lib.is_finished(self.sweep.model_dir(self.run)):
-      return None  # Recorded by an earlier attempt that was requeued after its end.
+    if self.sweep.is_done(self.run):
+      return None  # Done by an earlier attempt that was requeued after its end.
     outcome = {}
     job_signal = signal.Signals['SIG' + submitit.JobEnvironment.USR_SIG]
 
@@ -234,8 +234,8 @@ class SlurmLauncher:
     return os.path.join(os.path.abspath(sweep.output_dir), 'slurm', '%j')
 
   def describe(self, sweep, todo):
-    """Lines that say what `launch` would submit: the training commands and the sbatch
-    script of the array."""
+    """Lines that say what `launch` would submit: the runs' training and evaluation
+    commands and the sbatch script of the array."""
     # The command and script that `submitit.SlurmExecutor` submits (it needs Slurm's
     # commands on PATH, a dry run does not).
     folder = self.folder(sweep)
@@ -243,7 +243,7 @@ class SlurmLauncher:
     script = submitit_slurm._make_sbatch_string(  # pylint: disable=protected-access
         command=command, folder=folder, map_count=len(todo) if len(todo) > 1 else None,
         **self.parameters)
-    return ([' '.join(sweep.command(run)) for run, _ in todo] +
+    return ([' '.join(command) for run, _ in todo for command in sweep.commands(run)] +
             ([f'# sbatch script of the {len(todo)} runs above:', script] if todo else []))
 
   def _executor(self, sweep):

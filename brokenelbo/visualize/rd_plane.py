@@ -10,7 +10,8 @@ rate, distortion, elbo                      (--split=test, the default)
 train_rate, train_distortion, train_elbo    (--split=train)
 ```
 
-in nats; `family` is the three characters (encoder, decoder, marginal) from
+in nats (more columns, such as the sweep's information suite, are read only when asked
+for: `extra_columns`); `family` is the three characters (encoder, decoder, marginal) from
 {-,+} x {-,+} x {-,+,v}, read as a string (it starts with `-` for half the families), and must
 equal `encoder + decoder + marginal`. A run is annealed when `anneal > 0` (epochs of KL
 annealing). `elbo` must equal `-(rate + distortion)` (a check against sign or column
@@ -30,10 +31,13 @@ figure4.png    with --figure4=FAMILY:BETA[:ANNEAL[:SEED]],...: a panel per chose
                reconstructions (x, then x' ~ d(x|z) several times from one z ~ e(z|x))
                and generations (x ~ d(x|z) several times from one z ~ m(z)), drawn from
                the run's checkpoint in its run_dir (`grids.figure4`).
+information.png with the test split, when runs carry the sweep's information suite: R,
+               I_e, H - D, the marginal gap and [E, G] against beta, a panel per family
+               (`information.information_figure`).
 ```
 
-Both have the families' legend (colour per encoder-decoder pair, shade and marker per
-marginal) outside the axes. With `--split=train` the names end in `_train`
+Figures 3a and 3b have the families' legend (colour per encoder-decoder pair, shade and
+marker per marginal) outside the axes. With `--split=train` the names end in `_train`
 (`figure3a_train.png`), so that the train and test figures sit side by side; `--pdf` writes
 a `.pdf` next to every `.png`. No file is replaced unless `--overwrite` is given (every path
 is checked before anything is drawn), and each is written to a temporary name in the same
@@ -58,7 +62,8 @@ pyplot state), no TensorFlow: Figure 4, drawn from restored runs, is `grids.figu
 import csv
 import math
 import os
-from typing import NamedTuple
+import types
+from typing import Mapping, NamedTuple
 
 from absl import logging
 import matplotlib
@@ -99,6 +104,8 @@ class Run(NamedTuple):
     rate: Python `float`, R in nats on the chosen split.
     distortion: Python `float`, D in nats on the chosen split.
     run_dir: Python `str`, the run's checkpoints (for figures drawn from models).
+    extra: `Mapping` from each of `read_results`' `extra_columns` that the row fills in to
+      its `float` (empty unless asked for).
   """
   family: str
   encoder: str
@@ -111,9 +118,10 @@ class Run(NamedTuple):
   rate: float
   distortion: float
   run_dir: str
+  extra: Mapping[str, float] = types.MappingProxyType({})
 
 
-def read_results(path, split='test', dataset=None):
+def read_results(path, split='test', dataset=None, extra_columns=()):
   """Reads the runs of a sweep's results CSV.
 
   Args:
@@ -121,6 +129,8 @@ def read_results(path, split='test', dataset=None):
     split: Python `str`, `'test'` or `'train'`: which rate and distortion columns to read.
     dataset: Python `str` or `None`: keep only the runs on this dataset; `None` requires the
       CSV to hold a single dataset.
+    extra_columns: Python `tuple` of `str`, optional number columns to read into
+      `Run.extra`: a column the CSV lacks, or an empty cell, is left out of it.
 
   Returns:
     A `list` of `Run`, in file order, without the runs whose R or D is not finite.
@@ -149,6 +159,7 @@ def read_results(path, split='test', dataset=None):
   if not rows:
     raise cli.UserError(f'results {path} have a header and no runs')
   index = {name: header.index(name) for name in required}
+  extra = {name: header.index(name) for name in extra_columns if name in header}
 
   runs, skipped = [], 0
   for line, row in rows:
@@ -156,6 +167,7 @@ def read_results(path, split='test', dataset=None):
       raise cli.UserError(f'{path} line {line} has {len(row)} fields, the header '
                           f'{len(header)}')
     run, elbo = _parse_row(row, index, split, where=f'{path} line {line}')
+    run = run._replace(extra=_parse_extra(row, extra, where=f'{path} line {line}'))
     if not (math.isfinite(run.rate) and math.isfinite(run.distortion)):
       skipped += 1
       logging.warning('%s line %d: leaving out the run %s (R = %s, D = %s)', path, line,
@@ -205,6 +217,20 @@ def _parse_row(row, index, split, where):
     raise cli.UserError(f'{where}: family {run.family!r} disagrees with encoder, decoder, '
                         f'marginal {run.encoder!r}, {run.decoder!r}, {run.marginal!r}')
   return run, elbo
+
+
+def _parse_extra(row, index, where):
+  """`{name: float}` of the non-empty cells of the columns `index` maps to positions."""
+  values = {}
+  for name, i in index.items():
+    text = row[i].strip()
+    if not text:
+      continue
+    try:
+      values[name] = float(text)
+    except ValueError:
+      raise cli.UserError(f'{where}: {name} is not a number: {text!r}') from None
+  return types.MappingProxyType(values) if values else Run._field_defaults['extra']
 
 
 def pareto_frontier(points):
