@@ -94,6 +94,7 @@ import gin
 # Registers `evaluate_run` and `information_suite`, whose bindings `run_settings` checks.
 from brokenelbo.evaluation import evaluate_run  # pylint: disable=unused-import
 from brokenelbo.experiments import families as families_lib
+from brokenelbo.training import checkpoints
 from brokenelbo.training import restore
 from brokenelbo.training import run_dir
 from brokenelbo.utils import cli
@@ -482,9 +483,13 @@ class Sweep:
     return evaluate_command(self.model_dir(run), self.evaluate_bindings)
 
   def needs_information(self, run):
-    """Whether `run` is to get its information suite: `information` is on and the run has
-    no suite record of its final step (`information_record`)."""
-    return self.information and information_record(self.model_dir(run)) is None
+    """Whether `run` is to get its information suite: `information` is on, the run has no
+    suite record of its final step (`information_record`), and it has a checkpoint to
+    evaluate (a finished run kept without its checkpoints, as the committed sweep's runs
+    are, cannot be measured and is left as it is)."""
+    model_dir = self.model_dir(run)
+    return (self.information and information_record(model_dir) is None
+            and bool(checkpoints.checkpoint_steps(model_dir)))
 
   def is_done(self, run):
     """Whether `execute` has nothing left to do for `run`: it is finished and, unless
@@ -493,8 +498,10 @@ class Sweep:
 
   def commands(self, run):
     """The commands that `execute` would run for `run` now (for `--dry_run`)."""
-    return ([] if is_finished(self.model_dir(run)) else [self.command(run)]) + (
-        [self.evaluate_command(run)] if self.needs_information(run) else [])
+    finished = is_finished(self.model_dir(run))
+    evaluate = self.needs_information(run) if finished else self.information
+    return ([] if finished else [self.command(run)]) + (
+        [self.evaluate_command(run)] if evaluate else [])
 
   def stop(self):
     """Sends SIGTERM to every process that `execute` is running, and keeps `execute` from
