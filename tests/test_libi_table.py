@@ -121,6 +121,29 @@ def test_fit_inference_reaches_the_closed_form_posterior_matching_optimum():
   assert negative_elbo == pytest.approx(exact_nll + minimum_pm, abs=0.01)
 
 
+def test_generative_mutual_information_is_the_closed_form():
+  # LinearJTEx at the truth: eq. 22, I_B = 1/2 [log det(A A^T + sigma^2 I) - sum log(sigma^2 -
+  # B_ii)] (global_optima), 5.65 nats; a second restart with A = 0 carries no information.
+  model = synthetic_run.ground_truth_model('linear_jtex', restarts=2)
+  model.assign(theta={'a': np.zeros((2, 2))}, restarts=[1])
+  values = synthetic_run.generative_mutual_information(model)
+  expected = global_optima.case1_mutual_information(global_optima.B_FIXED, global_optima.A_GT,
+                                                    global_optima.SIGMA2)
+  assert values[0] == pytest.approx(expected, rel=1e-6)
+  # A = 0 leaves L = cholesky(B): x = L z + eps still depends on z, by 1/2 log(sigma^2 /
+  # (sigma^2 - B_ii)) per dimension.
+  assert values[1] == pytest.approx(np.log(0.01 / 0.004), rel=1e-6)
+  # Gaussian: 1/2 [log det(A^T A + 1e-6 I) - 4 log 1e-6], through the data module's own
+  # marginal covariance.
+  truth = data.ground_truth('gaussian')
+  _, log_det = np.linalg.slogdet(truth.marginal_covariance)
+  gaussian = synthetic_run.generative_mutual_information(
+      synthetic_run.ground_truth_model('gaussian'))
+  assert gaussian[0] == pytest.approx(0.5 * (log_det - 4 * np.log(1e-6)), rel=1e-6)
+  assert synthetic_run.generative_mutual_information(
+      synthetic_run.ground_truth_model('cubic_jtex')) is None
+
+
 def _run_libi(tmp_path, *args):
   command = [sys.executable, '-m', 'brokenelbo.libi', f'--output_dir={tmp_path / "runs"}',
              f'--results={tmp_path / "table1.json"}', '--profile=smoke',
