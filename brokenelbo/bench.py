@@ -14,9 +14,27 @@ For each family, at the configured batch sizes (`train.batch_size`,
 - the seconds to draw 100 samples x ~ d(x|z), z ~ m(z): the decoder's sampler and, for
   PixelCNN decoders, the naive sampler (one full network pass per pixel) on the same
   random numbers, with a check that both give the same images.
+- the importance-weighted bound of `evaluation.information` (Burda et al. 2016), as
+  `evaluation.suite` computes it with the encoder as proposal, on `--iw_examples` training
+  images with K = `--iw_num_samples` (the suite's `information_suite.batch_size` examples
+  per batch, `--iw_samples_per_chunk` draws per chunk): decoder passes (examples x K) per
+  second in the steady state, timed in alternation with the training step, its FLOPs
+  counted from the graph of its compiled chunk as the training step's are, and its FLOP
+  utilization as a fraction of the training step's (the same networks, forward only); the
+  first call, which compiles the chunk as every call of the bound does, is timed apart;
+- with `--suite`, the seconds that the whole information suite (`information_suite`, at its
+  counts: its defaults or `--gin_bindings='information_suite.likelihood_examples = 10000'`)
+  would take on the 10,000-image test split, extrapolated: its likelihood bounds from the
+  rate above, the rest from single timed calls at one and two batches
+  (`experiments.bench.information_suite_seconds` says how each part scales); and what
+  NLL_5000 (Burda et al.'s K) on the whole test split would take at that rate.
 Then the input pipeline's images/s on its own. Every time is the median of `--repeats`
 timings after `--warmup` untimed calls (the naive sampler: `--naive_repeats`, no warm-up
-call, its graph traced beforehand).
+call, its graph traced beforehand; the suite's calls: once each).
+
+#### References
+
+[1] Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
 """
 
 import os
@@ -28,6 +46,8 @@ import gin
 import tensorflow as tf
 
 from brokenelbo import data
+from brokenelbo.evaluation import information
+from brokenelbo.evaluation import suite
 from brokenelbo.experiments import bench
 from brokenelbo.experiments import families
 from brokenelbo.training import restore
@@ -51,6 +71,16 @@ flags.DEFINE_bool('xla', True, 'Also measure training with XLA (jit_compile).')
 flags.DEFINE_bool('reference_convolutions', False,
                   'Also measure training with every convolution as Keras computes it '
                   '(`layers.reference_convolutions`), to time the matrix-product rewrites.')
+flags.DEFINE_integer('iw_examples', 100,
+                     'Examples of the timed importance-weighted bound.', lower_bound=1)
+flags.DEFINE_integer('iw_num_samples', 10,
+                     'Its importance samples K per example.', lower_bound=1)
+flags.DEFINE_integer('iw_samples_per_chunk', information.DEFAULT_SAMPLES_PER_CHUNK,
+                     'Its draws per example per chunk call (its proposal and marginal see '
+                     'information_suite.batch_size times this many latents at once).',
+                     lower_bound=1)
+flags.DEFINE_bool('suite', True, 'Also time the rest of the information suite and '
+                  'extrapolate the whole suite\'s seconds on the test split.')
 cli.define_gin_flags()
 FLAGS = flags.FLAGS
 
@@ -67,21 +97,30 @@ def main(argv):
                    cpus=os.cpu_count(), tensorflow=tf.__version__),
       gin_files=FLAGS.gin_file, gin_bindings=FLAGS.gin_bindings,
       settings={name: FLAGS[name].value for name in (
-          'steps', 'repeats', 'warmup', 'eval_batches', 'num_samples', 'naive_repeats')},
+          'steps', 'repeats', 'warmup', 'eval_batches', 'num_samples', 'naive_repeats',
+          'iw_examples', 'iw_num_samples', 'iw_samples_per_chunk', 'suite')},
       matmul_peak_flops=bench.matmul_peak_flops(), families={})
   for family in FLAGS.families:
     gin.clear_config()  # Each family's config alone.
     settings = restore.run_settings([f'configs/{family}.gin', *FLAGS.gin_file],
                                     FLAGS.gin_bindings)
+    # The suite's counts and batch size under this family's config and the bindings.
+    suite_arguments = cli.configured_arguments(suite.information_suite)
     result = bench.benchmark_family(
         settings, images, FLAGS.steps, FLAGS.repeats,
         FLAGS.warmup, xla=FLAGS.xla, eval_batches=FLAGS.eval_batches,
         num_samples=FLAGS.num_samples, naive_repeats=FLAGS.naive_repeats,
         peak_flops=results['matmul_peak_flops'],
-        reference_convolutions=FLAGS.reference_convolutions)
+        reference_convolutions=FLAGS.reference_convolutions,
+        iw_examples=FLAGS.iw_examples, iw_num_samples=FLAGS.iw_num_samples,
+        iw_batch_size=suite_arguments['batch_size'],
+        iw_samples_per_chunk=FLAGS.iw_samples_per_chunk,
+        suite_arguments=suite_arguments if FLAGS.suite else None)
     results['families'][family] = result
     logging.info('%s: %s', family, files.to_json(result))
     print(bench.summary_line(family, result, FLAGS.num_samples), flush=True)
+    if FLAGS.suite:
+      print(bench.suite_line(family, result), flush=True)
   batch_size = max(r['batch_size'] for r in results['families'].values())
   results['pipeline_images_per_second'] = bench.pipeline_images_per_second(
       images, batch_size, FLAGS.repeats, FLAGS.warmup)

@@ -30,7 +30,8 @@ batch is chunked (`samples_per_chunk`, `encoders_per_chunk`, `latents_per_chunk`
 draw k is the same whatever the number of draws: the first K draws are shared by all K.
 
 Memory is bounded by the chunk sizes, whatever K or the number of examples N: at most
-`batch_size * samples_per_chunk` latents and images at once for the likelihood bounds, and
+`batch_size * samples_per_chunk` latents at once for the likelihood bounds (their decoder
+takes one draw per example, `batch_size` latents, per call), and
 `latents_per_chunk * encoders_per_chunk` pairwise densities for the aggregate posterior
 (besides the N * num_samples latents themselves, which `mutual_information` keeps).
 
@@ -55,9 +56,11 @@ import tensorflow as tf
 # tightenings of it an order of magnitude apart (Burda et al. 2016 report K = 1, 5, 50 and
 # estimate log p(x) with K = 5000).
 DEFAULT_NUM_SAMPLES = (1, 10, 100)
-# Examples per batch. With `samples_per_chunk = 10` a conv decoder sees 1000 latents at
-# a time, the batch of a fast GPU evaluation.
+# Examples per batch: the likelihood bounds' decoder sees one draw per example, 100 latents
+# per call, the batch size of training and evaluation (see `_importance_chunk`).
 DEFAULT_BATCH_SIZE = 100
+# Draws per example per chunk: the proposal's draws and the marginal's densities come 1000
+# latents at a time.
 DEFAULT_SAMPLES_PER_CHUNK = 10
 
 
@@ -260,21 +263,36 @@ def generative_bounds(encoder, decoder, marginal, num_examples, seed,
               g_stderr={k: v[1] for k, v in g.items()}, num_examples=num_examples)
 
 
-def _importance_stream(decoder, marginal, proposal, ks, samples_per_chunk):
-  """Returns `stream(x, seed)` -> `{K: np.ndarray [B]}`, L_K(x) for every K in `ks`.
+def _importance_chunk(decoder, marginal, proposal):
+  """Returns the compiled work of the likelihood bounds, `chunk(x, seed, indices)` -> `[B]`:
 
-  The draws 0..max(ks)-1 are cut into segments that end at every K and at every multiple
-  of `samples_per_chunk`; a running logsumexp over segments gives each L_K as its
-  segment ends. The proposal runs once per segment.
+    logsumexp_{k in indices} [log d(x|z_k) + log m(z_k) - log q(z_k|x)],  z_k ~ q(z|x),
+
+  draw k with seed `fold_in(seed, k)`: the proposal once on x `[B, ...]`, the marginal once
+  on all `len(indices) * B` latents, and the decoder once per draw, on that draw's B
+  latents (one call on all of them computes the same per example, but a PixelCNN decoder
+  ran at half the rate per image on 1000 latents per call as on 100, on 2 CPU cores). A
+  fresh `tf.function`: `experiments.bench` traces one at static shapes to count its FLOPs.
   """
 
   @tf.function(reduce_retracing=True)
   def segment_logsumexp(x, seed, indices):
     z, log_q = _draws(proposal(x), seed, indices)
     log_m = _flat_call(marginal.log_prob, z)
-    log_d = _flat_call(lambda z_flat: decoder(z_flat).log_prob(_tile(x, tf.shape(z)[0])), z)
+    log_d = tf.map_fn(lambda z_k: decoder(z_k).log_prob(x), z, fn_output_signature=log_q.dtype)
     return tf.reduce_logsumexp(log_d + log_m - log_q, axis=0)
 
+  return segment_logsumexp
+
+
+def _importance_stream(decoder, marginal, proposal, ks, samples_per_chunk):
+  """Returns `stream(x, seed)` -> `{K: np.ndarray [B]}`, L_K(x) for every K in `ks`.
+
+  The draws 0..max(ks)-1 are cut into segments that end at every K and at every multiple
+  of `samples_per_chunk`; a running logsumexp over segments gives each L_K as its
+  segment ends. The proposal runs once per segment (one `_importance_chunk` call each).
+  """
+  segment_logsumexp = _importance_chunk(decoder, marginal, proposal)
   ends = sorted(set(ks) | set(range(samples_per_chunk, ks[-1], samples_per_chunk)))
 
   def stream(x, seed):
@@ -373,13 +391,6 @@ def _flat_call(fn, z):
   """`fn` of z `[S, B, ...]` flattened to `[S * B, ...]`, its result reshaped to `[S, B]`."""
   flat = tf.reshape(z, tf.concat([[-1], tf.shape(z)[2:]], axis=0))
   return tf.reshape(fn(flat), tf.shape(z)[:2])
-
-
-def _tile(x, times):
-  """x `[B, ...]` repeated `times` times along a new leading axis, flattened to
-  `[times * B, ...]` in the order of `_flat_call`."""
-  return tf.reshape(tf.repeat(x[tf.newaxis], times, axis=0),
-                    tf.concat([[-1], tf.shape(x)[1:]], axis=0))
 
 
 def _swap(t):

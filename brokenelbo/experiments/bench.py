@@ -5,6 +5,8 @@ and how it is timed).
 """
 
 import contextlib
+import inspect
+import math
 import time
 
 import numpy as np
@@ -13,10 +15,17 @@ import tensorflow as tf
 from brokenelbo.data import pipeline
 from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
 from brokenelbo.evaluation import elbo
+from brokenelbo.evaluation import information
 from brokenelbo.models import layers
 from brokenelbo.training import trainer as trainer_lib
+from brokenelbo.utils import cli
 from brokenelbo.utils import seeds
 
+# Burda et al. (2016) estimate log p(x) on the whole test split (10,000 static MNIST images,
+# Section 5 of the paper) with K = 5000 importance samples; `suite_line` prints what that
+# would take at the measured rate.
+BURDA_NUM_SAMPLES = 5000
+TEST_EXAMPLES = 10000
 
 
 def median_seconds(fn, repeats, warmup):
@@ -95,8 +104,11 @@ def step_flops(graph):
   to the input and the filter cost the same, counted from the output gradient's shape); a
   product `[m, k] x [k, n]` costs `2 m k n`. Element-wise work is not counted: it is not
   what the matmul peak measures. Only ops that the graph's outputs depend on count (see
-  `_live_ops`). (TensorFlow's own cost statistics count a strided
-  `Conv2DBackpropInput`, the transposed convolutions, twice over, so they are not used.)
+  `_live_ops`). A function call counts its body once; a `tf.while_loop` (and so
+  `tf.map_fn`) counts its body times its `maximum_iterations`, which must then be static (a
+  `tf.map_fn` over a static number of elements runs exactly that many). (TensorFlow's own
+  cost statistics count a strided `Conv2DBackpropInput`, the transposed convolutions, twice
+  over, so they are not used.)
   """
   total = 0
   for op in _live_ops(graph):
@@ -113,9 +125,31 @@ def step_flops(graph):
       m, k = (a[-1], a[-2]) if adj_a else (a[-2], a[-1])
       n = b[-2] if adj_b else b[-1]
       total += 2 * op.outputs[0].shape[:-2].num_elements() * m * k * n
+    elif op.type in ('PartitionedCall', 'StatefulPartitionedCall'):
+      total += step_flops(_function_graph(op, 'f'))
+    elif op.type in ('While', 'StatelessWhile'):
+      total += _loop_flops(op)
     elif op.type in ('Conv2DBackpropInputV2', 'Conv3D', 'DepthwiseConv2dNative', 'Einsum'):
       raise NotImplementedError(f'step_flops does not count {op.type}')
   return total
+
+
+def _function_graph(op, attr):
+  """The `FuncGraph` of the function that `op`'s attribute `attr` names."""
+  return op.graph._get_function(op.get_attr(attr).name).graph  # pylint: disable=protected-access
+
+
+def _loop_flops(op):
+  """`step_flops` of a `While` op: its body's, times its static trip count."""
+  body = step_flops(_function_graph(op, 'body'))
+  if not body:
+    return 0
+  # Loop inputs of `while_v2`: the iteration counter, then `maximum_iterations` (-1: none).
+  trips = tf.get_static_value(op.inputs[1])
+  if trips is None or trips < 0:
+    raise NotImplementedError(f'step_flops: {op.name} runs a body of {body} FLOPs an '
+                              'unknown number of times')
+  return int(trips) * body
 
 
 def _training_call(settings, images, batch_size, steps, jit_compile, reference=False):
@@ -134,6 +168,190 @@ def _training_call(settings, images, batch_size, steps, jit_compile, reference=F
   with layers.reference_convolutions() if reference else contextlib.nullcontext():
     call()
   return call, trainer
+
+
+def _batch_sizes(num_examples, batch_size):
+  """The examples in each batch of `num_examples` taken `batch_size` at a time."""
+  return [min(batch_size, num_examples - start) for start in range(0, num_examples, batch_size)]
+
+
+def _segment_lengths(num_samples, samples_per_chunk):
+  """The draws of each chunk call of `importance_weighted_bound` for the one K
+  `num_samples` (`information._importance_stream`'s segments)."""
+  ends = sorted({num_samples, *range(samples_per_chunk, num_samples, samples_per_chunk)})
+  return np.diff([0, *ends]).tolist()
+
+
+def importance_weighted_flops(vae, example_shape, num_examples, num_samples, batch_size,
+                              samples_per_chunk):
+  """FLOPs of `information.importance_weighted_bound` on `num_examples` examples for the one
+  K `num_samples`, counted from the graph of its compiled chunk as `step_flops` counts the
+  training step's.
+
+  The bound makes one chunk call (`information._importance_chunk`) per batch of examples
+  and segment of draws; each distinct pair of sizes is traced afresh at static shapes and
+  counted. A call on b examples and s draws runs the proposal (the encoder) on the b
+  images and the marginal and the decoder on the b s latents, so the count is
+  (examples x K) decoder and marginal passes plus one encoder pass per example and segment.
+
+  Args:
+    vae: a `vae.VAE` (its `encoder` is the proposal, as in `suite.information_suite`).
+    example_shape: Python `tuple`, the shape of one image.
+    num_examples, num_samples, batch_size, samples_per_chunk: Python `int`s, the
+      arguments of `importance_weighted_bound` (N, K, examples per batch, draws per chunk).
+
+  Returns:
+    Python `int`, the FLOPs of the whole bound.
+  """
+  marginal = vae.marginal_distribution()
+  per_call, total = {}, 0
+  for rows in _batch_sizes(num_examples, batch_size):
+    for draws in _segment_lengths(num_samples, samples_per_chunk):
+      if (rows, draws) not in per_call:
+        # A fresh function per shape: a second trace of one would relax its shapes.
+        chunk = information._importance_chunk(  # pylint: disable=protected-access
+            vae.decoder, marginal, vae.encoder)
+        per_call[rows, draws] = step_flops(chunk.get_concrete_function(
+            tf.TensorSpec([rows, *example_shape]), tf.TensorSpec([2], tf.int64),
+            tf.TensorSpec([draws], tf.int32)).graph)
+      total += per_call[rows, draws]
+  return total
+
+
+def _importance_weighted_call(vae, images, num_samples, batch_size, samples_per_chunk):
+  """A call of the work of `information.importance_weighted_bound` on `images` for the one
+  K `num_samples`: its stream of chunk calls over every batch, with the bound's seeds.
+
+  The bound compiles its chunk afresh on each call; this call compiles it on its first
+  call and keeps it, so that later calls time the steady state (the first call's time is
+  what one call of the bound pays).
+  """
+  stream = information._importance_stream(  # pylint: disable=protected-access
+      vae.decoder, vae.marginal_distribution(), vae.encoder, [num_samples],
+      samples_per_chunk)
+  images = np.asarray(images, np.float32)
+  batches = [(tf.constant(images[start:start + batch_size]),
+              tf.random.experimental.stateless_fold_in(tf.constant([0, 0], tf.int64), batch))
+             for batch, start in enumerate(range(0, images.shape[0], batch_size))]
+
+  def call():
+    for x, seed in batches:
+      stream(x, seed)  # Its bounds come back as numpy: the call has finished.
+
+  return call
+
+
+def _seconds(fn):
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+def _fit_seconds(measure, counts, work):
+  """Times `measure(n)` once for each of the two `counts`; fits seconds = fixed + per_unit
+  * work(n) through the two, both terms clipped at 0 (the fixed part: compiling the
+  suite's fresh `tf.function`s, which every call of its estimators does)."""
+  seconds = [_seconds(lambda n=n: measure(n)) for n in counts]
+  units = [work(n) for n in counts]
+  per_unit = max(0., (seconds[1] - seconds[0]) / (units[1] - units[0]))
+  return seconds, max(0., seconds[0] - per_unit * units[0]), per_unit
+
+
+def information_suite_seconds(vae, images, arguments, passes_per_second, compile_seconds,
+                              split_examples=TEST_EXAMPLES):
+  """The seconds that `suite.information_suite(model, split, seed, **arguments)` would take
+  on a split of `split_examples` examples: the likelihood bounds from the rate of decoder
+  passes measured on the importance-weighted bound, the rest timed at small counts and
+  scaled to the suite's.
+
+  - NLL_K: `passes_per_second` for the N x max(K) decoder passes of its one stream of
+    draws, plus `compile_seconds` (what compiling the bound's chunk took).
+  - I_e, R and the marginal gap (`information.mutual_information`): timed on n and 2n
+    examples, n = the larger of the suite's batch and the encoders per chunk; seconds =
+    fixed + per_block * ceil(N / encoders_per_chunk) * ceil(N / latents_per_chunk), the
+    (encoder batch x latent chunk) blocks of the aggregate posterior, each with its share
+    of the draws and encoder passes. Up to `latents_per_chunk` examples every block has the
+    same size (the latents are padded to one whole chunk), so this follows the work done;
+    beyond, it scales the draws and encoder passes, which grow as N only, as the blocks:
+    an upper bound.
+  - Active units (`information.active_units`): timed on one and two batches, linear in
+    the number of batches.
+  - E and G_K (`information.generative_bounds`): timed with K = 1 on one and two batches
+    of pairs, linear in the number of batches, plus the other max(K) - 1 decoder passes per
+    pair at `passes_per_second`.
+
+  Each of the timed calls runs once (its time includes compiling its `tf.function`s, as
+  every call of the suite does), on the first examples of `images`, with the suite's
+  batch size and its estimators' default chunk sizes.
+
+  Args:
+    vae: a `vae.VAE`.
+    images: array `[N, ...]`, at least twice the measured counts.
+    arguments: `dict`, `information_suite`'s arguments (`cli.configured_arguments`).
+    passes_per_second: Python `float`, decoder passes per second of the
+      importance-weighted bound (`benchmark_family`'s `iw_decoder_passes_per_second`).
+    compile_seconds: Python `float`, one call of the bound's compile time.
+    split_examples: Python `int`, the examples of the split (the suite takes the first
+      `likelihood_examples` and `information_examples` of them).
+
+  Returns:
+    `dict`: counts (the suite's counts on the split); likelihood, mutual_information,
+    active_units, generative, each a `dict` with its extrapolated seconds and what was
+    timed (measured_examples, measured_seconds) or counted (decoder_passes); seconds, the
+    total.
+  """
+  ks = sorted({int(k) for k in np.atleast_1d(arguments['num_samples'])})
+  batch = int(arguments['batch_size'])
+  if ks[0] < 1 or batch < 1:
+    raise cli.UserError('information_suite needs num_samples >= 1 and batch_size >= 1, '
+                        f'got {arguments["num_samples"]} and {arguments["batch_size"]}')
+  counts = dict(likelihood_examples=min(int(arguments['likelihood_examples']), split_examples),
+                num_samples=ks,
+                information_examples=min(int(arguments['information_examples']),
+                                         split_examples),
+                generative_examples=int(arguments['generative_examples']), batch_size=batch,
+                split_examples=split_examples)
+  defaults = {name: parameter.default for name, parameter in
+              inspect.signature(information.mutual_information).parameters.items()}
+  encoders, latents = defaults['encoders_per_chunk'], defaults['latents_per_chunk']
+  draws = defaults['num_samples']  # The suite draws one z per example.
+  information_batch = max(batch, encoders)
+  if images.shape[0] < 2 * information_batch:
+    raise cli.UserError(f'timing the information suite takes {2 * information_batch} '
+                        f'images, got {images.shape[0]}')
+  encoder, decoder, marginal = vae.encoder, vae.decoder, vae.marginal_distribution()
+  result = dict(counts=counts)
+
+  def record(name, measure, measured, work, count, passes=0):
+    seconds, fixed, per_unit = _fit_seconds(measure, measured, work)
+    result[name] = dict(seconds=fixed + per_unit * work(count) + passes / passes_per_second,
+                        measured_examples=list(measured), measured_seconds=seconds)
+    if passes:
+      result[name]['decoder_passes'] = passes
+
+  passes = counts['likelihood_examples'] * ks[-1]
+  result['likelihood'] = dict(seconds=compile_seconds + passes / passes_per_second,
+                              decoder_passes=passes)
+  record('mutual_information',
+         lambda n: information.mutual_information(encoder, marginal, images[:n], 1,
+                                                  batch_size=batch),
+         (information_batch, 2 * information_batch),
+         lambda n: math.ceil(n / encoders) * math.ceil(n * draws / latents),
+         counts['information_examples'])
+  record('active_units',
+         lambda n: information.active_units(
+             encoder, images[:n], threshold=arguments['active_unit_threshold'],
+             batch_size=batch, seed=2),
+         (batch, 2 * batch), lambda n: math.ceil(n / batch), counts['information_examples'])
+  record('generative',
+         lambda n: information.generative_bounds(encoder, decoder, marginal, n, 3,
+                                                 num_samples=1, batch_size=batch),
+         (batch, 2 * batch), lambda n: math.ceil(n / batch), counts['generative_examples'],
+         passes=counts['generative_examples'] * (ks[-1] - 1))
+  result['generative']['measured_num_samples'] = 1
+  result['seconds'] = sum(result[name]['seconds'] for name in (
+      'likelihood', 'mutual_information', 'active_units', 'generative'))
+  return result
 
 
 def _sampling(vae, num_samples, repeats, warmup, naive_repeats):
@@ -166,10 +384,26 @@ def _sampling(vae, num_samples, repeats, warmup, naive_repeats):
 
 def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
                      eval_batches=10, num_samples=100, naive_repeats=1, peak_flops=None,
-                     reference_convolutions=False):
+                     reference_convolutions=False, iw_examples=100, iw_num_samples=10,
+                     iw_batch_size=information.DEFAULT_BATCH_SIZE,
+                     iw_samples_per_chunk=information.DEFAULT_SAMPLES_PER_CHUNK,
+                     suite_arguments=None):
   """Measures the run of `settings` (`restore.run_settings`) at its batch sizes; see
-  `bench`'s docstring."""
+  `bench`'s docstring.
+
+  The importance-weighted bound runs on the first `iw_examples` of `images` with K =
+  `iw_num_samples`, `iw_batch_size` examples per batch and `iw_samples_per_chunk` draws per
+  chunk, timed in alternation with the training step. With `suite_arguments`
+  (`information_suite`'s), the rest of the suite is timed too
+  (`information_suite_seconds`).
+  """
   batch_size, eval_batch_size = settings['batch_size'], settings['eval_batch_size']
+  if iw_batch_size < 1:
+    raise cli.UserError(f'the importance-weighted bound needs a batch size >= 1, got '
+                        f'{iw_batch_size}')
+  if iw_examples > images.shape[0]:
+    raise cli.UserError(f'the importance-weighted bound is timed on {iw_examples} '
+                        f'examples, more than the {images.shape[0]} given')
   train, trainer = _training_call(settings, images, batch_size, steps, jit_compile=False)
   variants = dict(plain=train)
   if xla:
@@ -177,11 +411,15 @@ def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
   if reference_convolutions:
     variants['reference_convolutions'] = _training_call(
         settings, images, batch_size, steps, jit_compile=False, reference=True)[0]
-  # Every variant timed in alternation (see `interleaved_median_seconds`).
-  rates = {name: steps * batch_size / seconds for name, seconds in zip(
-      variants, interleaved_median_seconds(list(variants.values()), repeats, warmup))}
-  train_rate = rates['plain']
   vae = trainer.vae
+  bound = _importance_weighted_call(vae, images[:iw_examples], iw_num_samples, iw_batch_size,
+                                    iw_samples_per_chunk)
+  iw_first_call = _seconds(bound)  # Compiles its chunk, as every call of the bound does.
+  # Every variant and the bound timed in alternation (see `interleaved_median_seconds`).
+  seconds = dict(zip([*variants, 'iw'], interleaved_median_seconds(
+      [*variants.values(), bound], repeats, warmup)))
+  rates = {name: steps * batch_size / seconds[name] for name in variants}
+  train_rate = rates['plain']
   x = tf.zeros([batch_size, *IMAGE_SHAPE])
   # A fresh trace at the static batch shape (the loop's own trace has an unknown batch).
   step = tf.function(trainer._replica_step_fn)  # pylint: disable=protected-access
@@ -196,16 +434,37 @@ def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
   for name in ('xla', 'reference_convolutions'):
     if name in rates:
       result[f'train_images_per_second_{name}'] = rates[name]
+  passes = iw_examples * iw_num_samples
+  iw_flops = importance_weighted_flops(vae, IMAGE_SHAPE, iw_examples, iw_num_samples,
+                                       iw_batch_size, iw_samples_per_chunk)
+  result.update(iw_examples=iw_examples, iw_num_samples=iw_num_samples,
+                iw_batch_size=iw_batch_size, iw_samples_per_chunk=iw_samples_per_chunk,
+                iw_decoder_passes=passes, iw_seconds=seconds['iw'],
+                iw_first_call_seconds=iw_first_call,
+                iw_decoder_passes_per_second=passes / seconds['iw'],
+                iw_seconds_per_example=seconds['iw'] / iw_examples,
+                iw_flops=iw_flops, iw_flops_per_second=iw_flops / seconds['iw'])
+  if peak_flops:
+    result['iw_flop_utilization'] = result['iw_flops_per_second'] / peak_flops
+  # The ratio of the two utilizations: the peak cancels.
+  result['iw_to_train_utilization'] = (result['iw_flops_per_second']
+                                       / result['train_flops_per_second'])
   evaluate = elbo.make_evaluate(vae, eval_batch_size, seed=1)
   eval_images = images[:eval_batches * eval_batch_size]
   result['eval_images_per_second'] = eval_images.shape[0] / median_seconds(
       lambda: evaluate(eval_images), repeats, warmup)
   result.update(_sampling(vae, num_samples, repeats, warmup, naive_repeats))
+  if suite_arguments is not None:
+    result['suite'] = information_suite_seconds(
+        vae, images, suite_arguments, result['iw_decoder_passes_per_second'],
+        max(0., iw_first_call - seconds['iw']))
+    result['suite_seconds'] = result['suite']['seconds']
   return result
 
 
 def summary_line(family, result, num_samples):
-  """One line of `benchmark_family`'s `result`: training, evaluation and sampling speed."""
+  """One line of `benchmark_family`'s `result`: training, evaluation, sampling and
+  importance-weighted bound speed, and the information suite's extrapolated time."""
   line = (f"{family}\ttrain {result['train_images_per_second']:.1f} images/s "
           f"({result['train_flop_utilization']:.0%} of peak)")
   if 'train_images_per_second_xla' in result:
@@ -219,4 +478,40 @@ def summary_line(family, result, num_samples):
     line += (f" (naive {result['naive_sample_seconds']:.1f} s, "
              f"{result['sampling_speedup']:.0f}x, identical: "
              f"{result['samples_identical']})")
+  if 'iw_decoder_passes_per_second' in result:
+    line += (f" | IW bound {result['iw_decoder_passes_per_second']:.0f} decoder passes/s "
+             f"({result['iw_examples']} examples x K={result['iw_num_samples']}, "
+             f"{result['iw_flop_utilization']:.0%} of peak, "
+             f"{result['iw_to_train_utilization']:.2f}x training's utilization)")
+  if 'suite_seconds' in result:
+    line += f" | suite ~{result['suite_seconds']:.0f} s"
   return line
+
+
+def suite_line(family, result):
+  """What `result['suite']` (`information_suite_seconds`) measured and extrapolated, and
+  Burda et al.'s NLL_5000 on the test split at the measured rate of decoder passes."""
+  suite = result['suite']
+  counts = suite['counts']
+  ks = ','.join(map(str, counts['num_samples']))
+  rate = result['iw_decoder_passes_per_second']
+
+  def timed(name):
+    part = suite[name]
+    measured = ' and '.join(f'{n} ({t:.2f} s)' for n, t in zip(part['measured_examples'],
+                                                               part['measured_seconds']))
+    return f"{part['seconds']:.1f} s (timed once on {measured}"
+
+  generative = suite['generative']
+  return (
+      f"{family}\tinformation suite on {counts['split_examples']:,} examples, "
+      f"extrapolated: NLL_K (K={ks}) on {counts['likelihood_examples']:,} "
+      f"{suite['likelihood']['seconds']:.1f} s ({suite['likelihood']['decoder_passes']:,} "
+      f"decoder passes at the IW bound's {rate:.0f}/s, + its compile time); "
+      f"I_e on {counts['information_examples']:,} {timed('mutual_information')} examples); "
+      f"active units on {counts['information_examples']:,} {timed('active_units')} "
+      f"examples); E, G_{counts['num_samples'][-1]} on {counts['generative_examples']:,} "
+      f"pairs {timed('generative')} pairs at K=1, + "
+      f"{generative.get('decoder_passes', 0):,} decoder passes at the IW rate); "
+      f"total {suite['seconds']:.1f} s. NLL_{BURDA_NUM_SAMPLES} on {TEST_EXAMPLES:,} "
+      f"examples: {BURDA_NUM_SAMPLES * TEST_EXAMPLES / rate:,.0f} s at that rate")
