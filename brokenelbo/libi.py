@@ -179,7 +179,9 @@ def _figures(results, output_dir, figures_dir):
 
 
 def _print_table(results):
-  print(libi_table.format_table(results['table'], results['ground_truth']))
+  # The table from the runs themselves, so that a file written by an older version prints.
+  print(libi_table.format_table(libi_table.summarize(results['runs']),
+                                results['ground_truth']))
   runs = results['runs']
   print(f'{len(runs)} runs, {libi_table.elapsed_seconds(runs) / 3600:.2f} h of training '
         'and evaluation')

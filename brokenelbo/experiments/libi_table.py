@@ -292,13 +292,13 @@ def format_table(table, truths=None):
       ours = table[dataset].get(method)
       if ours is None:
         continue
-      gmi_std = ours['generative_mutual_information_std']
+      gmi_std = ours.get('generative_mutual_information_std')
       lines.append(
           f'| {DATASET_TITLES[dataset]} | {METHOD_TITLES[method]} | '
           f'{_cell(ours["log_likelihood"], ours["log_likelihood_std"])} | '
           f'{_cell(paper[0], paper[1])} | {_cell(ours["knn"], ours["knn_std"])} | '
           f'{_cell(paper[2], paper[3])} | '
-          f'{_cell(ours["generative_mutual_information"], gmi_std)} | '
+          f'{_cell(ours.get("generative_mutual_information"), gmi_std)} | '
           f'{_cell(ours["mutual_information"], ours["mutual_information_std"])} | '
           f'{_cell(ours["marginal_kl"], ours["marginal_kl_std"], 3)} | '
           f'{ours["setting"]} (of {ours["settings_compared"]}) | {ours["num_datasets"]} |')
