@@ -160,9 +160,6 @@ PAPER_TABLE = {
 
 RESULT_FILE = 'libi.json'
 TRUTH_FILE = 'truth.json'
-# Samples of the selection objectives and of the information estimates, per example.
-OBJECTIVE_SAMPLES = 10
-LIBI_SELECTION_SAMPLES = 64
 
 
 def setting_name(setting):
