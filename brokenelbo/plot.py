@@ -1,9 +1,10 @@
-r"""Figures 3 and 4 of the paper, and the information picture, from a sweep's results CSV
+r"""Figures 3, 4 and 5 of the paper, and the information picture, from a sweep's results CSV
 (`visualize.rd_plane`, `visualize.grids`, `visualize.information`).
 
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --split=train --pdf
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --figure4=-+v:0.1,-+v:1
+  python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --figure5=1
 
 `visualize.rd_plane` documents the CSV's columns and each figure. With the test split, the
 runs that carry the sweep's information suite (`experiments.sweep`) are also drawn as
@@ -48,8 +49,22 @@ def select_run(runs, spec):
   return run
 
 
-def _figure4(chosen):
-  """Figure 4 of the chosen runs, each restored from its run directory."""
+def figure5_runs(runs, beta):
+  """The runs of Figure 5 (Appendix A: every family at one beta, no annealing, seed 0), in
+  the order of `families.FAMILIES`, and the families that have no such run."""
+  from brokenelbo.experiments import families  # pylint: disable=g-import-not-at-top
+  by_family = {run.family: run for run in runs
+               if (run.beta, run.anneal, run.seed) == (beta, 0., 0)}
+  missing = [f for f in families.FAMILIES if f not in by_family]
+  chosen = [select_run(runs, f'{f}:{beta:g}') for f in families.FAMILIES if f in by_family]
+  if not chosen:
+    raise cli.UserError(f'--figure5: no run at beta {beta:g} without annealing in the results')
+  return chosen, missing
+
+
+def _figure4(chosen, columns=None):
+  """Figure 4 of the chosen runs, each restored from its run directory (`columns` panels
+  a row; all in one row if `None`)."""
   # Imported here: Figure 3 alone needs no TensorFlow.
   from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
   from brokenelbo.utils import configurables  # pylint: disable=g-import-not-at-top,unused-import
@@ -61,7 +76,7 @@ def _figure4(chosen):
     panels.append((f'{run.family} beta {run.beta:g}{annealed}\n'
                    f'R {run.rate:.1f}, D {run.distortion:.1f}',
                    restore.restore_run(run.run_dir)))
-  return grids.figure4(panels)
+  return grids.figure4(panels, columns=columns)
 
 
 def define_flags():
@@ -79,6 +94,10 @@ def define_flags():
                     'Runs of the CSV whose Figure 4 grids to draw (figure4.png), each '
                     'FAMILY:BETA[:ANNEAL[:SEED]], e.g. --figure4=-+v:0.1,-+v:1; needs the '
                     "runs' checkpoints in their run_dir.")
+  flags.DEFINE_float('figure5', None,
+                     'Draw figure5.png: the Figure 4 grids of every family at this beta '
+                     '(no annealing, seed 0), four a row, e.g. --figure5=1 as in the '
+                     "paper's Figure 5; needs the runs' checkpoints.")
 
 
 def main(argv):
@@ -98,6 +117,12 @@ def main(argv):
   if FLAGS.figure4:  # Checked before anything is written, like every figure.
     chosen = [select_run(runs, spec) for spec in FLAGS.figure4]
     figures['figure4'] = lambda: _figure4(chosen)
+  if FLAGS.figure5 is not None:
+    chosen5, missing = figure5_runs(runs, FLAGS.figure5)
+    if missing:
+      print(f'note: figure5.png without {", ".join(missing)}: no run at beta '
+            f'{FLAGS.figure5:g} without annealing', file=sys.stderr)
+    figures['figure5'] = lambda: _figure4(chosen5, columns=4)
   written = rd_plane.write_figures(figures, FLAGS.output_dir,
                           suffix='' if FLAGS.split == 'test' else f'_{FLAGS.split}',
                           formats=('png', 'pdf') if FLAGS.pdf else ('png',),

@@ -402,3 +402,26 @@ def test_command_line_writes_the_information_figure_or_skips_it(tmp_path):
     assert sorted(os.listdir(tmp_path / name)) == ['figure3a.png', 'figure3b.png']
     notes = [line for line in result.stderr.splitlines() if line.startswith('note: ')]
     assert len(notes) == 1 and 'no information.png' in notes[0] and not _errors(result)
+
+
+def test_figure5_takes_every_family_at_the_beta_in_order_and_names_the_missing(tmp_path):
+  from brokenelbo import plot as plot_cli  # pylint: disable=g-import-not-at-top
+
+  def run(family, beta, anneal=0., checkpoint=True):
+    run_dir = tmp_path / f'{family}_{beta}_{anneal}'
+    run_dir.mkdir()
+    if checkpoint:
+      (run_dir / 'checkpoint').write_text('')
+    return plot.Run(family, family[0], family[1], family[2], 'static_mnist', beta, anneal,
+                    0, 1., 2., str(run_dir))
+
+  runs = [run('++v', 1.), run('---', 1.), run('-+v', 0.1), run('-+v', 1., anneal=0.5),
+          run('--v', 1.)]
+  chosen, missing = plot_cli.figure5_runs(runs, 1.)
+  # The families' own order, whatever the CSV's; annealed and other-beta runs left out.
+  assert [r.family for r in chosen] == ['---', '--v', '++v']
+  assert missing == ['--+', '-+-', '-++', '-+v', '+--', '+-+', '+-v', '++-', '+++']
+  with pytest.raises(cli.UserError, match='no run at beta 2 without annealing'):
+    plot_cli.figure5_runs(runs, 2.)
+  with pytest.raises(cli.UserError, match='no checkpoint'):
+    plot_cli.figure5_runs([run('+++', 1., checkpoint=False)], 1.)

@@ -339,13 +339,16 @@ def test_grid_skips_annealing_for_other_decoders():
     sweep.make_grid(['---'], ['1'], ['0'], '+', ['x'])
 
 
-def test_plot_draws_figure4_from_the_runs_of_the_csv(swept):
+def test_plot_draws_figures_4_and_5_from_the_runs_of_the_csv(swept):
   output_dir = os.path.join(swept, 'figures')
   results = os.path.join(swept, 'results.csv')
   result = _run('plot', f'--results={results}', f'--output_dir={output_dir}',
-                '--figure4=---:0.5,---:1:0:0')
+                '--figure4=---:0.5,---:1:0:0', '--figure5=1')
   assert result.returncode == 0, result.stderr[-3000:]
-  for name in ('figure3a.png', 'figure3b.png', 'figure4.png', 'information.png'):
+  assert ('note: figure5.png without --+, --v, -+-, -++, -+v, +--, +-+, +-v, ++-, +++, '
+          '++v: no run at beta 1 without annealing\n') in result.stderr
+  for name in ('figure3a.png', 'figure3b.png', 'figure4.png', 'figure5.png',
+               'information.png'):
     assert os.path.getsize(os.path.join(output_dir, name)) > 1000
   for spec, message in (('---:7', "error: no run '---:7' in the results"),
                         ('---', "error: --figure4 entries are FAMILY:BETA[:ANNEAL[:SEED]], "

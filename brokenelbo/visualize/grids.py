@@ -86,8 +86,8 @@ def draw_grids(vae, images, path, title, num_decodes=5, seed=0):
   files.write_atomic(path, buffer.getvalue())
 
 
-def figure4(panels, num_examples=6, num_decodes=4, seed=0):
-  """Figure 4: for each run, reconstructions and generations of its trained model.
+def figure4(panels, num_examples=6, num_decodes=4, seed=0, columns=None):
+  """Figure 4 (and 5): for each run, reconstructions and generations of its trained model.
 
   Each panel (see `grid_image`): rows of a test image x, then `num_decodes` x' ~ d(x|z) from
   one z ~ e(z|x); beside them rows of `num_decodes` x ~ d(x|z) from one z ~ m(z). The same
@@ -98,6 +98,7 @@ def figure4(panels, num_examples=6, num_decodes=4, seed=0):
     num_examples: Python `int`, rows of each panel.
     num_decodes: Python `int`, decodes per z.
     seed: Python `int`, the seed of every panel's draws.
+    columns: Python `int`, panels a row (Figure 5: 4), or `None` for one row.
 
   Returns:
     A matplotlib `Figure`.
@@ -106,8 +107,13 @@ def figure4(panels, num_examples=6, num_decodes=4, seed=0):
   # titles.
   panel_height = 2.4 * num_examples / (2 * num_decodes + 2.5)
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  figure = Figure(figsize=(2.4 * len(panels) + 0.4, panel_height + 1.), layout='constrained')
-  axes = figure.subplots(1, len(panels), squeeze=False)[0]
+  columns = columns or len(panels)
+  rows = -(-len(panels) // columns)
+  figure = Figure(figsize=(2.4 * columns + 0.4, rows * (panel_height + 0.6) + 0.4),
+                  layout='constrained')
+  axes = figure.subplots(rows, columns, squeeze=False).ravel()
+  for ax in axes[len(panels):]:
+    ax.set_axis_off()
   for ax, (title, restored) in zip(axes, panels):
     images = spread(restored.settings['dataset']('test'), num_examples)
     recon, generated = grid_arrays(restored.model, images, num_decodes, seed)
