@@ -49,6 +49,10 @@ def define_flags():
                       '(LinearJTEx and CubicJTEx data set 0, the VAE and LiBI settings kept '
                       'in Table 1, restored from --output_dir) here.')
   flags.DEFINE_bool('overwrite', False, 'Replace existing figures.')
+  flags.DEFINE_bool('remeasure_information', False,
+                    'Measure I_q(X;Z) and KL(q(z)||p(z)) of every restart of the settings '
+                    'already evaluated again, restoring each from its checkpoint (nothing is '
+                    'trained), e.g. after a change of their estimator.')
   flags.DEFINE_multi_string('gin_bindings', [], 'Extra bindings for every run (e.g. '
                             '"train.log_every_steps = 5000").')
 
@@ -85,6 +89,11 @@ def _train(run, profile, model_dir):
   return libi_table.now() - start
 
 
+def _evaluation_seed(index):
+  """The seed of every draw in the evaluation of data set `index`'s settings."""
+  return 1000 + index
+
+
 def _evaluate(run, profile, model_dir, train_seconds):
   """Evaluates a trained setting; returns its record (`libi.json`)."""
   start = libi_table.now()
@@ -93,7 +102,7 @@ def _evaluate(run, profile, model_dir, train_seconds):
   beta = gin.query_parameter('beta_schedule.beta')
   gin.clear_config()
   model = restored.model
-  seed = 1000 + run.index
+  seed = _evaluation_seed(run.index)
   x_val = data.synthetic('validation', name=run.dataset, index=run.index)
   x_test = data.synthetic('test', name=run.dataset, index=run.index)
   objective = synthetic_run.validation_objective(model, run.method, x_val, seed, beta)
@@ -126,6 +135,19 @@ def _add_generative_information(record, model_dir):
   for r, restart in enumerate(record['restarts']):
     restart['generative_mutual_information'] = None if values is None else float(values[r])
   return True
+
+
+def _remeasure_information(record, model_dir):
+  """Replaces the I_q(X;Z) and KL(q(z)||p(z)) of every restart of `record` by a new
+  measurement of the restored run (the same test points and seed as `_evaluate`)."""
+  gin.clear_config()
+  model = restore.restore_run(model_dir).model
+  gin.clear_config()
+  x_test = data.synthetic('test', name=record['dataset'], index=record['index'])
+  infos = synthetic_run.restart_information(model, x_test, _evaluation_seed(record['index']))
+  for restart, info in zip(record['restarts'], infos):
+    for name in ('mutual_information', 'marginal_kl'):
+      restart[name], restart[f'{name}_stderr'] = info[name], info[f'{name}_stderr']
 
 
 def _truth(dataset, index, profile, output_dir):
@@ -214,7 +236,10 @@ def main(argv):
     if os.path.exists(result_path):
       done += 1
       record = libi_table.load_results(result_path)
-      if _add_generative_information(record, model_dir):
+      changed = _add_generative_information(record, model_dir)
+      if FLAGS.remeasure_information:
+        _remeasure_information(record, model_dir)
+      if changed or FLAGS.remeasure_information:
         files.write_atomic(result_path,
                            files.to_json(record, indent=1, sort_keys=True) + '\n')
       continue

@@ -125,8 +125,9 @@ def mutual_information(encoder, marginal, images, seed, num_samples=1,
     KL(e(z) || m(z)) = R - I_e = (1/N) sum_n E [log e(z) - log m(z)]   (Hoffman & Johnson)
 
   from the same draws. log e(z) is a logsumexp over all N encoder distributions, in chunks
-  of `encoders_per_chunk` examples against `latents_per_chunk` latents at a time. Each
-  term of I_e is at most log N (the sum over n includes n itself), so I_e <= log N: with
+  of `encoders_per_chunk` examples against `latents_per_chunk` latents at a time, its own
+  example's term being the numerator's log e(z|x_n) itself. Each term of I_e is at most
+  log N (the sum over n includes n itself), so I_e <= log N, exactly: with
   an informative encoder the estimate saturates at log N, and N must be large against
   exp(I_e). The estimate is InfoNCE with the encoder as critic (Poole et al. 2019): a
   lower bound on the population I_e in expectation, low by O(1/N) (by chi^2 / (2N) to
@@ -156,10 +157,12 @@ def mutual_information(encoder, marginal, images, seed, num_samples=1,
            _batches(images, batch_size)]
   latents, log_posterior, log_marginal = (np.concatenate(parts) for parts in zip(*drawn))
   num_examples = log_posterior.shape[0]
-  log_aggregate = _log_aggregate_posterior(
-      encoder, images, latents.reshape([-1, *latents.shape[2:]]), encoders_per_chunk,
-      latents_per_chunk).reshape(log_posterior.shape)
-  log_aggregate -= np.log(num_examples)
+  sources = np.repeat(np.arange(num_examples), log_posterior.shape[1])
+  log_others = _log_aggregate_posterior(
+      encoder, images, latents.reshape([-1, *latents.shape[2:]]), sources,
+      encoders_per_chunk, latents_per_chunk).reshape(log_posterior.shape)
+  # The own example's term is the numerator's log e(z|x_n) itself.
+  log_aggregate = np.logaddexp(log_others, log_posterior) - np.log(num_examples)
   terms = dict(mutual_information=log_posterior - log_aggregate,
                rate=log_posterior - log_marginal,
                marginal_kl=log_aggregate - log_marginal)
@@ -320,23 +323,39 @@ def _posterior_draws(encoder, marginal, num_samples):
   return lambda x, seed: tuple(t.numpy() for t in draw(x, seed))
 
 
-def _log_aggregate_posterior(encoder, images, latents, encoders_per_chunk, latents_per_chunk):
-  """log sum_n e(z_j|x_n) for every latent z_j of `latents` `[J, ...]`, as `np.ndarray [J]`."""
+def _log_aggregate_posterior(encoder, images, latents, sources, encoders_per_chunk,
+                             latents_per_chunk):
+  """log sum_{n != s_j} e(z_j|x_n) for every latent z_j of `latents` `[J, ...]`, as
+  `np.ndarray [J]`: the sum over every example but the one that z_j was drawn from,
+  `sources[j]` (the caller adds that term as it computed it for I_e's numerator, so that
+  each term of I_e is at most log N in floating point too, however peaked e(z|x) is)."""
 
   @tf.function(reduce_retracing=True)
-  def chunk_logsumexp(x, latent_chunks):
+  def chunk_logsumexp(x, offset, latent_chunks, source_chunks):
     posteriors = encoder(x)
-    return tf.map_fn(
-        lambda z: tf.reduce_logsumexp(posteriors.log_prob(z[:, tf.newaxis]), axis=1),
-        latent_chunks)
+    columns = offset + tf.range(tf.shape(x)[0])
+
+    def one(chunk):
+      z, source = chunk
+      log_probs = posteriors.log_prob(z[:, tf.newaxis])
+      own = tf.equal(source[:, tf.newaxis], columns[tf.newaxis, :])
+      return tf.reduce_logsumexp(
+          tf.where(own, tf.constant(-np.inf, log_probs.dtype), log_probs), axis=1)
+
+    return tf.map_fn(one, (latent_chunks, source_chunks),
+                     fn_output_signature=posteriors.dtype)
 
   num_latents = latents.shape[0]
   padding = -num_latents % latents_per_chunk  # Zeros, dropped after: any latent would do.
   chunks = tf.reshape(tf.pad(latents, [[0, padding]] + [[0, 0]] * (latents.ndim - 1)),
                       [-1, latents_per_chunk, *latents.shape[1:]])
+  source_chunks = tf.reshape(tf.pad(tf.constant(sources, tf.int32), [[0, padding]],
+                                    constant_values=-1), [-1, latents_per_chunk])
   total = np.full([num_latents], -np.inf)
-  for _, x in _batches(images, encoders_per_chunk):
-    total = np.logaddexp(total, chunk_logsumexp(x, chunks).numpy().reshape(-1)[:num_latents])
+  for batch, x in _batches(images, encoders_per_chunk):
+    offset = tf.constant(batch * encoders_per_chunk, tf.int32)
+    total = np.logaddexp(total, chunk_logsumexp(x, offset, chunks, source_chunks).numpy()
+                         .reshape(-1)[:num_latents])
   return total
 
 

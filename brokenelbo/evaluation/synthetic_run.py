@@ -85,11 +85,7 @@ def evaluate_restarts(model, x_test, seed):
                       for t in model.rate_distortion(x, tf.constant([seed, 1], tf.int64)))
   generative = generative_mutual_information(model)
   results = []
-  for r in range(model.restarts):
-    parts = model.parts(r)
-    info = information.mutual_information(parts.encoder, parts.marginal, x_test,
-                                          seed=seed + 2, num_samples=INFORMATION_SAMPLES,
-                                          batch_size=x_test.shape[0])
+  for r, info in enumerate(restart_information(model, x_test, seed)):
     results.append(dict(
         log_likelihood=float(likelihood['log_likelihood'][r]),
         log_likelihood_stderr=float(likelihood['stderr'][r]),
@@ -101,6 +97,16 @@ def evaluate_restarts(model, x_test, seed):
         generative_mutual_information=(None if generative is None else
                                        float(generative[r]))))
   return results
+
+
+def restart_information(model, x_test, seed):
+  """I_q(X;Z) and KL(q(z) || p(z)) of every restart on the test points, as
+  `information.mutual_information` `dict`s (z ~ q_phi, `INFORMATION_SAMPLES` per point)."""
+  return [information.mutual_information(model.parts(r).encoder, model.parts(r).marginal,
+                                         x_test, seed=seed + 2,
+                                         num_samples=INFORMATION_SAMPLES,
+                                         batch_size=x_test.shape[0])
+          for r in range(model.restarts)]
 
 
 def generative_mutual_information(model):
