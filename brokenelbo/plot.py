@@ -42,9 +42,13 @@ def select_run(runs, spec):
              (family, beta, anneal, seed)]
   if not matches:
     raise cli.UserError(f'no run {spec!r} in the results')
-  run = matches[0]
+  return _with_checkpoint(matches[0], spec)
+
+
+def _with_checkpoint(run, name):
+  """`run`, if its checkpoints are still in its `run_dir` (grids are drawn from them)."""
   if not os.path.isfile(os.path.join(run.run_dir, 'checkpoint')):
-    raise cli.UserError(f'run {spec!r}: no checkpoint in {run.run_dir} (Figure 4 is drawn '
+    raise cli.UserError(f'run {name!r}: no checkpoint in {run.run_dir} (Figure 4 is drawn '
                         'from the trained model)')
   return run
 
@@ -56,7 +60,8 @@ def figure5_runs(runs, beta):
   by_family = {run.family: run for run in runs
                if (run.beta, run.anneal, run.seed) == (beta, 0., 0)}
   missing = [f for f in families.FAMILIES if f not in by_family]
-  chosen = [select_run(runs, f'{f}:{beta:g}') for f in families.FAMILIES if f in by_family]
+  chosen = [_with_checkpoint(by_family[f], f'{f}:{beta:g}') for f in families.FAMILIES
+            if f in by_family]
   if not chosen:
     raise cli.UserError(f'--figure5: no run at beta {beta:g} without annealing in the results')
   return chosen, missing
