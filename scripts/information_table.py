@@ -75,10 +75,10 @@ def main(path):
     failed += [f'{r["family"]} beta {r["beta"]} anneal {r["anneal"]}: {line}'
                for line in violations(r)]
   for n_like, n_info, n_gen, k_g in sorted(counts):
-    print(f'\nNLL_K on the first {n_like} test images; I_e (at most log {n_info} = '
-          f'{math.log(int(n_info)):.3f} nats), the gap and the active units on the first '
-          f'{n_info}; E and G_{k_g} from {n_gen} pairs (z, x) drawn from the model. R: the '
-          'whole test split, one draw per image.')
+    print(f'\nNLL_K on {n_like} test images evenly spaced through the split; I_e (at most '
+          f'log {n_info} = {math.log(int(n_info)):.3f} nats), the gap and the active units on '
+          f'{n_info} spread the same way; E and G_{k_g} from {n_gen} pairs (z, x) drawn from '
+          'the model. R: the whole test split, one draw per image.')
   print(f'{len(rows)} runs; checks (within {SIGMAS:g} standard errors): NLL_K non-increasing '
         'in K, I_e <= min(R, log N), E <= G: ' + ('all hold.' if not failed else
                                                   f'{len(failed)} fail.'))

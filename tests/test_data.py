@@ -14,6 +14,7 @@ import tensorflow as tf
 from brokenelbo.utils import cli
 from brokenelbo import data
 from brokenelbo.data import mnist
+from brokenelbo.data import subsets
 
 SHARED_MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             '..', 'shared', 'data', 'binarized_mnist')
@@ -248,6 +249,20 @@ def test_make_dataset_rejects_bad_arguments():
     data.make_dataset(_coded_images(3), batch_size=0)
   with pytest.raises(cli.UserError, match='no images'):
     data.make_dataset(np.zeros((0, 28, 28, 1), np.uint8), batch_size=2)
+
+
+def test_subsets_are_spread_through_a_class_sorted_split():
+  labels = np.repeat(np.arange(10), 30)  # 300 examples, sorted by class like MNIST's test.
+  np.testing.assert_array_equal(subsets.spread(labels, 5), [0, 2, 4, 6, 8])
+  np.testing.assert_array_equal(subsets.spread(labels, 10), np.arange(10))
+  np.testing.assert_array_equal(subsets.spread(labels[:3], 8), labels[:3])
+  assert subsets.stride(300, 5) == 60 and subsets.stride(3, 8) == 1
+  # The real test split: its first 500 images are all zeros, and 500 spread through it
+  # hold every digit about equally. Zeros have the most ink, so the first 500 images'
+  # mean ink is far from the split's, and the spread ones' close to it.
+  test = data.static_mnist('test').reshape(10000, -1).mean(axis=1)
+  spread_ink, first_ink = subsets.spread(test, 500).mean(), test[:500].mean()
+  assert abs(spread_ink - test.mean()) < 0.005 < 0.02 < first_ink - test.mean()
 
 
 def test_gin_configurables_keep_their_python_names():

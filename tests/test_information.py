@@ -13,6 +13,8 @@ replicas), a two-sided miss probability of about 7e-6 per check for a normal err
 any bias that is known to leading order, stated beside each check. Everything is float64.
 """
 
+import types
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,6 +22,7 @@ import tensorflow_probability as tfp
 
 from brokenelbo.evaluation import elbo
 from brokenelbo.evaluation import information
+from brokenelbo.evaluation import suite
 from brokenelbo.models import vae as vae_lib
 
 tfd = tfp.distributions
@@ -315,6 +318,32 @@ def test_generative_upper_bound_g_falls_to_the_information(model, bounds):
   information_d = model.generative_information()
   assert abs(g[1000] - information_d) <= SIGMAS * stderr[1000], (g[1000], information_d)
   assert bounds['e'] < information_d < g[1000] + SIGMAS * stderr[1000]
+
+
+def test_the_suite_takes_examples_spread_through_the_split(model, data):
+  # A class-sorted split's first examples are one class: the suite must take every
+  # stride-th example instead, and say which. Its numbers are then exactly those of the
+  # estimators on that subset, with the suite's seeds.
+  parts = types.SimpleNamespace(encoder=model.encoder, decoder=model.decoder,
+                                marginal_distribution=lambda: model.marginal)
+  split = data[:40]
+  result = suite.information_suite(parts, split, seed=3, num_samples=(1, 2),
+                                   likelihood_examples=4, information_examples=5,
+                                   generative_examples=2, batch_size=4)
+  assert (result['likelihood_stride'], result['information_stride']) == (10, 8)
+  assert (result['likelihood_examples'], result['information_examples']) == (4, 5)
+  bound = information.importance_weighted_bound(model.encoder, model.decoder, model.marginal,
+                                                split[::10], seed=3, num_samples=(1, 2),
+                                                batch_size=4)
+  for k in (1, 2):
+    assert result[f'nll_k{k}'] == bound['nll'][k]
+  mutual = information.mutual_information(model.encoder, model.marginal, split[::8],
+                                          tf.constant([3, 1], tf.int32), batch_size=4)
+  assert result['mutual_information'] == mutual['mutual_information']
+  # Fewer examples than asked for: all of them.
+  assert suite.information_suite(parts, split[:3], seed=3, num_samples=(1,),
+                                 likelihood_examples=4, information_examples=5,
+                                 generative_examples=2)['likelihood_stride'] == 1
 
 
 class _Bernoulli:

@@ -189,6 +189,21 @@ def test_a_run_without_its_suite_gets_it_on_the_next_invocation_without_training
   assert len(_commands(run_dir + '.log', 'evaluate')) >= 2
 
 
+def test_a_suite_of_the_splits_first_examples_does_not_count(tmp_path):
+  # Such a suite (without `likelihood_stride`) came from one class of MNIST's sorted test
+  # split: the sweep treats the run as lacking its suite, and measures it again.
+  with open(tmp_path / 'sweep.json', 'w') as f:
+    json.dump(dict(metrics=dict(test=dict(step=10))), f)
+  first = dict(source='evaluate', split='test', step=10, mutual_information=1.)
+  spread = dict(first, mutual_information=2., likelihood_stride=20)
+  with open(tmp_path / 'metrics.jsonl', 'w') as f:
+    f.write(json.dumps(first) + '\n')
+  assert sweep.information_record(str(tmp_path)) is None
+  with open(tmp_path / 'metrics.jsonl', 'a') as f:
+    f.write(json.dumps(spread) + '\n' + json.dumps(first) + '\n')
+  assert sweep.information_record(str(tmp_path)) == spread
+
+
 def test_the_sweep_writes_its_hparams_experiment_beside_the_runs_sessions(swept):
   # What TensorBoard's HParams dashboard reads (tests/test_hparams_dashboard.py reads it
   # through the plugin): one experiment at the top, a session in each run.
@@ -313,13 +328,6 @@ def test_sweep_bad_input(args, message):
     errors = _errors(result.stderr)
     assert len(errors) == 1 and errors[0].startswith(message), result.stderr[-2000:]
     assert not os.path.exists(output_dir)
-
-
-def test_grid_examples_are_spread_through_a_class_sorted_split():
-  labels = np.repeat(np.arange(10), 30)  # 300 examples, sorted by class like MNIST's test.
-  np.testing.assert_array_equal(grids.spread(labels, 5), [0, 2, 4, 6, 8])
-  np.testing.assert_array_equal(grids.spread(labels, 10), np.arange(10))
-  np.testing.assert_array_equal(grids.spread(labels[:3], 8), labels[:3])
 
 
 def test_evaluate_refuses_a_folder_without_a_run():

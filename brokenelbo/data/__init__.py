@@ -1,6 +1,7 @@
 """Data: static binarized MNIST (`mnist`), 28x28 Omniglot (`omniglot`), the input
-pipelines (`pipeline`), and the four synthetic data sets of the LiBI paper (`synthetic`:
-float32 vectors `[500, D]` per split, `synthetic.synthetic(split, name, index)`).
+pipelines (`pipeline`), evenly spaced subsets of a split (`subsets`), and the four
+synthetic data sets of the LiBI paper (`synthetic`: float32 vectors `[500, D]` per split,
+`synthetic.synthetic(split, name, index)`).
 
 Every data set is a function `dataset(split)` returning `uint8` images `[N, 28, 28, 1]` in
 {0, 1}, bound in gin as `train.dataset` (`@static_mnist`, `@omniglot`, the function `omniglot.omniglot`).
@@ -18,6 +19,7 @@ ds = data.make_dataset(train, batch_size=100, shuffle=True, repeat=True, seed=1)
 from brokenelbo.data import mnist
 from brokenelbo.data import omniglot
 from brokenelbo.data import pipeline
+from brokenelbo.data import subsets
 from brokenelbo.data import synthetic
 # pylint: disable=g-importing-member
 from brokenelbo.data.mnist import (DataError, IMAGE_SHAPE, SPLITS, static_mnist,

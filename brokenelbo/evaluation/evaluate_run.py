@@ -14,6 +14,7 @@ from absl import logging
 import gin
 import tensorflow as tf
 
+from brokenelbo.data import subsets
 from brokenelbo.evaluation import elbo
 from brokenelbo.evaluation import suite
 from brokenelbo.training import run_dir
@@ -38,7 +39,7 @@ def evaluate_run(run, model_dir, split='test', output_dir=None, overwrite=False,
     batch_size: Python `int`, evaluation batch.
     max_examples: Python `int` or `None` (the whole split), evaluate the first examples.
     grid_examples: Python `int`, rows of each grid, examples evenly spaced through the
-      split (`grids.spread`; 0: no figure).
+      split (`subsets.spread`; 0: no figure).
     grid_decodes: Python `int`, samples x ~ d(x|z) per z in the grids.
     information: `None`, or `information(model, images, seed) -> {name: number}` (the
       default `suite.information_suite`: likelihood bounds, mutual information, marginal
@@ -75,7 +76,7 @@ def evaluate_run(run, model_dir, split='test', output_dir=None, overwrite=False,
     writer.close()
   if grid_examples:
     name = os.path.join(*os.path.normpath(os.path.abspath(model_dir)).split(os.sep)[-2:])
-    grids.draw_grids(run.model, grids.spread(images, grid_examples), figure,
+    grids.draw_grids(run.model, subsets.spread(images, grid_examples), figure,
                      f'{name}: {split} R = {result["rate"]:.2f}, '
                      f'D = {result["distortion"]:.2f}',
                      num_decodes=grid_decodes, seed=seed + 3)

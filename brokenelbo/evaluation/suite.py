@@ -3,16 +3,21 @@
 For one split of a restored run it computes, with the generic estimators of `information`:
 
 - NLL_K = -mean L_K, the importance-weighted bound on -log p(x) for each K (Burda et al.
-  2016; K = 1 is the one-sample -ELBO), on the first `likelihood_examples` examples;
+  2016; K = 1 is the one-sample -ELBO), on `likelihood_examples` examples;
 - I_e, the mutual information of the encoder under the data, the rate R from the same
-  draws and the marginal gap KL(e(z) || m(z)) = R - I_e (Hoffman & Johnson 2016), on the
-  first `information_examples` examples; I_e <= log N for N examples, so log N is
-  recorded beside it;
+  draws and the marginal gap KL(e(z) || m(z)) = R - I_e (Hoffman & Johnson 2016), on
+  `information_examples` examples; I_e <= log N for N examples, so log N is recorded
+  beside it;
 - the number of active units (Var_x E[z_i|x] > 0.01; Burda et al. 2016), on the same
   examples;
 - the generative bounds E <= I_d(X;Z) <= G of Appendix C, from `generative_examples` pairs
   z ~ m(z), x ~ d(x|z), with G's log q(x) the importance-weighted L_K of the model's own
   marginal at the largest K.
+
+The examples are evenly spaced through the split (`data.subsets.spread`), not its first
+ones: MNIST's test split is sorted by class. Their spacing is recorded
+(`likelihood_stride`, `information_stride`); records without it came from the first
+examples, and `experiments.sweep` measures such a suite again.
 
 The defaults (K = 1, 10, 100 on 500 examples; I_e on 500; 100 generated pairs) keep an
 evaluation to minutes on 2 CPU cores; bind larger counts
@@ -23,6 +28,7 @@ evaluation to minutes on 2 CPU cores; bind larger counts
 import gin
 import tensorflow as tf
 
+from brokenelbo.data import subsets
 from brokenelbo.evaluation import information
 
 
@@ -43,7 +49,8 @@ def information_suite(model, images, seed, num_samples=(1, 10, 100), likelihood_
 
   Args:
     model: a `vae.VAE` (its `encoder`, `decoder` and `marginal_distribution()`).
-    images: array `[N, 28, 28, 1]` of the split (the first examples are used).
+    images: array `[N, 28, 28, 1]` of the split (examples evenly spaced through it
+      are used).
     seed: Python `int`. The likelihood bound draws as `elbo.make_evaluate(..., seed)`
       does, so with the same batch size NLL_1 is its -ELBO on the same examples; the other
       measures draw from streams of their own.
@@ -58,21 +65,23 @@ def information_suite(model, images, seed, num_samples=(1, 10, 100), likelihood_
   Returns:
     `dict`: nll_k<K> and nll_k<K>_stderr for each K; mutual_information, rate_information
     (R from the same draws), marginal_kl, each with `_stderr`; log_num_examples (the cap of
-    I_e); active_units; generative_e, generative_g_k<K> and their `_stderr`; and the
-    counts (likelihood_examples, information_examples, generative_examples).
+    I_e); active_units; generative_e, generative_g_k<K> and their `_stderr`; the counts
+    (likelihood_examples, information_examples, generative_examples); and the spacing of
+    the examples taken (likelihood_stride, information_stride: every such example of
+    `images`, from the first).
   """
   encoder, decoder = model.encoder, model.decoder
   marginal = model.marginal_distribution()
   result = {}
   ks = sorted(set(int(k) for k in num_samples))
-  likely = images[:likelihood_examples]
+  likely = subsets.spread(images, likelihood_examples)
   bound = information.importance_weighted_bound(
       encoder, decoder, marginal, likely, seed, num_samples=ks,
       batch_size=batch_size)
   for k in ks:
     result[_key('nll', k)] = bound['nll'][k]
     result[_key('nll', k) + '_stderr'] = bound['nll_stderr'][k]
-  informative = images[:information_examples]
+  informative = subsets.spread(images, information_examples)
   mutual = information.mutual_information(encoder, marginal, informative,
                                           _stream(seed, 1), batch_size=batch_size)
   for name in ('mutual_information', 'marginal_kl'):
@@ -92,5 +101,7 @@ def information_suite(model, images, seed, num_samples=(1, 10, 100), likelihood_
   result[_key('generative_g', ks[-1]) + '_stderr'] = generative['g_stderr'][ks[-1]]
   result.update(likelihood_examples=int(likely.shape[0]),
                 information_examples=int(informative.shape[0]),
-                generative_examples=int(generative_examples))
+                generative_examples=int(generative_examples),
+                likelihood_stride=subsets.stride(images.shape[0], likelihood_examples),
+                information_stride=subsets.stride(images.shape[0], information_examples))
   return result

@@ -57,7 +57,10 @@ The suite's columns (`SUITE_COLUMNS`, `evaluation.suite`) come from the run's la
 `evaluate` record of the test split that holds the suite and was made at the step of its
 final evaluation (`information_record`), so a suite measured again by hand with
 `python -m brokenelbo.evaluate` (at larger counts, say) replaces the sweep's in the next
-CSV; a run without one leaves them empty. `rate_information` is R on the suite's
+CSV; a run without one leaves them empty. A record without the suite's
+`likelihood_stride` was measured on the split's first examples, which are not a sample of
+a class-sorted split (`evaluation.suite`); it does not count, and the next invocation
+measures the suite again. `rate_information` is R on the suite's
 `information_examples` from the same draws as I_e, so that `marginal_kl = rate_information -
 mutual_information`; `log_num_examples` is log N of those examples, the cap of I_e.
 `generative_g` is G at the suite's largest K (`generative_g_num_samples`). The K's of
@@ -250,8 +253,9 @@ def final_metrics(model_dir, epochs):
 def information_record(model_dir):
   """The information suite of a finished run: the last `evaluate` record of the test split
   in its `metrics.jsonl` that holds the suite (`mutual_information`) and was made at the
-  step of its final test evaluation (that of its `sweep.json`); `None` if there is none or
-  the run is not finished."""
+  step of its final test evaluation (that of its `sweep.json`) on examples spread through
+  the split (with `likelihood_stride`); `None` if there is none or the run is not
+  finished."""
   try:
     with open(os.path.join(model_dir, 'sweep.json')) as f:
       step = json.load(f)['metrics']['test']['step']
@@ -260,7 +264,8 @@ def information_record(model_dir):
   found = None
   for record in _metrics_records(model_dir):
     if (record.get('source') == 'evaluate' and record.get('split') == 'test' and
-        record.get('step') == step and 'mutual_information' in record):
+        record.get('step') == step and 'mutual_information' in record and
+        'likelihood_stride' in record):
       found = record
   return found
 

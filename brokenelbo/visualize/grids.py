@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
+from brokenelbo.data import subsets
 from brokenelbo.utils import files
 from brokenelbo.utils import seeds
 
@@ -32,15 +33,6 @@ def _grids(vae, x, num_decodes, seed):
 
   recon = tf.concat([x[:, tf.newaxis], decode(z, seeds[2])], axis=1)
   return recon, decode(z_prior, seeds[3])
-
-
-def spread(images, num):
-  """`num` images evenly spaced through `images` (a class-sorted split shows every class).
-
-  Static binarized MNIST's test split, for one, starts with about a thousand zeros.
-  """
-  stride = max(images.shape[0] // num, 1)
-  return images[::stride][:num]
 
 
 def grid_arrays(vae, images, num_decodes=5, seed=0):
@@ -115,7 +107,7 @@ def figure4(panels, num_examples=6, num_decodes=4, seed=0, columns=None):
   for ax in axes[len(panels):]:
     ax.set_axis_off()
   for ax, (title, restored) in zip(axes, panels):
-    images = spread(restored.settings['dataset']('test'), num_examples)
+    images = subsets.spread(restored.settings['dataset']('test'), num_examples)
     recon, generated = grid_arrays(restored.model, images, num_decodes, seed)
     show_grids(ax, recon, generated, title)
     ax.set_xlabel('')
