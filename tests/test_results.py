@@ -1,9 +1,12 @@
-"""The committed MNIST sweep (`results/mnist_rd.csv`) agrees with its run records.
+"""The committed MNIST sweeps agree with their run records, and the information table
+(`results/mnist_info.csv`) with the bounds its estimates must satisfy.
 
-Each CSV row must come from a run directory in the repository whose `metrics.jsonl` holds
-the row's final test and train evaluations, whose `sweep.json` names the row's settings,
-and whose `config.gin` binds the row's beta, annealing and seed: a row edited by hand, or a
-run directory that was not committed, fails here.
+Each CSV row (`results/mnist_rd.csv`, the rate-distortion sweep; `results/mnist_info.csv`,
+its runs again with the information suite) must come from a run directory in the
+repository whose `metrics.jsonl` holds the row's final test and train evaluations and its
+suite, whose `sweep.json` names the row's settings, and whose `config.gin` binds the row's
+beta, annealing and seed: a row edited by hand, or a run directory that was not committed,
+fails here.
 """
 
 import csv
@@ -15,21 +18,29 @@ import sys
 
 import pytest
 
+from brokenelbo.experiments import families
 from brokenelbo.experiments import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSV = os.path.join(ROOT, 'results', 'mnist_rd.csv')
+INFO_CSV = os.path.join(ROOT, 'results', 'mnist_info.csv')
+# The information table's runs (family, beta, anneal): the 12 families at beta 1 and 0.1,
+# and `-+v` and `++v` at the sweep's other betas and annealed over half an epoch.
+FAMILIES = families.FAMILIES
+INFO_RUNS = ({(f, b, 0.) for f in FAMILIES for b in (1., .1)} |
+             {(f, b, 0.) for f in ('-+v', '++v') for b in (.5, 2.)} |
+             {(f, b, .5) for f in ('-+v', '++v') for b in (.1, .5, 1., 2.)})
 
 
-def _rows():
-  if not os.path.exists(CSV):
+def _rows(path=CSV):
+  if not os.path.exists(path):
     return []
-  with open(CSV) as f:
+  with open(path) as f:
     return list(csv.DictReader(f))
 
 
-@pytest.mark.skipif(not _rows(), reason='no committed sweep')
-@pytest.mark.parametrize('row', _rows(), ids=lambda r: r['run_dir'])
+@pytest.mark.skipif(not _rows() + _rows(INFO_CSV), reason='no committed sweep')
+@pytest.mark.parametrize('row', _rows() + _rows(INFO_CSV), ids=lambda r: r['run_dir'])
 def test_row_matches_its_run_records(row):
   run_dir = os.path.join(ROOT, row['run_dir'])
   with open(os.path.join(run_dir, 'sweep.json')) as f:
@@ -47,6 +58,32 @@ def test_row_matches_its_run_records(row):
   assert f"beta_schedule.beta = {float(row['beta'])}" in config
   assert f"beta_schedule.anneal_epochs = {float(row['anneal'])}" in config
   assert f"train.seed = {int(float(row['seed']))}" in config
+  if row.get('mutual_information'):
+    suite = sweep.information_record(run_dir)
+    for name in ('nll_k1', 'nll_k100', 'mutual_information', 'marginal_kl', 'active_units',
+                 'generative_e'):
+      assert float(row[name]) == pytest.approx(suite[name], abs=1e-4), name
+
+
+@pytest.mark.skipif(not _rows(INFO_CSV), reason='no committed information table')
+def test_information_table_is_complete_and_its_bounds_hold(load_script):
+  table = load_script('information_table')
+  rows = table.read_rows(INFO_CSV)
+  runs = {(r['family'], float(r['beta']), float(r['anneal'])): r for r in rows}
+  assert set(runs) == INFO_RUNS and len(rows) == len(INFO_RUNS)
+  for row in rows:
+    # NLL_K non-increasing in K, I_e <= min(R, log N), E <= G, each within 4 standard
+    # errors; the suite at the counts the README states.
+    assert table.violations(row) == [], (row['family'], row['beta'], row['anneal'])
+    assert (row['likelihood_examples'], row['information_examples'],
+            row['generative_examples'], row['generative_g_num_samples']) == (
+                '500', '500', '100', '100')
+  # The PixelCNN decoders ignore z at beta 1 (the paper's Section 4.2) ...
+  for family in FAMILIES:
+    if family[1] == '+':
+      assert float(runs[family, 1., 0.]['mutual_information']) < 0.1, family
+  # ... and `-+v` uses it at beta 0.1.
+  assert float(runs['-+v', .1, 0.]['mutual_information']) > 5.
 
 
 @pytest.mark.skipif(not _rows(), reason='no committed sweep')
