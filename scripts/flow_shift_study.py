@@ -9,8 +9,9 @@ to the latent scale; this script measures how far it goes under each optimiser s
 Each variant is one `brokenelbo.train` run of `+-v` at the sweep's CPU profile (one epoch,
 the same seed and data order), differing only in its optimiser bindings. For each finished
 run it prints the test rate and distortion of the run's final evaluation, the shift
-rms |f(eps) - eps| over the encoder's mean scale on 500 test images, and the information
-suite's I_e, marginal gap and active units on the same images. Rerunning skips runs that
+rms |f(eps) - eps| over the encoder's mean scale on 500 test images evenly spaced
+through the split (`data.subsets`), and the information suite's I_e, marginal gap and
+active units on the same images. Rerunning skips runs that
 have finished; `--output` writes the numbers as JSON.
 
     python scripts/flow_shift_study.py --output_dir=runs/flow_shift \
@@ -26,6 +27,7 @@ from absl import flags
 import gin
 import tensorflow as tf
 
+from brokenelbo.data import subsets
 from brokenelbo.evaluation import suite
 from brokenelbo.experiments import sweep
 from brokenelbo.training import restore
@@ -73,7 +75,7 @@ def measure(model_dir):
   """The run's final test metrics, its flow shift and its information suite."""
   gin.clear_config()  # Each run's own config.
   run = restore.restore_run(model_dir)
-  images = run.settings['dataset']('test')[:EXAMPLES]
+  images = subsets.spread(run.settings['dataset']('test'), EXAMPLES)
   encoder = run.model.encoder
   gaussian = encoder.gaussian(tf.constant(images, tf.float32))
   eps = gaussian.sample(seed=tf.constant([7, 0], tf.int32))
