@@ -102,11 +102,11 @@ def evaluate_restarts(model, x_test, seed):
 def restart_information(model, x_test, seed):
   """I_q(X;Z) and KL(q(z) || p(z)) of every restart on the test points, as
   `information.mutual_information` `dict`s (z ~ q_phi, `INFORMATION_SAMPLES` per point)."""
-  return [information.mutual_information(model.parts(r).encoder, model.parts(r).marginal,
-                                         x_test, seed=seed + 2,
+  parts = [model.parts(r) for r in range(model.restarts)]
+  return [information.mutual_information(p.encoder, p.marginal, x_test, seed=seed + 2,
                                          num_samples=INFORMATION_SAMPLES,
                                          batch_size=x_test.shape[0])
-          for r in range(model.restarts)]
+          for p in parts]
 
 
 def generative_mutual_information(model):
