@@ -41,13 +41,12 @@ import sys
 from absl import flags
 import gin
 
+# TensorFlow loads only once the flags are checked (`main`): these import none.
 from brokenelbo.experiments import families as families_lib
+from brokenelbo.experiments import grid as grid_lib
 from brokenelbo.experiments import launchers
-from brokenelbo.experiments import sweep as sweep_lib
 from brokenelbo.utils import cli
-from brokenelbo.utils import configurables  # pylint: disable=unused-import
 from brokenelbo.utils import files
-from brokenelbo.visualize import hparams
 
 FLAGS = flags.FLAGS
 
@@ -84,8 +83,8 @@ def define_flags():
                     'train only (the suite\'s cells stay empty).')
   flags.DEFINE_multi_string('evaluate_bindings', [],
                             'Gin bindings of each run\'s evaluation, passed to '
-                            'brokenelbo.evaluate as --gin_bindings after '
-                            f'{list(sweep_lib.EVALUATE_BINDINGS)}, e.g. '
+                            'brokenelbo.evaluate as --gin_bindings after the sweep\'s '
+                            'own (no Figure 4 grids), e.g. '
                             '"information_suite.num_samples = (1, 10, 100, 1000)".')
   flags.DEFINE_bool('collect_only', False, 'Only rewrite the results CSV from finished runs '
                     '(computes nothing, not even a missing information suite).')
@@ -114,6 +113,20 @@ def define_flags():
 def main(argv):
   del argv
   results = FLAGS.results or os.path.join(FLAGS.output_dir, 'results.csv')
+  if not FLAGS.collect_only:
+    # The flags' own mistakes are reported before TensorFlow loads (seconds).
+    if FLAGS.parallel < 1 or FLAGS.threads_per_run < 1:
+      raise cli.UserError('--parallel and --threads_per_run must be >= 1')
+    grid = grid_lib.make_grid(FLAGS.families, FLAGS.betas, FLAGS.anneal_epochs,
+                              FLAGS.anneal_decoders, FLAGS.seeds)
+    grid_lib.check_grid_settings_unbound(FLAGS.gin_file, FLAGS.gin_bindings)
+    if not FLAGS.dry_run:
+      files.check_can_create_dir(FLAGS.output_dir, 'output_dir')
+  # pylint: disable=g-import-not-at-top
+  from brokenelbo.experiments import sweep as sweep_lib
+  from brokenelbo.utils import configurables  # pylint: disable=unused-import
+  from brokenelbo.visualize import hparams
+  # pylint: enable=g-import-not-at-top
   if FLAGS.collect_only:
     for family, model_dir in sweep_lib.finished_runs(FLAGS.output_dir):
       gin.clear_config()  # Each run's config alone.
@@ -122,15 +135,10 @@ def main(argv):
     rows = sweep_lib.write_results(FLAGS.output_dir, results)
     print(f'{rows} finished runs -> {results}')
     return
-  if FLAGS.parallel < 1 or FLAGS.threads_per_run < 1:
-    raise cli.UserError('--parallel and --threads_per_run must be >= 1')
   launcher = LAUNCHERS[FLAGS.launcher]()
-  grid = sweep_lib.make_grid(FLAGS.families, FLAGS.betas, FLAGS.anneal_epochs,
-                             FLAGS.anneal_decoders, FLAGS.seeds)
   sweep = sweep_lib.Sweep(FLAGS.output_dir, results, FLAGS.gin_file, FLAGS.gin_bindings,
                           FLAGS.threads_per_run, information=FLAGS.information,
                           evaluate_bindings=FLAGS.evaluate_bindings)
-  sweep_lib.check_grid_settings_unbound(FLAGS.gin_file, FLAGS.gin_bindings)
   # Every run's config is parsed before any run starts: a bad binding fails at once.
   settings = []
   for run in grid:

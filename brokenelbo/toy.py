@@ -6,8 +6,8 @@ Applies the packaged `configs/toy.gin`, then any `--gin_file`s and `--gin_bindin
 
 from absl import flags
 
-from brokenelbo.experiments import toy
 from brokenelbo.utils import cli
+from brokenelbo.utils import files
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('output_dir', None, 'Where to write toy.json and figure2.png.',
@@ -19,7 +19,11 @@ cli.define_gin_flags()
 def main(argv):
   if len(argv) > 1:
     raise cli.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
-  cli.parse_gin(['configs/toy.gin'] + FLAGS.gin_file, FLAGS.gin_bindings)
+  # The flags' own mistakes are reported before TensorFlow loads (seconds).
+  gin_files = cli.resolve_gin_files(['configs/toy.gin'] + FLAGS.gin_file)
+  files.check_can_create_dir(FLAGS.output_dir, 'output_dir')
+  from brokenelbo.experiments import toy  # pylint: disable=g-import-not-at-top
+  cli.parse_gin(gin_files, FLAGS.gin_bindings)
   toy.toy_experiment(FLAGS.output_dir, overwrite=FLAGS.overwrite)
 
 

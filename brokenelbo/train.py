@@ -6,9 +6,8 @@ r"""Trains one VAE family: `python -m brokenelbo.train --gin_file=configs/-+v.gi
 
 from absl import flags
 
-from brokenelbo.training import trainer
 from brokenelbo.utils import cli
-from brokenelbo.utils import configurables  # pylint: disable=unused-import
+from brokenelbo.utils import files
 
 flags.DEFINE_string('model_dir', None, 'Directory for checkpoints, summaries and metrics.')
 flags.DEFINE_bool('overwrite', False, 'Start afresh in a model_dir holding a different run.')
@@ -19,6 +18,11 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  # The flags' own mistakes are reported before TensorFlow loads (seconds).
+  cli.resolve_gin_files(FLAGS.gin_file)
+  files.check_can_create_dir(FLAGS.model_dir, 'model_dir')
+  from brokenelbo.training import trainer  # pylint: disable=g-import-not-at-top
+  from brokenelbo.utils import configurables  # pylint: disable=g-import-not-at-top,unused-import
   cli.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
   trainer.train(model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite)
 

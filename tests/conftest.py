@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import resource
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -9,6 +10,49 @@ import gin  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 
 from brokenelbo.utils import configurables  # pylint: disable=unused-import,g-import-not-at-top
+
+
+def pytest_addoption(parser):
+  parser.addoption('--cpu_times', type=int, default=0, metavar='N',
+                   help='After the run, list the N tests that took the most CPU time (this '
+                        'process\'s and its waited-for children\'s, which other jobs on the '
+                        'machine barely change), and the total per module. With -n 0: a '
+                        'worker\'s report stays in the worker.')
+
+
+def _cpu_seconds():
+  own, children = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
+                                                     resource.RUSAGE_CHILDREN))
+  return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+_CPU_TIMES = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+  """Charges each test its CPU time, set-up (module fixtures included) and teardown too."""
+  del nextitem
+  start = _cpu_seconds()
+  yield
+  _CPU_TIMES[item.nodeid] = _cpu_seconds() - start
+
+
+def pytest_terminal_summary(terminalreporter, config):
+  top = config.getoption('cpu_times')
+  if not top or not _CPU_TIMES:
+    return
+  write = terminalreporter.write_line
+  modules = {}
+  for nodeid, seconds in _CPU_TIMES.items():
+    module = nodeid.split('::')[0]
+    modules[module] = modules.get(module, 0.) + seconds
+  write(f'CPU seconds: {sum(_CPU_TIMES.values()):.0f} in all, {len(_CPU_TIMES)} tests')
+  for module, seconds in sorted(modules.items(), key=lambda kv: -kv[1]):
+    write(f'{seconds:8.1f}  {module}')
+  write(f'The {top} tests with the most CPU seconds:')
+  for nodeid, seconds in sorted(_CPU_TIMES.items(), key=lambda kv: -kv[1])[:top]:
+    write(f'{seconds:8.1f}  {nodeid}')
 
 
 def pytest_collection_modifyitems(items):

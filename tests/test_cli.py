@@ -1,12 +1,15 @@
 """Tests of the command lines' gin handling: how `--gin_file` resolves, settings that only a
-flag may set, and the empty-config contract of the run restorer."""
+flag may set, the empty-config contract of the run restorer, and the mistakes in flags
+that are reported before TensorFlow loads."""
 
 import os
+import subprocess
+import sys
 
 import gin
 import pytest
 
-from brokenelbo.experiments import sweep
+from brokenelbo.experiments import grid
 from brokenelbo.training import restore
 from brokenelbo.utils import cli
 
@@ -49,13 +52,46 @@ def test_settings_of_flags_are_not_gin_bindable(binding):
                                      'beta_schedule.anneal_epochs=1'])
 def test_sweep_refuses_bindings_of_its_grid(binding, tmp_path):
   with pytest.raises(cli.UserError, match=f'{binding.split("=")[0].strip()} is set per run'):
-    sweep.check_grid_settings_unbound(['configs/smoke.gin'], [binding])
+    grid.check_grid_settings_unbound(['configs/smoke.gin'], [binding])
   user_file = tmp_path / 'mine.gin'
   user_file.write_text(f'# a comment: train.seed = 1\n{binding}  # mine\n')
   with pytest.raises(cli.UserError, match='is set per run'):
-    sweep.check_grid_settings_unbound([str(user_file)], [])
-  sweep.check_grid_settings_unbound(['configs/smoke.gin', 'configs/cpu.gin'],
-                                    ['train.epochs = 2'])
+    grid.check_grid_settings_unbound([str(user_file)], [])
+  grid.check_grid_settings_unbound(['configs/smoke.gin', 'configs/cpu.gin'],
+                                   ['train.epochs = 2'])
+
+
+# `python -m brokenelbo.<tool> ARGS` in a process where `import tensorflow` fails.
+_WITHOUT_TENSORFLOW = ('import runpy, sys; sys.modules["tensorflow"] = None; '
+                       'sys.argv = sys.argv[1:]; runpy.run_module(sys.argv[0], '
+                       'run_name="__main__", alter_sys=True)')
+
+
+@pytest.mark.parametrize('tool, args, message', [
+    ('train', ['--gin_file=configs/-x-.gin', '--model_dir={tmp}/run'],
+     'gin file not found: configs/-x-.gin'),
+    ('train', ['--gin_file=configs/---.gin', '--model_dir={tmp}/a_file/run'],
+     'model_dir {tmp}/a_file/run is not writable: Not a directory'),
+    ('toy', ['--output_dir={tmp}/a_file'], 'output_dir {tmp}/a_file is not writable: '
+     'Not a directory'),
+    ('sweep', ['--output_dir={tmp}/sweep', '--families=-x-'], "unknown families ['-x-']"),
+    ('sweep', ['--output_dir={tmp}/sweep', '--betas=nan'],
+     "betas must be finite numbers, got 'nan'"),
+    ('sweep', ['--output_dir={tmp}/sweep', '--gin_bindings=train.seed = 1'],
+     'train.seed is set per run by --seeds'),
+    ('sweep', ['--output_dir=/dev/null/sweep'], 'output_dir /dev/null/sweep is not writable'),
+])
+def test_mistakes_in_flags_are_reported_before_tensorflow_loads(tool, args, message,
+                                                                 tmp_path):
+  (tmp_path / 'a_file').write_text('not a folder')
+  args = [a.format(tmp=tmp_path) for a in args]
+  result = subprocess.run([sys.executable, '-c', _WITHOUT_TENSORFLOW, f'brokenelbo.{tool}',
+                           *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+  assert result.returncode == cli.EXIT_USER_ERROR, result.stderr[-2000:]
+  lines = result.stderr.splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f'error: {message.format(tmp=tmp_path)}'), (
+      lines)
+  assert os.listdir(tmp_path) == ['a_file']  # Nothing made.
 
 
 def test_restoring_never_merges_into_the_callers_config(tmp_path):

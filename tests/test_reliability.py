@@ -1,7 +1,7 @@
 """Reliability: interrupted and resumed runs, non-finite steps, bad input, nothing lost.
 
 The fault-injection tests run the real command line with the same seed: once straight
-through, and once sent SIGKILL (or SIGTERM) at 10 random moments in a row, resumed each
+through, and once sent SIGKILL (or SIGTERM) at 5 random moments in a row, resumed each
 time with the same command, then run to its end. The resumed run must log every evaluation
 and every TensorBoard step exactly once, and its final metrics must equal the uninterrupted
 run's to 1e-4 nats. Run them with `-s` to see the exit statuses, the steps reached and the
@@ -38,7 +38,7 @@ FAULT_RUN = ['train.epochs = 20', 'train.eval_every_epochs = 5',
              'train.checkpoint_every_steps = 2', 'train.summary_images = 0']
 FAULT_STEPS = 80
 EVAL_STEPS = (20, 40, 60, 80)
-NUM_INTERRUPTIONS = 10
+NUM_INTERRUPTIONS = 5
 
 
 def _train_command(model_dir, bindings=(), family='---'):
@@ -84,7 +84,7 @@ def uninterrupted(tmp_path_factory):
 
 
 def _interrupt_and_resume(model_dir, sig, seconds_per_step, seed):
-  """Runs the command 10 times, each sent `sig` at a random moment, then once to the end.
+  """Runs the command 5 times, each sent `sig` at a random moment, then once to the end.
 
   Each moment is uniform over the 4 steps' time that follows the process's first progress
   line (so training has begun, and every process makes progress): it falls in a step, an

@@ -25,6 +25,7 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 import tensorflow as tf
 
+from brokenelbo.experiments import grid
 from brokenelbo.experiments import sweep
 from brokenelbo.training import restore
 from brokenelbo.utils import cli
@@ -338,13 +339,13 @@ def test_evaluate_refuses_a_folder_without_a_run():
 
 
 def test_grid_skips_annealing_for_other_decoders():
-  grid = sweep.make_grid(['---', '-+-'], ['1'], ['0', '2'], '+', ['0', '1'])
-  assert [(r['family'], r['anneal'], r['seed']) for r in grid] == [
+  runs = grid.make_grid(['---', '-+-'], ['1'], ['0', '2'], '+', ['0', '1'])
+  assert [(r['family'], r['anneal'], r['seed']) for r in runs] == [
       ('---', 0., 0), ('---', 0., 1), ('-+-', 0., 0), ('-+-', 0., 1), ('-+-', 2., 0),
       ('-+-', 2., 1)]
-  assert sweep.run_name(grid[4]) == 'beta=1_anneal=2_seed=0'
+  assert grid.run_name(runs[4]) == 'beta=1_anneal=2_seed=0'
   with pytest.raises(cli.UserError):
-    sweep.make_grid(['---'], ['1'], ['0'], '+', ['x'])
+    grid.make_grid(['---'], ['1'], ['0'], '+', ['x'])
 
 
 def test_plot_draws_figures_4_and_5_from_the_runs_of_the_csv(swept):

@@ -80,7 +80,6 @@ import contextlib
 import csv
 import fcntl
 import io
-import itertools
 import json
 import math
 import os
@@ -97,6 +96,7 @@ import gin
 # Registers `evaluate_run` and `information_suite`, whose bindings `run_settings` checks.
 from brokenelbo.evaluation import evaluate_run  # pylint: disable=unused-import
 from brokenelbo.experiments import families as families_lib
+from brokenelbo.experiments import grid as grid_lib
 from brokenelbo.training import checkpoints
 from brokenelbo.training import restore
 from brokenelbo.training import run_dir
@@ -136,78 +136,6 @@ def columns(num_samples):
   return TRAINING_COLUMNS + nll_columns(num_samples) + SUITE_COLUMNS + ('run_dir',)
 
 
-def _number(text, what):
-  try:
-    value = float(text)
-  except ValueError:
-    value = math.nan
-  if not math.isfinite(value):
-    raise cli.UserError(f'{what} must be finite numbers, got {text!r}')
-  return value
-
-
-def _format(value):
-  """1.0 -> '1', 0.5 -> '0.5': the form used in run names and bindings."""
-  return f'{value:g}'
-
-
-def make_grid(families, betas, anneal_epochs, anneal_decoders, seeds):
-  """The runs, in order: a list of dicts (family, beta, anneal, seed)."""
-  for values, flag in ((families, 'families'), (betas, 'betas'),
-                       (anneal_epochs, 'anneal_epochs'), (seeds, 'seeds')):
-    if not values:
-      raise cli.UserError(f'--{flag} is empty: the sweep would have no runs')
-  families_lib.check_families(families)
-  betas = [_number(b, 'betas') for b in betas]
-  anneals = [_number(a, 'anneal_epochs') for a in anneal_epochs]
-  if any(b < 0 for b in betas) or any(a < 0 for a in anneals):
-    raise cli.UserError('betas and anneal_epochs must be >= 0')
-  try:
-    seeds = [int(s) for s in seeds]
-  except ValueError:
-    raise cli.UserError(f'seeds must be integers, got {seeds}') from None
-  grid = []
-  for family, anneal, beta, seed in itertools.product(families, anneals, betas, seeds):
-    if anneal > 0 and family[1] not in anneal_decoders:
-      continue
-    grid.append(dict(family=family, beta=beta, anneal=anneal, seed=seed))
-  return grid
-
-
-def run_name(run):
-  return f"beta={_format(run['beta'])}_anneal={_format(run['anneal'])}_seed={run['seed']}"
-
-
-# The settings that the grid gives each run, and the flags that choose them.
-GRID_SETTINGS = {'beta_schedule.beta': '--betas', 'beta_schedule.anneal_epochs':
-                 '--anneal_epochs', 'train.seed': '--seeds'}
-
-
-def run_bindings(run):
-  return [f"beta_schedule.beta = {run['beta']!r}",
-          f"beta_schedule.anneal_epochs = {run['anneal']!r}",
-          f"train.seed = {run['seed']}"]
-
-
-def check_grid_settings_unbound(gin_files, gin_bindings):
-  """Raises `cli.UserError` if a `--gin_file` or `--gin_bindings` binds a setting that the
-  grid sets per run (`GRID_SETTINGS`), which the run's own binding would silently override.
-
-  The files are read as text, their `include`s not followed: the family files include
-  `base.gin`, which binds all three, so only what the user wrote is checked.
-  """
-  texts = list(gin_bindings)
-  for path in gin_files:
-    with open(cli.resolve_gin_file(path)) as f:
-      texts.append(f.read())
-  for text in texts:
-    for line in text.splitlines():
-      selector = line.split('#')[0].split('=')[0].strip()
-      if selector in GRID_SETTINGS:
-        raise cli.UserError(f'{selector} is set per run by {GRID_SETTINGS[selector]}; '
-                            f'remove it from --gin_file/--gin_bindings')
-
-
 def run_settings(run, gin_files, gin_bindings, evaluate_bindings=()):
   """Parses the run's config into gin's (empty) config (bad bindings fail here, before
   anything runs) and returns the settings the CSV reports: dataset, epochs, and the config
@@ -218,7 +146,7 @@ def run_settings(run, gin_files, gin_bindings, evaluate_bindings=()):
   `config.gin`, so that they too fail before anything runs.
   """
   settings = restore.run_settings([f"configs/{run['family']}.gin", *gin_files],
-                                  [*gin_bindings, *run_bindings(run)])
+                                  [*gin_bindings, *grid_lib.run_bindings(run)])
   splits = tuple(settings['eval_splits'])
   if 'test' not in splits or 'train' not in splits:
     raise cli.UserError(f"a sweep needs train.eval_splits to hold 'train' and 'test', got "
@@ -323,9 +251,9 @@ def csv_row(record, suite=None):
   test, train = record['metrics']['test'], record['metrics']['train']
   family = record['family']
   return dict(family=family, encoder=family[0], decoder=family[1], marginal=family[2],
-              dataset=record['dataset'], beta=_format(record['beta']),
-              anneal=_format(record['anneal']), seed=record['seed'],
-              epochs=_format(record['epochs']),
+              dataset=record['dataset'], beta=grid_lib.format_number(record['beta']),
+              anneal=grid_lib.format_number(record['anneal']), seed=record['seed'],
+              epochs=grid_lib.format_number(record['epochs']),
               rate=f"{test['rate']:.4f}", distortion=f"{test['distortion']:.4f}",
               elbo=f"{test['elbo']:.4f}", train_rate=f"{train['rate']:.4f}",
               train_distortion=f"{train['distortion']:.4f}",
@@ -419,7 +347,7 @@ def train_command(run, model_dir, gin_files, gin_bindings):
   command = [sys.executable, '-m', 'brokenelbo.train', f'--model_dir={model_dir}',
              f"--gin_file=configs/{run['family']}.gin"]
   command += [f'--gin_file={f}' for f in gin_files]
-  command += [f'--gin_bindings={b}' for b in [*gin_bindings, *run_bindings(run)]]
+  command += [f'--gin_bindings={b}' for b in [*gin_bindings, *grid_lib.run_bindings(run)]]
   return command
 
 
@@ -477,7 +405,7 @@ class Sweep:
     self._init_processes()
 
   def model_dir(self, run):
-    return os.path.join(self.output_dir, run['family'], run_name(run))
+    return os.path.join(self.output_dir, run['family'], grid_lib.run_name(run))
 
   def command(self, run):
     """The training command of `run`."""

@@ -78,6 +78,12 @@ def resolve_gin_file(path):
   raise UserError(f'gin file not found: {path}')
 
 
+def resolve_gin_files(gin_files):
+  """`[resolve_gin_file(f) for f in gin_files]`: a command line calls it first, so that a
+  missing file is reported before TensorFlow loads."""
+  return [resolve_gin_file(f) for f in gin_files]
+
+
 def parse_gin(gin_files, gin_bindings):
   """Parses gin files and bindings; unknown or malformed bindings raise `UserError`.
 
@@ -85,7 +91,7 @@ def parse_gin(gin_files, gin_bindings):
   `include 'brokenelbo/configs/base.gin'` from the working directory or else from the
   installed package.
   """
-  files = [resolve_gin_file(f) for f in gin_files]
+  files = resolve_gin_files(gin_files)
   try:
     gin.parse_config_files_and_bindings(files, gin_bindings, skip_unknown=False,
                                         finalize_config=False)

@@ -2,7 +2,9 @@
 
 A file written by `write_atomic` is either its old content or its new content, never cut;
 a write that fails (a full disk) removes its temporary file. JSON is strict (RFC 8259): a
-value that is not a finite number is written as `null`, never as `NaN`.
+value that is not a finite number is written as `null`, never as `NaN`. The module does not
+import TensorFlow, so that a command line can check its output folders in a second, before
+TensorFlow loads (`check_can_create_dir`).
 """
 
 import errno
@@ -10,18 +12,7 @@ import json
 import math
 import os
 
-import tensorflow as tf
-
 from brokenelbo.utils import cli
-
-
-def _os_error(error, path):
-  """`error` (a TensorFlow file-system error or an `OSError`) as an `OSError` on `path`."""
-  if isinstance(error, OSError):
-    return error
-  message = ' '.join(str(getattr(error, 'message', error)).split())
-  code = errno.ENOSPC if 'No space left' in message else errno.EIO
-  return OSError(code, message, path)
 
 
 def write_atomic(path, text):
@@ -35,17 +26,16 @@ def write_atomic(path, text):
   tmp = path + '.tmp'
   try:
     if folder:
-      tf.io.gfile.makedirs(folder)
-    with tf.io.gfile.GFile(tmp, 'wb' if isinstance(text, bytes) else 'w') as f:
+      os.makedirs(folder, exist_ok=True)
+    with open(tmp, 'wb' if isinstance(text, bytes) else 'w') as f:
       f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-  except (OSError, tf.errors.OpError) as e:
+    os.replace(tmp, path)
+  except OSError:
     try:
-      if tf.io.gfile.exists(tmp):
-        tf.io.gfile.remove(tmp)
-    except tf.errors.OpError:
-      pass  # The folder itself is gone or unreadable; nothing was left in it.
-    raise _os_error(e, path) from None
+      os.remove(tmp)
+    except OSError:
+      pass  # Never written, or the folder itself is gone or unreadable.
+    raise
 
 
 def _finite_or_none(value):
@@ -81,7 +71,36 @@ def check_writable_dir(path, what):
     finally:
       if os.path.exists(probe):
         os.remove(probe)
-  except (OSError, tf.errors.OpError) as e:
-    error = _os_error(e, path)
-    reason = error.strerror or str(error)
-    raise cli.UserError(f'{what} {path} is not writable: {reason}') from None
+  except OSError as e:
+    raise cli.UserError(f'{what} {path} is not writable: {e.strerror or e}') from None
+
+
+def check_can_create_dir(path, what):
+  """Checks, creating nothing, that the folder `path` exists and is writable or can be made.
+
+  The nearest existing folder on the way to `path` must be a folder that this user may
+  write in (`os.access`, which also reports a read-only mount). A command line calls this
+  before loading TensorFlow, so that a mistyped output path fails in a second; a full disk
+  shows only when something is written (`check_writable_dir`, `write_atomic`).
+
+  Raises:
+    UserError: naming `what`, if `path` or a folder on its way is a file, or the nearest
+      existing one is not writable.
+  """
+  existing = os.path.abspath(path)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    reason = os.strerror(errno.ENOTDIR)
+  elif not os.access(existing, os.W_OK | os.X_OK):
+    reason = os.strerror(errno.EROFS if _read_only_mount(existing) else errno.EACCES)
+  else:
+    return
+  raise cli.UserError(f'{what} {path} is not writable: {reason}')
+
+
+def _read_only_mount(folder):
+  try:
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+  except OSError:
+    return False
