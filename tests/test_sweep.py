@@ -13,6 +13,7 @@ import csv
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 import tensorflow as tf
 
+from brokenelbo.evaluation import evaluate_run
 from brokenelbo.experiments import grid
 from brokenelbo.experiments import sweep
 from brokenelbo.training import restore
@@ -286,11 +288,11 @@ def test_evaluate_reproduces_the_runs_own_evaluation(swept):
     assert float(tf.make_ndarray(tensor.tensor_proto)) == pytest.approx(record[name], rel=1e-6)
   figure = os.path.join(run_dir, 'figures', 'figure4_test.png')
   assert os.path.getsize(figure) > 1000
-  # The figure is not replaced unasked.
+  # The figure is not replaced unasked (`cli.run` makes the error one line, exit status 2).
   before = os.stat(figure).st_mtime_ns
-  again = _run('evaluate', f'--model_dir={run_dir}')
-  assert again.returncode == 2
-  assert _errors(again.stderr) == [f'error: {figure} exists; pass --overwrite to replace it']
+  message = f'{figure} exists; pass --overwrite to replace it'
+  with pytest.raises(cli.UserError, match='^' + re.escape(message)):
+    evaluate_run.evaluate_run(restore.restore_run(run_dir), run_dir)
   assert os.stat(figure).st_mtime_ns == before
 
 
