@@ -330,7 +330,7 @@ def test_information_figure_draws_each_familys_numbers_against_beta(tmp_path):
   panels = [ax for ax in figure.axes if ax.get_visible() and ax.get_title()]
   assert [ax.get_title().split(':')[0] for ax in panels] == ['---', '-+v']  # No `+--`.
   plain, pixel = panels
-  assert plain.get_xscale() == 'log'
+  assert plain.get_xscale() == 'log' and plain.get_yscale() == 'symlog'
   lines = _lines(plain)
   # I_e of the runs without annealing, in the order of beta: 6 (0.1), 5.5 (1), 0.9 (10).
   np.testing.assert_array_equal(lines['mutual_information'].get_xydata(),

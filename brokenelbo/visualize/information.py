@@ -18,7 +18,7 @@ them; `COLUMNS` are the ones read), one panel per family present, in the order o
 
 ```none
 R                  `rate`: the test rate on the whole split, as in Figure 3;
-I_e                `mutual_information`, on the suite's first N test examples, with
+I_e                `mutual_information`, on the suite's N test examples, with
                    log N (`log_num_examples`) as a dashed horizontal line: no estimate
                    from N examples exceeds it, so I_e at log N means N is too small;
 H - D              `distortion` subtracted from H = the best -ELBO of the sweep
@@ -29,6 +29,11 @@ H - D              `distortion` subtracted from H = the best -ELBO of the sweep
 KL(e(z) || m(z))   `marginal_kl`, from the same draws as I_e;
 [E, G]             `generative_e` to `generative_g` (G at the suite's largest K), shaded.
 ```
+
+The vertical axis is symmetric-logarithmic, linear within +-`LINEAR_NATS`: E can lie
+hundreds of nats below zero where the encoder misreads the model's own samples (a loose
+lower bound, not a property of the data), and on a linear axis it would flatten I_e, log N
+and the gap into one line.
 
 Runs without KL annealing (`anneal = 0`) are drawn with solid lines and filled markers;
 annealed runs with another line style per annealing length and hollow markers. Where
@@ -66,6 +71,8 @@ BAND_COLOR = 'tab:purple'
 # Line styles of the annealing lengths > 0, ascending (no annealing: solid).
 ANNEAL_STYLES = ('-.', ':', (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 PANEL_COLUMNS = 3
+# The vertical axis is linear within +-LINEAR_NATS and logarithmic beyond.
+LINEAR_NATS = 10.
 
 
 def suite_runs(runs):
@@ -133,8 +140,11 @@ def plot_family(ax, runs, entropy, anneals):
     ax.axhline(cap, linestyle='--', color=dict(LINES)['mutual_information'], linewidth=.8,
                label=line_label('log_num_examples', 0))
   ax.set_xscale('log')
+  ax.set_yscale('symlog', linthresh=LINEAR_NATS)
+  low, high = ax.get_ylim()  # At least the linear range: ticks at -10, 0 and 10.
+  ax.set_ylim(min(low, -LINEAR_NATS), max(high, LINEAR_NATS))
   ax.set_xlabel('beta')
-  ax.set_ylabel('nats')
+  ax.set_ylabel(f'nats (linear within +-{LINEAR_NATS:g})')
   ax.grid(alpha=.3)
 
 
