@@ -9,6 +9,7 @@ run's to 1e-4 nats. Run them with `-s` to see the exit statuses, the steps reach
 largest difference.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -72,16 +73,34 @@ def _progress(log_path):
             for _, h, m, sec, step, _ in PROGRESS.findall(f.read())]
 
 
-@pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory):
-  """The run straight through: its directory, and its seconds per training step."""
-  root = tmp_path_factory.mktemp('uninterrupted')
-  model_dir, log = str(root / 'run'), str(root / 'stderr.log')
+def _uninterrupted_run(root):
+  model_dir, log = os.path.join(root, 'run'), os.path.join(root, 'stderr.log')
   with open(log, 'w') as stderr:
     subprocess.run(_train_command(model_dir, FAULT_RUN), cwd=REPO, check=True,
                    stdout=subprocess.DEVNULL, stderr=stderr)
   (t0, s0), (t1, s1) = _progress(log)[0], _progress(log)[-1]
   return model_dir, (t1 - t0) / (s1 - s0)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  """The run straight through: its directory, and its seconds per training step.
+
+  Run once per test session: the two interruption tests read it and write nothing there.
+  Under pytest-xdist, where they run on two workers, the first worker to take a lock in the
+  session's shared base folder runs it and the other reads its result.
+  """
+  if 'PYTEST_XDIST_WORKER' not in os.environ:
+    return _uninterrupted_run(str(tmp_path_factory.mktemp('uninterrupted')))
+  shared = tmp_path_factory.getbasetemp().parent / 'uninterrupted'
+  with open(f'{shared}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
+    result = shared / 'result.json'
+    if not result.exists():
+      shared.mkdir()
+      result.write_text(json.dumps(_uninterrupted_run(str(shared))))
+    model_dir, seconds_per_step = json.loads(result.read_text())
+  return model_dir, seconds_per_step
 
 
 def _interrupt_and_resume(model_dir, sig, times, seconds_per_step, seed):
