@@ -16,8 +16,8 @@ def pytest_addoption(parser):
   parser.addoption('--cpu_times', type=int, default=0, metavar='N',
                    help='After the run, list the N tests that took the most CPU time (this '
                         'process\'s and its waited-for children\'s, which other jobs on the '
-                        'machine barely change), and the total per module. With -n 0: a '
-                        'worker\'s report stays in the worker.')
+                        'machine barely change), and the total per module. Use it with -n 0: '
+                        'under pytest-xdist each worker keeps its counts and prints none.')
 
 
 def _cpu_seconds():
