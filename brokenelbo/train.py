@@ -19,11 +19,11 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   # The flags' own mistakes are reported before TensorFlow loads (seconds).
-  cli.resolve_gin_files(FLAGS.gin_file)
+  gin_files = cli.resolve_gin_files(FLAGS.gin_file)
   files.check_can_create_dir(FLAGS.model_dir, 'model_dir')
   from brokenelbo.training import trainer  # pylint: disable=g-import-not-at-top
   from brokenelbo.utils import configurables  # pylint: disable=g-import-not-at-top,unused-import
-  cli.parse_gin(FLAGS.gin_file, FLAGS.gin_bindings)
+  cli.parse_gin(gin_files, FLAGS.gin_bindings)
   trainer.train(model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite)
 
 
