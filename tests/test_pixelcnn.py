@@ -18,6 +18,7 @@ import functools
 from absl.testing import parameterized
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 from brokenelbo.models import decoders
 from brokenelbo.models.pixelcnn import distribution
@@ -126,8 +127,12 @@ class PixelCNNCausalityTest(tf.test.TestCase, parameterized.TestCase):
 
 def _random_network(height, layers_per_block, num_resolutions, seed=0,
                     network_class=pixelcnn.PixelCNN):
-  """A built network whose kernels are perturbed by 50% and whose biases are random."""
-  tf.random.set_seed(seed)
+  """A built network whose kernels are perturbed by 50% and whose biases are random.
+
+  `tf_keras.utils.set_random_seed` (Python's, NumPy's and TensorFlow's generators): the
+  initializers of unseeded Keras layers draw their seeds from Python's `random`, whose state
+  depends on the tests that ran before in the same worker."""
+  tf_keras.utils.set_random_seed(seed)
   network = network_class(filters=8, layers_per_block=layers_per_block,
                           num_resolutions=num_resolutions)
   network(tf.zeros([1, height, height, 1]), tf.zeros([1, height, height, 1]))
