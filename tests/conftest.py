@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: quiet TensorFlow logs and a clean gin config for every test."""
+"""Shared pytest fixtures: quiet TensorFlow logs, no Grappler rewrites in the test
+processes, and a clean gin config for every test."""
 
 import importlib.util
 import os
@@ -8,16 +9,23 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import gin  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from brokenelbo.utils import configurables  # pylint: disable=unused-import,g-import-not-at-top
+
+# In the test processes (not the commands they start), functions run without Grappler's
+# graph rewrites: a test traces many small graphs and runs each a few times, where the
+# rewrites cost more than they save (a smoke run of `++v` takes a quarter less CPU time).
+# The rewrites keep a graph's meaning, so every numerical check holds either way.
+tf.config.optimizer.set_experimental_options({'disable_meta_optimizer': True})
 
 
 def pytest_addoption(parser):
   parser.addoption('--cpu_times', type=int, default=0, metavar='N',
                    help='After the run, list the N tests that took the most CPU time (this '
                         'process\'s and its waited-for children\'s, which other jobs on the '
-                        'machine barely change), and the total per module. Use it with -n 0: '
-                        'under pytest-xdist each worker keeps its counts and prints none.')
+                        'machine barely change), and the total per module; under pytest-xdist '
+                        'the workers send their counts to the controller, which prints them.')
 
 
 def _cpu_seconds():
@@ -36,6 +44,20 @@ def pytest_runtest_protocol(item, nextitem):
   start = _cpu_seconds()
   yield
   _CPU_TIMES[item.nodeid] = _cpu_seconds() - start
+
+
+def pytest_sessionfinish(session):
+  """A pytest-xdist worker hands its counts to the controller (`pytest_testnodedown`)."""
+  workeroutput = getattr(session.config, 'workeroutput', None)
+  if workeroutput is not None:
+    workeroutput['cpu_times'] = dict(_CPU_TIMES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+  """The pytest-xdist controller collects a finished worker's counts."""
+  del error
+  _CPU_TIMES.update(getattr(node, 'workeroutput', {}).get('cpu_times', {}))
 
 
 def pytest_terminal_summary(terminalreporter, config):

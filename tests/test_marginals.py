@@ -11,6 +11,7 @@ from absl.testing import parameterized
 import numpy as np
 from scipy import special
 import tensorflow as tf
+import tf_keras
 
 from brokenelbo.models import encoders
 from brokenelbo.models import flows
@@ -43,7 +44,7 @@ def _iaf(event_size):
 
 
 def _encoder(flow=None):
-  tf.random.set_seed(3)
+  tf_keras.utils.set_random_seed(3)
   # One gated conv: 4x4x1 -> 2x2x4 -> Dense to loc and scale.
   return encoders.ConvEncoder(LATENT_SIZE, conv_layers=((4, 3, 2, 'same'),), flow=flow)
 
@@ -82,7 +83,7 @@ class StandardNormalTest(tf.test.TestCase):
 class FlowMarginalTest(tf.test.TestCase):
 
   def _marginal(self):
-    tf.random.set_seed(4)
+    tf_keras.utils.set_random_seed(4)
     return marginals.FlowMarginal(
         LATENT_SIZE,
         flow=lambda event_size: flows.ShiftOnlyFlow(event_size, num_steps=2,

@@ -13,6 +13,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+import tf_keras
 
 from brokenelbo.models import decoders
 from brokenelbo.models import encoders
@@ -26,7 +27,7 @@ LATENT_SIZE = 8
 
 
 def _vae():
-  tf.random.set_seed(0)
+  tf_keras.utils.set_random_seed(0)
   return model.VAE(
       # 28 -> 14 -> 7 -> 1 and back: the paper's image size with four-channel layers.
       encoder=lambda latent_size: encoders.ConvEncoder(

@@ -35,7 +35,7 @@ def _normal(shape, seed):
 
 
 def _network(layers_per_block):
-  tf.random.set_seed(0)
+  tf_keras.utils.set_random_seed(0)
   return pixelcnn.PixelCNN(filters=8, layers_per_block=layers_per_block)
 
 
@@ -152,7 +152,7 @@ class ShiftedConv2DRowsTest(tf.test.TestCase, parameterized.TestCase):
       ('transposed_right', (2, 2), True, 2, True))
   def test_rows_of_a_band_are_rows_of_the_whole_output(self, kernel, right, stride,
                                                        transpose):
-    tf.random.set_seed(0)
+    tf_keras.utils.set_random_seed(0)
     layer = pixelcnn.ShiftedConv2D(3, kernel, right=right, stride=stride,
                                    transpose=transpose)
     x = _normal([2, 8, 8, 2], 0)
@@ -327,7 +327,7 @@ class PixelCNNDecoderTest(tf.test.TestCase):
   latent_size = 3
 
   def _decoder(self, num_resolutions=3):
-    tf.random.set_seed(1)
+    tf_keras.utils.set_random_seed(1)
     return decoders.PixelCNNDecoder(
         image_shape=self.image_shape,
         network=lambda: pixelcnn.PixelCNN(filters=8, layers_per_block=1,

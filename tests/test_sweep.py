@@ -257,8 +257,8 @@ def test_evaluate_reproduces_the_runs_own_evaluation(swept):
                 '--gin_bindings=evaluate_run.max_examples = 50',
                 '--gin_bindings=evaluate_run.batch_size = 50',
                 '--gin_bindings=information_suite.batch_size = 50',
-                '--gin_bindings=information_suite.num_samples = (1, 10, 100)',
-                '--gin_bindings=information_suite.generative_examples = 20')
+                '--gin_bindings=information_suite.num_samples = (1, 5, 20)',
+                '--gin_bindings=information_suite.generative_examples = 10')
   assert result.returncode == 0, result.stderr[-3000:]
   record = json.loads(result.stdout.strip().splitlines()[-1])
   final = _final_records(run_dir)['test']
@@ -272,17 +272,17 @@ def test_evaluate_reproduces_the_runs_own_evaluation(swept):
   # and E <= G, each within 4 standard errors.
   assert record['nll_k1'] == pytest.approx(-record['elbo'], abs=1e-3)
   se = lambda name: 4 * record[f'{name}_stderr']
-  assert record['nll_k10'] <= record['nll_k1'] + se('nll_k1')
-  assert record['nll_k100'] <= record['nll_k10'] + se('nll_k10')
+  assert record['nll_k5'] <= record['nll_k1'] + se('nll_k1')
+  assert record['nll_k20'] <= record['nll_k5'] + se('nll_k5')
   assert record['mutual_information'] <= min(record['rate_information'],
                                              record['log_num_examples']) + se('mutual_information')
-  assert record['generative_e'] <= record['generative_g_k100'] + se('generative_e') + se(
-      'generative_g_k100')
+  assert record['generative_e'] <= record['generative_g_k20'] + se('generative_e') + se(
+      'generative_g_k20')
   assert record['likelihood_examples'] == record['information_examples'] == 50
   # The same numbers as TensorBoard scalars, read back with TensorBoard's event loading.
   accumulator = event_accumulator.EventAccumulator(run_dir)
   accumulator.Reload()
-  for name in ('rate', 'nll_k100', 'mutual_information', 'generative_g_k100'):
+  for name in ('rate', 'nll_k20', 'mutual_information', 'generative_g_k20'):
     tensor = accumulator.Tensors(f'evaluate/test/{name}')[-1]
     assert tensor.step == record['step']
     assert float(tf.make_ndarray(tensor.tensor_proto)) == pytest.approx(record[name], rel=1e-6)
