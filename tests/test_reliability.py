@@ -73,57 +73,101 @@ def _progress(log_path):
             for _, h, m, sec, step, _ in PROGRESS.findall(f.read())]
 
 
-def _uninterrupted_run(root):
-  model_dir, log = os.path.join(root, 'run'), os.path.join(root, 'stderr.log')
-  with open(log, 'w') as stderr:
-    subprocess.run(_train_command(model_dir, FAULT_RUN), cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL, stderr=stderr)
-  (t0, s0), (t1, s1) = _progress(log)[0], _progress(log)[-1]
-  return model_dir, (t1 - t0) / (s1 - s0)
+class _Reference:
+  """The run straight through, started in the background; `model_dir()` waits for its end.
+
+  The process that starts it waits for it and writes `result.json` beside it (or `failed`
+  with its stderr's tail); any other process polls for one of the two.
+  """
+
+  def __init__(self, root, start):
+    self.root = root
+    self.process = None
+    if start:
+      self.log = open(os.path.join(root, 'stderr.log'), 'w')  # pylint: disable=consider-using-with
+      self.process = subprocess.Popen(
+          _train_command(os.path.join(root, 'run'), FAULT_RUN), cwd=REPO,
+          stdout=subprocess.DEVNULL, stderr=self.log)
+
+  def finish(self):
+    """Waits for a process this object started, and records how it ended."""
+    if self.process is None:
+      return
+    status = self.process.wait(timeout=600)
+    self.log.close()
+    self.process = None
+    if status:
+      with open(os.path.join(self.root, 'stderr.log')) as f:
+        tail = f.read()[-2000:]
+      with open(os.path.join(self.root, 'failed'), 'w') as f:
+        f.write(f'exit status {status}\n{tail}')
+    else:
+      with open(os.path.join(self.root, 'result.json'), 'w') as f:
+        json.dump(dict(model_dir=os.path.join(self.root, 'run')), f)
+
+  def model_dir(self):
+    """The finished run's directory; fails the test if the run failed."""
+    self.finish()
+    deadline = time.time() + 600
+    while True:
+      for name in ('result.json', 'failed'):
+        path = os.path.join(self.root, name)
+        if os.path.exists(path):
+          with open(path) as f:
+            assert name == 'result.json', f'the uninterrupted run failed: {f.read()}'
+            return json.load(f)['model_dir']
+      assert time.time() < deadline, 'the uninterrupted run did not end in 600 s'
+      time.sleep(0.1)
 
 
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
-  """The run straight through: its directory, and its seconds per training step.
+  """The run straight through, once per test session, running while the interruption
+  tests run (they read it at their end and write nothing there).
 
-  Run once per test session: the two interruption tests read it and write nothing there.
-  Under pytest-xdist, where they run on two workers, the first worker to take a lock in the
-  session's shared base folder runs it and the other reads its result.
+  Under pytest-xdist, where the two tests run on two workers, the first worker to take a
+  lock in the session's shared base folder starts it, and the other finds it started.
   """
   if 'PYTEST_XDIST_WORKER' not in os.environ:
-    return _uninterrupted_run(str(tmp_path_factory.mktemp('uninterrupted')))
-  shared = tmp_path_factory.getbasetemp().parent / 'uninterrupted'
-  with open(f'{shared}.lock', 'w') as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
-    result = shared / 'result.json'
-    if not result.exists():
-      shared.mkdir()
-      result.write_text(json.dumps(_uninterrupted_run(str(shared))))
-    model_dir, seconds_per_step = json.loads(result.read_text())
-  return model_dir, seconds_per_step
+    reference = _Reference(str(tmp_path_factory.mktemp('uninterrupted')), start=True)
+  else:
+    shared = tmp_path_factory.getbasetemp().parent / 'uninterrupted'
+    with open(f'{shared}.lock', 'w') as lock:
+      fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
+      start = not shared.exists()
+      shared.mkdir(exist_ok=True)
+      reference = _Reference(str(shared), start=start)
+  yield reference
+  reference.finish()  # Also when a test failed: the other worker may be waiting for it.
 
 
-def _interrupt_and_resume(model_dir, sig, times, seconds_per_step, seed):
+def _interrupt_and_resume(model_dir, sig, times, seed):
   """Runs the command `times` times, each sent `sig` at a random moment, then once to the
   end.
 
-  Each moment is uniform over the 4 steps' time that follows the process's first progress
-  line (so training has begun, and every process makes progress): it falls in a step, an
-  evaluation or a checkpoint save. Returns (exit statuses, the checkpoint step after each
-  interruption).
+  Each moment is uniform over the 4 steps' time that follows a progress line of the
+  process (so training has begun, and every process makes progress): it falls in a step,
+  an evaluation or a checkpoint save. The time of a step is measured in the first process,
+  between its first two progress lines, whose second is then the one the moment follows;
+  in later processes it follows the first. Returns (exit statuses, the checkpoint step
+  after each interruption).
   """
   rng = np.random.default_rng(seed)
   statuses, steps = [], []
-  for i, delay in enumerate(rng.uniform(0., 4 * seconds_per_step, size=times)):
+  seconds_per_step = None
+  for i, fraction in enumerate(rng.uniform(0., 4., size=times)):
     log = f'{model_dir}.{i}.log'
     with open(log, 'w') as stderr:
       process = subprocess.Popen(_train_command(model_dir, FAULT_RUN), cwd=REPO,
                                  stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.time() + 300
-    while not _progress(log):
+    while len(_progress(log)) < (1 if seconds_per_step else 2):
       assert process.poll() is None and time.time() < deadline, open(log).read()[-2000:]
       time.sleep(0.01)
-    time.sleep(delay)
+    if seconds_per_step is None:
+      (t0, s0), (t1, s1) = _progress(log)[:2]
+      seconds_per_step = (t1 - t0) / (s1 - s0)
+    time.sleep(fraction * seconds_per_step)
     process.send_signal(sig)
     statuses.append(process.wait(timeout=300))
     steps.append(int(tf.train.load_variable(model_dir, 'step/.ATTRIBUTES/VARIABLE_VALUE'))
@@ -157,12 +201,11 @@ class TestSigkill:
   def test_sigkill_at_random_moments_then_resume_matches_uninterrupted_run(
       self, uninterrupted, tmp_path):
     model_dir = str(tmp_path / 'killed')
-    statuses, steps = _interrupt_and_resume(model_dir, signal.SIGKILL, KILLS,
-                                            uninterrupted[1], seed=0)
+    statuses, steps = _interrupt_and_resume(model_dir, signal.SIGKILL, KILLS, seed=0)
     print(f'SIGKILL: exit statuses {statuses}, checkpoint steps after each kill {steps}')
     assert statuses == [-signal.SIGKILL] * KILLS
     assert steps == sorted(steps) and steps[-1] < FAULT_STEPS, steps
-    train_steps, difference = _check_equals_uninterrupted(model_dir, uninterrupted[0])
+    train_steps, difference = _check_equals_uninterrupted(model_dir, uninterrupted.model_dir())
     # Chunks end on the logging grid whatever the step a run resumed from.
     assert train_steps == list(range(2, FAULT_STEPS + 1, 2))
     print(f'SIGKILL: largest metric difference to the uninterrupted run {difference:.2e}')
@@ -175,13 +218,13 @@ class TestSigterm:
       self, uninterrupted, tmp_path):
     model_dir = str(tmp_path / 'terminated')
     statuses, steps = _interrupt_and_resume(model_dir, signal.SIGTERM, TERMINATIONS,
-                                            uninterrupted[1], seed=1)
+                                            seed=1)
     print(f'SIGTERM: exit statuses {statuses}, checkpoint steps after each stop {steps}')
     # Every stop came at a step boundary, with a checkpoint of the step reached: each
     # process went further than the one before.
     assert statuses == [cli.EXIT_PREEMPTED] * TERMINATIONS
     assert steps == sorted(set(steps)) and steps[-1] < FAULT_STEPS, steps
-    _, difference = _check_equals_uninterrupted(model_dir, uninterrupted[0])
+    _, difference = _check_equals_uninterrupted(model_dir, uninterrupted.model_dir())
     print(f'SIGTERM: largest metric difference to the uninterrupted run {difference:.2e}')
 
 
