@@ -12,10 +12,7 @@ it is written. Existing figures are kept unless `--overwrite`.
 
 from absl import flags
 
-from brokenelbo.evaluation import evaluate_run
-from brokenelbo.training import restore
 from brokenelbo.utils import cli
-from brokenelbo.utils import configurables  # pylint: disable=unused-import
 from brokenelbo.utils import files
 
 FLAGS = flags.FLAGS
@@ -35,6 +32,11 @@ def define_flags():
 
 def main(argv):
   del argv
+  # A folder that holds no run is reported before TensorFlow loads (seconds).
+  files.run_config(FLAGS.model_dir)
+  from brokenelbo.evaluation import evaluate_run  # pylint: disable=g-import-not-at-top
+  from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
+  from brokenelbo.utils import configurables  # pylint: disable=g-import-not-at-top,unused-import
   run = restore.restore_run(FLAGS.model_dir, FLAGS.gin_bindings)
   record = evaluate_run.evaluate_run(run, FLAGS.model_dir, FLAGS.split, FLAGS.output_dir,
                                      FLAGS.overwrite)

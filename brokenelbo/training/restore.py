@@ -10,7 +10,6 @@ Both parse a config into gin's global config, which must hold no bindings before
 never clear the caller's config): a command line calls `gin.clear_config()` between runs.
 """
 
-import os
 from typing import Any, Dict, NamedTuple
 
 import tensorflow as tf
@@ -18,6 +17,7 @@ import tensorflow as tf
 from brokenelbo.training import checkpoints
 from brokenelbo.training import trainer
 from brokenelbo.utils import cli
+from brokenelbo.utils import files
 from brokenelbo.utils import seeds
 
 
@@ -72,9 +72,7 @@ def restore_run(model_dir, gin_bindings=()):
     RunFailed: if no checkpoint of the run reads back.
     ValueError: if gin's global config holds bindings already.
   """
-  config_path = os.path.join(model_dir, 'config.gin')
-  if not os.path.isfile(config_path):
-    raise cli.UserError(f'{model_dir} holds no run (no config.gin)')
+  config_path = files.run_config(model_dir)
   if not checkpoints.checkpoint_steps(model_dir):
     raise cli.UserError(f'{model_dir} holds no checkpoint yet')
   settings = run_settings([config_path], gin_bindings)

@@ -53,6 +53,18 @@ def to_json(value, **kwargs):
   return json.dumps(_finite_or_none(value), allow_nan=False, **kwargs)
 
 
+def run_config(model_dir):
+  """The path of `model_dir/config.gin`, the file that makes a folder a run.
+
+  Raises:
+    UserError: if there is none.
+  """
+  path = os.path.join(model_dir, 'config.gin')
+  if not os.path.isfile(path):
+    raise cli.UserError(f'{model_dir} holds no run (no config.gin)')
+  return path
+
+
 def check_writable_dir(path, what):
   """Creates the folder `path` if needed and checks that a file can be written in it.
 
