@@ -7,7 +7,7 @@ folders inside the temporary folder, the node's real CPUs and memory from `slurm
 With `BROKENELBO_SLURM_PARTITION` set it uses that partition of the existing cluster
 instead, and `BROKENELBO_SLURM_DIR` (a folder the compute nodes share) for the runs.
 
-One two-run smoke sweep (family `---`, betas 0.5 and 1, 4 epochs of 4 steps) goes through
+One two-run smoke sweep (family `---`, betas 0.5 and 1, 30 epochs of 4 steps) goes through
 `--launcher=slurm` while the local launcher runs the same sweep. Once both Slurm runs have
 saved a checkpoint, job 0 gets SIGUSR2 (what Slurm sends before a time limit): it must
 checkpoint, be requeued and resume; job 1 is cancelled (SIGTERM): the sweep reports it, and
@@ -34,12 +34,17 @@ pytestmark = pytest.mark.slurm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP = [sys.executable, '-m', 'brokenelbo.sweep', '--families=---', '--betas=0.5,1',
-         '--gin_file=configs/smoke.gin', '--gin_bindings=train.epochs = 4',
+         '--gin_file=configs/smoke.gin',
+         # Long enough that the signals, sent once both runs have saved their first
+         # checkpoint (an evaluation's), land while they train: 112 steps and 14
+         # evaluations are left then (the smoke networks take milliseconds a step).
+         '--gin_bindings=train.epochs = 30', '--gin_bindings=train.eval_every_epochs = 2',
          # No information suite: its evaluation is the same `Sweep.execute` step under
          # either launcher (tests/test_sweep.py measures it), and here it would double the
          # processes that each job starts (about 2.5 minutes more on 2 cores).
          '--noinformation']
-STEPS = 16  # 4 epochs of 4 steps (configs/smoke.gin).
+STEPS = 120  # 30 epochs of 4 steps (configs/smoke.gin).
+FIRST_CHECKPOINT = 8  # The first evaluation's, after 2 epochs.
 DAEMONS = ('munged', 'slurmctld', 'slurmd')
 
 # cred_expire: Slurm holds a requeued job back for this many seconds (default 120);
@@ -261,7 +266,7 @@ def test_slurm_sweep_requeues_resumes_and_equals_the_local_sweep(cluster):
       log = f.read()
     step = int(re.search(rf'preempted: stopped by SIGTERM at step (\d+) of {STEPS}',
                          log).group(1))
-    assert 4 <= step < STEPS
+    assert FIRST_CHECKPOINT <= step < STEPS
     assert re.search(rf'Resumed from \S+ckpt-{step} at step {step}\.', log)
     assert os.path.islink(run_dir + '.slurm')
   assert _read_csv(os.path.join(slurm_dir, 'results.csv')) == _read_csv(
