@@ -1,10 +1,11 @@
-"""Files a tool writes: crash-safe writes that leave no debris, strict JSON, writable folders.
+"""Files a tool writes: crash-safe writes that leave no debris, strict JSON, writable folders;
+and the file that makes a folder a run (`run_config`).
 
 A file written by `write_atomic` is either its old content or its new content, never cut;
 a write that fails (a full disk) removes its temporary file. JSON is strict (RFC 8259): a
 value that is not a finite number is written as `null`, never as `NaN`. The module does not
-import TensorFlow, so that a command line can check its output folders in a second, before
-TensorFlow loads (`check_can_create_dir`).
+import TensorFlow, so that a command line can check its output folders and input runs in a
+second, before TensorFlow loads (`check_can_create_dir`, `run_config`).
 """
 
 import errno
