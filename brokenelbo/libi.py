@@ -13,10 +13,6 @@ same command continues: evaluated settings are skipped and an interrupted one re
 its last checkpoint. `--datasets`, `--methods` and `--indices` select a part.
 """
 
-# The modules that build, train and evaluate models (`evaluation.synthetic_run`, `training`,
-# `utils.configurables`, which load TensorFlow Probability and Keras) are imported in the
-# functions that use them, which `--print_only` and the flags' own mistakes never reach:
-# about a second less at start (TensorFlow itself still loads, with `brokenelbo.data`).
 import os
 import sys
 
@@ -24,8 +20,12 @@ from absl import flags
 import gin
 
 from brokenelbo.data import synthetic as data
+from brokenelbo.evaluation import synthetic_run
 from brokenelbo.experiments import libi_table
+from brokenelbo.training import restore
+from brokenelbo.training import trainer
 from brokenelbo.utils import cli
+from brokenelbo.utils import configurables  # pylint: disable=unused-import
 from brokenelbo.utils import files
 
 FLAGS = flags.FLAGS
@@ -77,8 +77,6 @@ def _check_flags():
 
 def _train(run, profile, model_dir):
   """Trains one setting (resuming from its checkpoint); returns the seconds it took."""
-  from brokenelbo.training import trainer  # pylint: disable=g-import-not-at-top
-  from brokenelbo.utils import configurables  # pylint: disable=unused-import,g-import-not-at-top
   bindings = [*libi_table.setting_bindings(run.method, run.setting_dict,
                                            profile.epochs[run.dataset]),
               f'synthetic.name = {run.dataset!r}', f'synthetic.index = {run.index}',
@@ -98,8 +96,6 @@ def _evaluation_seed(index):
 
 def _evaluate(run, profile, model_dir, train_seconds):
   """Evaluates a trained setting; returns its record (`libi.json`)."""
-  from brokenelbo.evaluation import synthetic_run  # pylint: disable=g-import-not-at-top
-  from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
   start = libi_table.now()
   restored = restore.restore_run(model_dir)
   settings = dict(restored.settings)
@@ -130,8 +126,6 @@ def _evaluate(run, profile, model_dir, train_seconds):
 def _add_generative_information(record, model_dir):
   """Adds I_theta(X;Z) to a record evaluated before it was measured (restores the run, no
   other evaluation); returns whether the record changed."""
-  from brokenelbo.evaluation import synthetic_run  # pylint: disable=g-import-not-at-top
-  from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
   if all('generative_mutual_information' in r for r in record['restarts']):
     return False
   gin.clear_config()
@@ -146,8 +140,6 @@ def _add_generative_information(record, model_dir):
 def _remeasure_information(record, model_dir):
   """Replaces the I_q(X;Z) and KL(q(z)||p(z)) of every restart of `record` by a new
   measurement of the restored run (the same test points and seed as `_evaluate`)."""
-  from brokenelbo.evaluation import synthetic_run  # pylint: disable=g-import-not-at-top
-  from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
   gin.clear_config()
   model = restore.restore_run(model_dir).model
   gin.clear_config()
@@ -159,8 +151,6 @@ def _remeasure_information(record, model_dir):
 
 
 def _truth(dataset, index, profile, output_dir):
-  """Writes the ground truth's record of data set `index` (or adds what it lacks)."""
-  from brokenelbo.evaluation import synthetic_run  # pylint: disable=g-import-not-at-top
   path = os.path.join(output_dir, dataset, str(index), libi_table.TRUTH_FILE)
   if not os.path.exists(path):
     record = synthetic_run.truth_reference(dataset, index, profile.knn_draws)
@@ -177,7 +167,6 @@ def _truth(dataset, index, profile, output_dir):
 def _figures(results, output_dir, figures_dir):
   """Figure 1, and Figures 2-5 from the kept runs that `output_dir` holds."""
   # Imported here: the table alone needs no matplotlib.
-  from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
   from brokenelbo.visualize import libi_figures  # pylint: disable=g-import-not-at-top
   from brokenelbo.visualize import rd_plane  # pylint: disable=g-import-not-at-top
   figures = {'figure1': libi_figures.figure1}

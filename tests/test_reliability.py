@@ -74,27 +74,27 @@ def _progress(log_path):
 
 
 class _Reference:
-  """The run straight through, started in the background; `model_dir()` waits for its end.
+  """The run straight through (`root/run`), started in the background; `model_dir()` waits
+  for its end.
 
-  The process that starts it waits for it and writes `result.json` beside it (or `failed`
-  with its stderr's tail); any other process polls for one of the two.
+  The process that starts it waits for it and leaves `done` beside it (or `failed`, with
+  its stderr's tail); any other process polls for one of the two.
   """
 
   def __init__(self, root, start):
     self.root = root
     self.process = None
     if start:
-      self.log = open(os.path.join(root, 'stderr.log'), 'w')  # pylint: disable=consider-using-with
-      self.process = subprocess.Popen(
-          _train_command(os.path.join(root, 'run'), FAULT_RUN), cwd=REPO,
-          stdout=subprocess.DEVNULL, stderr=self.log)
+      with open(os.path.join(root, 'stderr.log'), 'w') as stderr:
+        self.process = subprocess.Popen(
+            _train_command(os.path.join(root, 'run'), FAULT_RUN), cwd=REPO,
+            stdout=subprocess.DEVNULL, stderr=stderr)
 
   def finish(self):
     """Waits for a process this object started, and records how it ended."""
     if self.process is None:
       return
     status = self.process.wait(timeout=600)
-    self.log.close()
     self.process = None
     if status:
       with open(os.path.join(self.root, 'stderr.log')) as f:
@@ -102,22 +102,20 @@ class _Reference:
       with open(os.path.join(self.root, 'failed'), 'w') as f:
         f.write(f'exit status {status}\n{tail}')
     else:
-      with open(os.path.join(self.root, 'result.json'), 'w') as f:
-        json.dump(dict(model_dir=os.path.join(self.root, 'run')), f)
+      open(os.path.join(self.root, 'done'), 'w').close()
 
   def model_dir(self):
     """The finished run's directory; fails the test if the run failed."""
     self.finish()
     deadline = time.time() + 600
-    while True:
-      for name in ('result.json', 'failed'):
-        path = os.path.join(self.root, name)
-        if os.path.exists(path):
-          with open(path) as f:
-            assert name == 'result.json', f'the uninterrupted run failed: {f.read()}'
-            return json.load(f)['model_dir']
+    while not os.path.exists(os.path.join(self.root, 'done')):
+      failed = os.path.join(self.root, 'failed')
+      if os.path.exists(failed):
+        with open(failed) as f:
+          pytest.fail(f'the uninterrupted run failed: {f.read()}')
       assert time.time() < deadline, 'the uninterrupted run did not end in 600 s'
       time.sleep(0.1)
+    return os.path.join(self.root, 'run')
 
 
 @pytest.fixture(scope='module')
