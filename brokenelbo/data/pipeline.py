@@ -48,6 +48,7 @@ def make_dataset(images, batch_size, shuffle=False, repeat=False, seed=0,
   num_images = len(images)
   table = tf.constant(images)
 
+  @tf.autograph.experimental.do_not_convert  # Plain TF ops: nothing for AutoGraph to do.
   def gather(indices):
     return tf.cast(tf.gather(table, indices), tf.float32)
 
@@ -71,6 +72,7 @@ def train_dataset(images, batch_size, seed, start_step=0):
   steps_per_epoch = num_examples // batch_size
   images = tf.constant(images)
 
+  @tf.autograph.experimental.do_not_convert  # Plain TF ops: nothing for AutoGraph to do.
   def batch_at(step):
     epoch, position = step // steps_per_epoch, step % steps_per_epoch
     order = tf.random.experimental.stateless_shuffle(

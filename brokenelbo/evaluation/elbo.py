@@ -24,7 +24,8 @@ def make_evaluate(vae, batch_size, seed, num_samples=1):
   first draw is the same for every `num_samples`); compiled once. For a model of M
   restarts (`[M, B]` rates), also each restart's values (see the module docstring)."""
 
-  @tf.function(reduce_retracing=True)
+  # Traced as written (a Python loop over the draws), without AutoGraph's conversion.
+  @tf.function(reduce_retracing=True, autograph=False)
   def sums(x, batch):
     total_rate = total_distortion = tf.constant(0.)
     for k in range(num_samples):

@@ -52,6 +52,10 @@ cast to `float32`.
 import numpy as np
 import tensorflow as tf
 
+# The compiled functions below are traced as written, without AutoGraph: their loops are
+# Python's (unrolled at tracing) or `tf.map_fn`, so converting their source would only cost
+# time at every process's start.
+
 # Numbers of importance samples reported by default: the one-sample ELBO, and two
 # tightenings of it an order of magnitude apart (Burda et al. 2016 report K = 1, 5, 50 and
 # estimate log p(x) with K = 5000).
@@ -278,7 +282,7 @@ def _importance_chunk(decoder, marginal, proposal):
   fresh `tf.function`: `experiments.bench` traces one at static shapes to count its FLOPs.
   """
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(reduce_retracing=True, autograph=False)
   def segment_logsumexp(x, seed, indices):
     z, log_q = _draws(proposal(x), seed, indices)
     log_m = _flat_call(marginal.log_prob, z)
@@ -314,7 +318,7 @@ def _importance_stream(decoder, marginal, proposal, ks, samples_per_chunk):
 def _posterior_draws(encoder, marginal, num_samples):
   """Returns `draw(x, seed)` -> z `[B, S, ...]`, log e(z|x), log m(z) `[B, S]`, numpy."""
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(reduce_retracing=True, autograph=False)
   def draw(x, seed):
     z, log_e = _draws(encoder(x), seed, tf.range(num_samples))
     log_m = _flat_call(marginal.log_prob, z)
@@ -330,7 +334,7 @@ def _log_aggregate_posterior(encoder, images, latents, sources, encoders_per_chu
   `sources[j]` (the caller adds that term as it computed it for I_e's numerator, so that
   each term of I_e is at most log N in floating point too, however peaked e(z|x) is)."""
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(reduce_retracing=True, autograph=False)
   def chunk_logsumexp(x, offset, latent_chunks, source_chunks):
     posteriors = encoder(x)
     columns = offset + tf.range(tf.shape(x)[0])
@@ -363,7 +367,7 @@ def _posterior_means(encoder, num_samples):
   """Returns `moments(x, seed)`: E[z|x] `[B, latent]`, the variance of its estimate, and
   whether it is analytic (then the variance is 0)."""
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(reduce_retracing=True, autograph=False)
   def moments(x, seed):
     posterior = encoder(x)
     try:
@@ -385,7 +389,7 @@ def _posterior_means(encoder, num_samples):
 def _generative_draws(encoder, decoder, marginal):
   """Returns `generate(num, seed)`: x ~ d(x|m-sample z), log e(z|x) - log m(z), log d(x|z)."""
 
-  @tf.function(reduce_retracing=True)
+  @tf.function(reduce_retracing=True, autograph=False)
   def generate(num, seed):
     seed_z, seed_x = (_fold(seed, i, tf.int32) for i in range(2))
     z = marginal.sample(num, seed=seed_z)

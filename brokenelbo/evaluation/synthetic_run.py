@@ -154,7 +154,7 @@ def fit_inference(model, x, steps=5000, learning_rate=0.05, seed=0):
   optimizer = tf.keras.optimizers.Adam(
       tf.keras.optimizers.schedules.CosineDecay(learning_rate, steps))
 
-  @tf.function
+  @tf.function(autograph=False)  # Traced as written.
   def step(i):
     with tf.GradientTape() as tape:
       rate, distortion = model.rate_distortion(

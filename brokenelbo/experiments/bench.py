@@ -55,7 +55,7 @@ def matmul_peak_flops(size=2048, repeats=10):
   """Dense float32 matmul FLOP/s, the reference peak of this machine."""
   a = tf.random.normal([size, size])
   b = tf.random.normal([size, size])
-  matmul = tf.function(lambda: tf.matmul(a, b)[0, 0])
+  matmul = tf.function(lambda: tf.matmul(a, b)[0, 0], autograph=False)
   seconds = median_seconds(lambda: matmul().numpy(), repeats, 2)
   return 2. * size**3 / seconds
 
@@ -361,14 +361,14 @@ def _sampling(vae, num_samples, repeats, warmup, naive_repeats):
   def decoder():
     return vae.decoder(vae.marginal_distribution().sample(num_samples, seed=seed))
 
-  @tf.function
+  @tf.function(autograph=False)  # Traced as written, as every function here.
   def sample():
     return decoder().sample(seed=seed)
 
   result = dict(sample_seconds=median_seconds(lambda: sample().numpy(), repeats, warmup))
   if naive_repeats and hasattr(vae.decoder(tf.zeros([1, vae.latent_size])), 'sample_naive'):
 
-    @tf.function
+    @tf.function(autograph=False)
     def sample_naive():
       distribution = decoder()  # The same z, and the same uniforms as `sample`.
       return distribution.sample_naive(distribution.uniforms(seed))
@@ -422,7 +422,8 @@ def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
   train_rate = rates['plain']
   x = tf.zeros([batch_size, *IMAGE_SHAPE])
   # A fresh trace at the static batch shape (the loop's own trace has an unknown batch).
-  step = tf.function(trainer._replica_step_fn)  # pylint: disable=protected-access
+  step = tf.function(trainer._replica_step_fn,  # pylint: disable=protected-access
+                     autograph=False)
   flops = step_flops(step.get_concrete_function(x).graph)
   result = dict(batch_size=batch_size,
                 parameters=sum(v.shape.num_elements() for v in trainer.variables),

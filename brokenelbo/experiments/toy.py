@@ -375,7 +375,7 @@ def fit(losses, params, data, num_latents, num_steps, learning_rate, final_learn
                                    params, first, second)
     return t, params, first, second
 
-  @tf.function(jit_compile=True)
+  @tf.function(jit_compile=True, autograph=False)  # Traced as written.
   def run(params):
     zeros = tf.nest.map_structure(tf.zeros_like, params)
     _, params, _, _ = tf.while_loop(lambda t, *_: t < num_steps, step,

@@ -109,7 +109,7 @@ def step1_penalty(codes, epsilon_hz, epsilon_sigma, epsilon_mu, max_exponent=20.
               penalty=penalty)
 
 
-@tf.function(jit_compile=True)
+@tf.function(jit_compile=True, autograph=False)  # Traced as written.
 def _penalty_and_gradient(codes, epsilon_hz, epsilon_sigma, epsilon_mu, max_exponent):
   """`step1_penalty` and the gradient of its sum over restarts with respect to the codes,
   together under XLA."""

@@ -6,8 +6,10 @@ or vectors `[B, D]`), the step's stateless seed `[2]`, the step counter (an `int
 `(loss, metrics)`: the scalar to minimise, and a `dict` of scalar `Tensor`s that the
 trainer averages over the steps of a log interval and writes to TensorBoard as
 `train/<name>` (beside `train/loss`). Bind one as `train.loss = @my_loss`; it is called
-inside the compiled step, so it must be written in TensorFlow. A loss with an `objective`
-parameter is given `train.objective`.
+inside the compiled step, so it must be written in TensorFlow; it is traced as written,
+without AutoGraph, so control flow that depends on a tensor's value uses `tf.cond` or
+`tf.where` (or the loss is decorated with `tf.function`, which converts it). A loss with an
+`objective` parameter is given `train.objective`.
 
 `rate_distortion_loss` is the paper's: an objective on the batch means of the rate and the
 distortion (Section 3: the beta-VAE's D + beta R, or the target rate's D + |sigma - R|),

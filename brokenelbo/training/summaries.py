@@ -44,7 +44,7 @@ def scalar_summaries(writer, step, prefix, values):
       tf.summary.scalar(f'{prefix}/{name}', value)
 
 
-@tf.function
+@tf.function(autograph=False)  # Traced as written.
 def _reconstruct_and_generate(vae, x, seed):
   _, recon = vae.reconstruct(x, seed)
   _, samples = vae.generate(tf.shape(x)[0], seed)

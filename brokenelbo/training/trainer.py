@@ -75,7 +75,10 @@ class Trainer:
 
   Args:
     model: callable returning the model (a `vae.VAE`), built under `strategy.scope()`.
-    loss: `loss(model, x, seed, step, epoch) -> (loss, metrics)` (see `losses`).
+    loss: `loss(model, x, seed, step, epoch) -> (loss, metrics)` (see `losses`), traced
+      as written, without AutoGraph: control flow that depends on a tensor's value is
+      written with `tf.cond`/`tf.where`, or the loss is itself a `tf.function`, which
+      converts it.
     strategy: a `tf.distribute.Strategy`, of one process or of a cluster.
     total_steps: Python `int`, the length of the learning-rate schedule.
     steps_per_epoch: Python `int`, to turn steps into epochs for the loss.
@@ -123,17 +126,23 @@ class Trainer:
       self.bad_run = tf.Variable(0, trainable=False, name='bad_run')
       # Traced once, not run (a loss may count its calls): builds every variable the loss
       # uses, and names its metrics.
-      traced = tf.function(lambda x: loss(self.vae, x, seeds.step_seed(seed, 0),
-                                          tf.constant(0, tf.int64), tf.constant(0.)))
-      _, metrics = traced.get_concrete_function(
+      def trace(x):
+        return loss(self.vae, x, seeds.step_seed(seed, 0), tf.constant(0, tf.int64),
+                    tf.constant(0.))
+
+      _, metrics = tf.function(trace, autograph=False).get_concrete_function(
           tf.TensorSpec([1, *example_shape], tf.float32)).structured_outputs
       self.metric_names = tuple(metrics)
       self.variables = self.vae.trainable_variables
       self.optimizer.build(self.variables)
-    self._replica_step = tf.function(self._replica_step_fn, jit_compile=jit_compile)
-    self.train_steps = tf.function(self._train_steps_fn)
-    self._stop_agreed = tf.function(self._stop_agreed_fn)
-    self._chief_step = tf.function(self._chief_step_fn)
+    # Every function here is written in TensorFlow's own control flow and traced without
+    # AutoGraph, so that nothing is converted from source, which would cost seconds at
+    # every process's start (the model and the loss are traced as they are written).
+    self._replica_step = tf.function(self._replica_step_fn, jit_compile=jit_compile,
+                                     autograph=False)
+    self.train_steps = tf.function(self._train_steps_fn, autograph=False)
+    self._stop_agreed = tf.function(self._stop_agreed_fn, autograph=False)
+    self._chief_step = tf.function(self._chief_step_fn, autograph=False)
 
   def distribute(self, dataset):
     """An iterator over `dataset`'s global batches split across the replicas.
@@ -231,19 +240,25 @@ class Trainer:
     Fewer steps run if `max_consecutive_bad_steps` bad steps come in a row, or if
     `stop_requested` is set in any process (checked before every step).
     """
-    totals = tf.zeros([1 + len(self.metric_names)])
-    good = tf.constant(0.)
-    grad_norm = tf.constant(0.)
-    for _ in tf.range(num_steps):
-      if self._stop_agreed_fn():
-        break
+    def step(totals, good, grad_norm):
       stats, grad_norm, finite = self._step(next(iterator))
       self.step.assign_add(1)
-      totals += tf.where(finite, stats, 0.)
-      good += tf.cast(finite, tf.float32)
-      self.bad_run.assign(tf.where(finite, 0, self.bad_run + 1))
-      if self.bad_run >= self.max_consecutive_bad_steps:
-        break
+      bad_run = self.bad_run.assign(tf.where(finite, 0, self.bad_run + 1))
+      return (totals + tf.where(finite, stats, 0.), good + tf.cast(finite, tf.float32),
+              grad_norm, bad_run >= self.max_consecutive_bad_steps)
+
+    def body(i, totals, good, grad_norm, _):
+      # The stop request is read before the step, as a collective operation of every
+      # worker; a stop, or too many bad steps in a row, ends the loop.
+      totals, good, grad_norm, done = tf.cond(
+          self._stop_agreed_fn(), lambda: (totals, good, grad_norm, tf.constant(True)),
+          lambda: step(totals, good, grad_norm))
+      return i + 1, totals, good, grad_norm, done
+
+    _, totals, good, grad_norm, _ = tf.while_loop(
+        lambda i, *state: (i < num_steps) & tf.logical_not(state[-1]), body,
+        (tf.zeros_like(num_steps), tf.zeros([1 + len(self.metric_names)]), tf.constant(0.),
+         tf.constant(0.), tf.constant(False)))
     return totals / tf.maximum(good, 1.), good, self.bad_run.value(), grad_norm
 
 

@@ -16,7 +16,7 @@ from brokenelbo.utils import files
 from brokenelbo.utils import seeds
 
 
-@tf.function
+@tf.function(autograph=False)  # Traced as written.
 def _grids(vae, x, num_decodes, seed):
   """Reconstruction and generation grids as `[N, 1 + num_decodes, H, W, 1]` and
   `[N, num_decodes, H, W, 1]` images in [0, 1]; the reconstruction grid's first column is
