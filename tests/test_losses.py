@@ -54,6 +54,34 @@ def test_a_loss_defined_here_trains_with_a_closed_form_trajectory():
   np.testing.assert_allclose(epoch, np.mean(np.arange(8) / 4), rtol=1e-6)
 
 
+@tf.function  # AutoGraph converts it: the trainer traces losses as written, without it.
+def _distance_loss_with_python_branch(model, x, seed, step, epoch):
+  """`_distance_loss` while w < 0.9, then (w - 3)^2 / 4: a Python `if` on a tensor."""
+  del x, seed, step
+  if model.w < .9:
+    loss = (model.w - 3.)**2
+  else:
+    loss = (model.w - 3.)**2 / 4.
+  return loss, dict(w=tf.identity(model.w), epoch=epoch)
+
+
+def test_a_loss_with_control_flow_on_tensors_trains_as_a_tf_function():
+  # Normalised gradients: the branch changes the loss's value, not the steps' direction,
+  # so w still moves 0.25 per step (as above, to float32 rounding: hence a threshold
+  # between steps), and the mean loss follows the branches.
+  cli.parse_gin([], ['normalized_adam.learning_rate = 0.25',
+                     'normalized_adam.decay_start_fraction = 1.'])
+  trainer = trainer_lib.Trainer(_OneVariable, _distance_loss_with_python_branch,
+                                tf.distribute.get_strategy(), total_steps=100,
+                                steps_per_epoch=4, seed=0)
+  iterator = iter(tf.data.Dataset.from_tensors(tf.zeros([2, 28, 28, 1])).repeat())
+  means, good, _, _ = trainer.train_steps(iterator, tf.constant(8))
+  assert float(good) == 8
+  w = 0.25 * np.arange(8)
+  np.testing.assert_allclose(means.numpy()[0],
+                             np.mean(np.where(w < .9, 1., .25) * (w - 3.)**2), atol=1e-3)
+
+
 @gin.configurable
 def distortion_only_loss(model, x, seed, step, epoch):
   """D alone, written here: the loss of the beta-VAE at beta = 0."""
