@@ -151,6 +151,7 @@ def _remeasure_information(record, model_dir):
 
 
 def _truth(dataset, index, profile, output_dir):
+  """Writes the ground truth's record of data set `index` (or adds what it lacks)."""
   path = os.path.join(output_dir, dataset, str(index), libi_table.TRUTH_FILE)
   if not os.path.exists(path):
     record = synthetic_run.truth_reference(dataset, index, profile.knn_draws)

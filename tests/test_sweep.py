@@ -2,9 +2,9 @@
 
 One real two-run smoke sweep (family `---`, beta 0.5 and 1, two processes, each run's
 information suite at tiny counts) is shared by the tests: its CSV must hold exactly the
-runs' final metrics and their suites, a run without its suite must get it on the next
-invocation without training again (and keep its row while its evaluation fails), a rerun
-must skip a done run and record a trained run whose record is lost from its metrics
+runs' final metrics and their suites, a rerun must skip both runs, a run without its suite
+must get it on the next invocation without training again (and keep its row while its
+evaluation fails), a trained run whose record is lost must be recorded from its metrics
 without training, and `evaluate` must reproduce a run's own final evaluation exactly with
 one z sample.
 """
@@ -243,12 +243,18 @@ def test_the_sweep_writes_its_hparams_experiment_beside_the_runs_sessions(swept)
     assert (session['family'], session['beta']) == (row['family'], float(row['beta']))
 
 
-def test_a_rerun_skips_done_runs_and_records_a_trained_run_without_its_record(swept):
-  # One invocation: beta 1 is done, and skipped with its record untouched; beta 0.5 lost its
-  # record (the sweep stopped after the run's final evaluation but before writing it, or
-  # the run directory came back without checkpoints): its metrics are taken as they are.
-  done_record = os.path.join(swept, '---', 'beta=1_anneal=0_seed=0', 'sweep.json')
-  done_mtime = os.stat(done_record).st_mtime_ns
+def test_rerun_skips_finished_runs(swept):
+  record = os.path.join(swept, '---', 'beta=1_anneal=0_seed=0', 'sweep.json')
+  before = os.stat(record).st_mtime_ns
+  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '2 runs, 2 finished, 0 to do' in result.stdout
+  assert os.stat(record).st_mtime_ns == before
+
+
+def test_a_trained_run_without_its_record_is_recorded_without_training(swept):
+  # The sweep stopped after the run's final evaluation but before writing its record, or
+  # the run directory came back without checkpoints: its metrics are taken as they are.
   run_dir = os.path.join(swept, '---', 'beta=0.5_anneal=0_seed=0')
   with open(os.path.join(run_dir, 'sweep.json')) as f:
     before = json.load(f)
@@ -257,7 +263,6 @@ def test_a_rerun_skips_done_runs_and_records_a_trained_run_without_its_record(sw
   result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
   assert '2 runs, 1 finished, 1 to do' in result.stdout
-  assert os.stat(done_record).st_mtime_ns == done_mtime
   assert os.path.getsize(run_dir + '.log') == log_size  # No training command was run.
   with open(os.path.join(run_dir, 'sweep.json')) as f:
     after = json.load(f)
