@@ -8,6 +8,8 @@ import resource
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+# Before TensorFlow: the package keeps Keras 3 from loading (`brokenelbo/__init__.py`).
+import brokenelbo  # pylint: disable=unused-import,g-import-not-at-top
 import gin  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -85,9 +87,9 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def pytest_collection_modifyitems(items):
-  """Tests marked `first` (the two fault-injection tests, each a few minutes of process
-  starts) run before the others, so that the two workers start them together instead of
-  one worker finishing the suite alone."""
+  """Tests marked `first` (the kill-and-resume test, about a minute of process starts) run
+  before the others, so that one worker runs it while the other starts on the rest,
+  instead of one worker finishing the suite alone."""
   items.sort(key=lambda item: item.get_closest_marker('first') is None)
 
 

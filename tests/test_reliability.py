@@ -1,15 +1,14 @@
 """Reliability: interrupted and resumed runs, non-finite steps, bad input, nothing lost.
 
-The fault-injection tests run the real command line with the same seed: once straight
-through, and once sent SIGKILL at 5 random moments in a row (SIGTERM at 3: its handler only
-asks for a stop at the next step boundary, wherever it lands), resumed each time with the
-same command, then run to its end. The resumed run must log every evaluation
-and every TensorBoard step exactly once, and its final metrics must equal the uninterrupted
-run's to 1e-4 nats. Run them with `-s` to see the exit statuses, the steps reached and the
-largest difference.
+The kill-and-resume test runs the real command line with the same seed: once straight
+through, and once interrupted at 6 random moments in a row, alternately by SIGKILL and
+SIGTERM (whose handler only asks for a stop at the next step boundary, wherever it lands),
+resumed each time with the same command, then run to its end. The resumed run must log
+every evaluation and every TensorBoard step exactly once, and its final metrics must equal
+the uninterrupted run's to 1e-4 nats. Run it with `-s` to see the exit statuses, the steps
+reached and the largest difference.
 """
 
-import fcntl
 import json
 import os
 import re
@@ -40,7 +39,8 @@ FAULT_RUN = ['train.epochs = 20', 'train.eval_every_epochs = 5',
              'train.checkpoint_every_steps = 2', 'train.summary_images = 0']
 FAULT_STEPS = 80
 EVAL_STEPS = (20, 40, 60, 80)
-KILLS, TERMINATIONS = 5, 3
+# The signals of the interruptions, in order.
+INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM) * 3
 
 
 def _train_command(model_dir, bindings=(), family='---'):
@@ -73,75 +73,9 @@ def _progress(log_path):
             for _, h, m, sec, step, _ in PROGRESS.findall(f.read())]
 
 
-class _Reference:
-  """The run straight through (`root/run`), started in the background; `model_dir()` waits
-  for its end.
-
-  The process that starts it waits for it and leaves `done` beside it (or `failed`, with
-  its stderr's tail); any other process polls for one of the two.
-  """
-
-  def __init__(self, root, start):
-    self.root = root
-    self.process = None
-    if start:
-      with open(os.path.join(root, 'stderr.log'), 'w') as stderr:
-        self.process = subprocess.Popen(
-            _train_command(os.path.join(root, 'run'), FAULT_RUN), cwd=REPO,
-            stdout=subprocess.DEVNULL, stderr=stderr)
-
-  def finish(self):
-    """Waits for a process this object started, and records how it ended."""
-    if self.process is None:
-      return
-    status = self.process.wait(timeout=600)
-    self.process = None
-    if status:
-      with open(os.path.join(self.root, 'stderr.log')) as f:
-        tail = f.read()[-2000:]
-      with open(os.path.join(self.root, 'failed'), 'w') as f:
-        f.write(f'exit status {status}\n{tail}')
-    else:
-      open(os.path.join(self.root, 'done'), 'w').close()
-
-  def model_dir(self):
-    """The finished run's directory; fails the test if the run failed."""
-    self.finish()
-    deadline = time.time() + 600
-    while not os.path.exists(os.path.join(self.root, 'done')):
-      failed = os.path.join(self.root, 'failed')
-      if os.path.exists(failed):
-        with open(failed) as f:
-          pytest.fail(f'the uninterrupted run failed: {f.read()}')
-      assert time.time() < deadline, 'the uninterrupted run did not end in 600 s'
-      time.sleep(0.1)
-    return os.path.join(self.root, 'run')
-
-
-@pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory):
-  """The run straight through, once per test session, running while the interruption
-  tests run (they read it at their end and write nothing there).
-
-  Under pytest-xdist, where the two tests run on two workers, the first worker to take a
-  lock in the session's shared base folder starts it, and the other finds it started.
-  """
-  if 'PYTEST_XDIST_WORKER' not in os.environ:
-    reference = _Reference(str(tmp_path_factory.mktemp('uninterrupted')), start=True)
-  else:
-    shared = tmp_path_factory.getbasetemp().parent / 'uninterrupted'
-    with open(f'{shared}.lock', 'w') as lock:
-      fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
-      start = not shared.exists()
-      shared.mkdir(exist_ok=True)
-      reference = _Reference(str(shared), start=start)
-  yield reference
-  reference.finish()  # Also when a test failed: the other worker may be waiting for it.
-
-
-def _interrupt_and_resume(model_dir, sig, times, seed):
-  """Runs the command `times` times, each sent `sig` at a random moment, then once to the
-  end.
+def _interrupt_and_resume(model_dir, signals, seed):
+  """Runs the command once for each signal of `signals`, sent at a random moment, then once
+  to the end.
 
   Each moment is uniform over the 4 steps' time that follows a progress line of the
   process (so training has begun, and every process makes progress): it falls in a step,
@@ -153,7 +87,7 @@ def _interrupt_and_resume(model_dir, sig, times, seed):
   rng = np.random.default_rng(seed)
   statuses, steps = [], []
   seconds_per_step = None
-  for i, fraction in enumerate(rng.uniform(0., 4., size=times)):
+  for i, (sig, fraction) in enumerate(zip(signals, rng.uniform(0., 4., size=len(signals)))):
     log = f'{model_dir}.{i}.log'
     with open(log, 'w') as stderr:
       process = subprocess.Popen(_train_command(model_dir, FAULT_RUN), cwd=REPO,
@@ -190,40 +124,46 @@ def _check_equals_uninterrupted(model_dir, uninterrupted_dir):
                           for k in ('rate', 'distortion', 'elbo'))
 
 
-# Each fault-injection test is a class of its own, so that pytest-xdist (`--dist
-# loadscope`) can give the two to different workers; both are marked `first`, which
-# `conftest.py` runs before everything else, so that they start together.
+# A class of its own, so that pytest-xdist (`--dist loadscope`) can give the module's other
+# tests to the other worker meanwhile; marked `first`, which `conftest.py` runs before
+# everything else, so that it does not finish the suite alone.
 @pytest.mark.first
-class TestSigkill:
+class TestKillAndResume:
 
-  def test_sigkill_at_random_moments_then_resume_matches_uninterrupted_run(
-      self, uninterrupted, tmp_path):
-    model_dir = str(tmp_path / 'killed')
-    statuses, steps = _interrupt_and_resume(model_dir, signal.SIGKILL, KILLS, seed=0)
-    print(f'SIGKILL: exit statuses {statuses}, checkpoint steps after each kill {steps}')
-    assert statuses == [-signal.SIGKILL] * KILLS
+  def test_sigkill_and_sigterm_at_random_moments_then_resume_matches_uninterrupted_run(
+      self, tmp_path):
+    # The run straight through, in the background meanwhile.
+    reference_dir, reference_log = str(tmp_path / 'uninterrupted'), tmp_path / 'reference.log'
+    with open(reference_log, 'w') as stderr:
+      reference = subprocess.Popen(_train_command(reference_dir, FAULT_RUN), cwd=REPO,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+      model_dir = str(tmp_path / 'interrupted')
+      statuses, steps = _interrupt_and_resume(model_dir, INTERRUPTIONS, seed=0)
+    finally:
+      try:
+        reference_status = reference.wait(timeout=600)
+      finally:
+        if reference.poll() is None:
+          reference.kill()
+    assert reference_status == 0, reference_log.read_text()[-2000:]
+    names = [signal.Signals(s).name for s in INTERRUPTIONS]
+    print(f'interruptions {names}: exit statuses {statuses}, checkpoint steps after each '
+          f'{steps}')
+    # SIGKILL ends the process at once; SIGTERM stops it at a step boundary with a
+    # checkpoint of the step reached, so that it went further than the process before it.
+    assert statuses == [-signal.SIGKILL if s == signal.SIGKILL else cli.EXIT_PREEMPTED
+                        for s in INTERRUPTIONS]
     assert steps == sorted(steps) and steps[-1] < FAULT_STEPS, steps
-    train_steps, difference = _check_equals_uninterrupted(model_dir, uninterrupted.model_dir())
-    # Chunks end on the logging grid whatever the step a run resumed from.
-    assert train_steps == list(range(2, FAULT_STEPS + 1, 2))
-    print(f'SIGKILL: largest metric difference to the uninterrupted run {difference:.2e}')
-
-
-@pytest.mark.first
-class TestSigterm:
-
-  def test_sigterm_at_random_moments_checkpoints_and_resume_matches_uninterrupted_run(
-      self, uninterrupted, tmp_path):
-    model_dir = str(tmp_path / 'terminated')
-    statuses, steps = _interrupt_and_resume(model_dir, signal.SIGTERM, TERMINATIONS,
-                                            seed=1)
-    print(f'SIGTERM: exit statuses {statuses}, checkpoint steps after each stop {steps}')
-    # Every stop came at a step boundary, with a checkpoint of the step reached: each
-    # process went further than the one before.
-    assert statuses == [cli.EXIT_PREEMPTED] * TERMINATIONS
-    assert steps == sorted(set(steps)) and steps[-1] < FAULT_STEPS, steps
-    _, difference = _check_equals_uninterrupted(model_dir, uninterrupted.model_dir())
-    print(f'SIGTERM: largest metric difference to the uninterrupted run {difference:.2e}')
+    stops = [step for step, sig in zip(steps, INTERRUPTIONS) if sig == signal.SIGTERM]
+    for i, sig in enumerate(INTERRUPTIONS):
+      if sig == signal.SIGTERM:
+        assert steps[i] > (steps[i - 1] if i else 0), steps
+    train_steps, difference = _check_equals_uninterrupted(model_dir, reference_dir)
+    # Chunks end on the logging grid whatever the step a run resumed from, and where a
+    # SIGTERM stopped it.
+    assert train_steps == sorted({*range(2, FAULT_STEPS + 1, 2), *stops}), train_steps
+    print(f'largest metric difference to the uninterrupted run {difference:.2e}')
 
 
 @gin.configurable
