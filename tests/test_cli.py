@@ -80,6 +80,10 @@ _WITHOUT_TENSORFLOW = ('import runpy, sys; sys.modules["tensorflow"] = None; '
     ('sweep', ['--output_dir={tmp}/sweep', '--gin_bindings=train.seed = 1'],
      'train.seed is set per run by --seeds'),
     ('sweep', ['--output_dir=/dev/null/sweep'], 'output_dir /dev/null/sweep is not writable'),
+    ('libi', ['--output_dir={tmp}/runs', '--results={tmp}/table1.json', '--methods=vae,nope'],
+     '--methods: unknown nope (choose from vae, beta_vae, beta_vae_anneal, lagging, libi)'),
+    ('libi', ['--output_dir={tmp}/runs', '--results={tmp}/table1.json', '--indices=0,5'],
+     '--indices must be in [0, 5)'),
 ])
 def test_mistakes_in_flags_are_reported_before_tensorflow_loads(tool, args, message,
                                                                  tmp_path):
@@ -92,6 +96,14 @@ def test_mistakes_in_flags_are_reported_before_tensorflow_loads(tool, args, mess
   assert len(lines) == 1 and lines[0].startswith(f'error: {message.format(tmp=tmp_path)}'), (
       lines)
   assert os.listdir(tmp_path) == ['a_file']  # Nothing made.
+
+
+def test_libi_prints_the_committed_table_without_tensorflow():
+  result = subprocess.run([sys.executable, '-c', _WITHOUT_TENSORFLOW, 'brokenelbo.libi',
+                           '--results=results/libi/table1.json', '--print_only'],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert '| LinearJTEx | LiBI |' in result.stdout and '-3.15 ± 0.04' in result.stdout
 
 
 def test_restoring_never_merges_into_the_callers_config(tmp_path):

@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import subprocess
 import sys
 
@@ -188,11 +187,3 @@ def test_libi_command_end_to_end_and_resumes(tmp_path):
        '--print_only'], capture_output=True, text=True, timeout=120)
   assert printed.returncode == 0 and '| LinearJTEx | LiBI |' in printed.stdout
 
-
-def test_libi_command_rejects_bad_input(tmp_path):
-  result = _run_libi(tmp_path, '--methods=vae,nope')
-  assert result.returncode == 2
-  assert result.stderr.strip().splitlines()[-1] == (
-      'error: --methods: unknown nope (choose from vae, beta_vae, beta_vae_anneal, '
-      'lagging, libi)')
-  assert not os.path.exists(tmp_path / 'table1.json')

@@ -16,19 +16,34 @@ ds = data.make_dataset(train, batch_size=100, shuffle=True, repeat=True, seed=1)
 ```
 """
 
-from brokenelbo.data import mnist
-from brokenelbo.data import omniglot
-from brokenelbo.data import pipeline
-from brokenelbo.data import subsets
-from brokenelbo.data import synthetic
-# pylint: disable=g-importing-member
-from brokenelbo.data.mnist import (DataError, IMAGE_SHAPE, SPLITS, static_mnist,
-                                   tfds_binarized_mnist, write_amat_files)
-from brokenelbo.data.pipeline import make_dataset, train_dataset
-# pylint: enable=g-importing-member
+import importlib
+import sys
+
+# The submodules, and the names re-exported from them. Each is imported when first used
+# (PEP 562), so that `from brokenelbo.data import synthetic`, which needs no TensorFlow,
+# loads none: a command can check its flags and print a table in a fraction of a second.
+_SUBMODULES = ('mnist', 'omniglot', 'pipeline', 'subsets', 'synthetic')
+_EXPORTS = {'DataError': 'mnist', 'IMAGE_SHAPE': 'mnist', 'SPLITS': 'mnist',
+            'static_mnist': 'mnist', 'tfds_binarized_mnist': 'mnist',
+            'write_amat_files': 'mnist', 'make_dataset': 'pipeline',
+            'train_dataset': 'pipeline'}
+
+
+def __getattr__(name):
+  if name in _SUBMODULES:
+    return importlib.import_module(f'{__name__}.{name}')
+  if name in _EXPORTS:
+    return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+  return sorted({*globals(), *_SUBMODULES, *_EXPORTS})
 
 
 def clear_cache():
   """Forgets every split loaded so far (MNIST and Omniglot): the next load reads again."""
-  mnist.clear_cache()
-  omniglot.clear_cache()
+  for name in ('mnist', 'omniglot'):
+    module = sys.modules.get(f'{__name__}.{name}')
+    if module is not None:  # Not imported: nothing loaded.
+      module.clear_cache()

@@ -14,7 +14,11 @@ and Slurm's cluster resolver, so that one run can span the tasks of a Slurm job 
 import gin
 import tensorflow as tf
 
-from brokenelbo import data  # pylint: disable=unused-import
+from brokenelbo.data import mnist  # pylint: disable=unused-import
+from brokenelbo.data import omniglot  # pylint: disable=unused-import
+from brokenelbo.data import pipeline  # pylint: disable=unused-import
+from brokenelbo.data import subsets  # pylint: disable=unused-import
+from brokenelbo.data import synthetic as synthetic_data  # pylint: disable=unused-import
 from brokenelbo.evaluation import evaluate_run  # pylint: disable=unused-import
 from brokenelbo.models import decoders  # pylint: disable=unused-import
 from brokenelbo.models import encoders  # pylint: disable=unused-import
