@@ -1,20 +1,19 @@
 """One run over two worker processes on 127.0.0.1 (`tf.distribute.MultiWorkerMirroredStrategy`).
 
-Three runs of 24 steps at the same global batch of 16, of a model whose rate and distortion
+Two runs of 24 steps at the same global batch of 16, of a model whose rate and distortion
 do not depend on the seed, so that they must agree to float rounding (as the deterministic
 model of `test_distribute`; measured: 1e-7 relative):
 
 - one process (`OneDeviceStrategy` on the CPU), trained in this process: the reference;
 - two workers (`python -m brokenelbo.train`) found by `SlurmClusterResolver` from the
-  variables of an emulated Slurm job step (two tasks on one node): they must train like one
-  process, each reading its own half of every global batch, and leave in `model_dir` what
-  one process leaves, written once, by the chief;
-- two workers from `TF_CONFIG`, whose non-chief worker is killed (SIGKILL) after the chief's
-  first checkpoint: the chief must fail with one line, and the same two commands, started
-  again, must resume from the chief's checkpoint and end where the uninterrupted run ended.
+  variables of an emulated Slurm job step (two tasks on one node), whose non-chief worker
+  is killed (SIGKILL) after the chief's first checkpoint: the chief must fail with one
+  line, and the same two commands, started again, must resume from the chief's checkpoint.
+  Together they must train like one process, each worker reading its own half of every
+  global batch, and leave in `model_dir` what one process leaves, written by the chief.
 
-The two pairs of workers and the reference run at once, the second pair started again
-after; ports are free ones from the OS, and every wait is bounded.
+The reference trains while the chief finds out that its worker is gone; ports are free
+ones from the OS, and every wait is bounded.
 """
 
 import hashlib
@@ -140,17 +139,8 @@ class _Worker:
     return [l for l in self.stderr().splitlines() if l.startswith(('error:', 'preempted:'))]
 
 
-def _tf_config_pair(name, root, model_dir, bindings, ports):
-  cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
-  return [_Worker(f'{name}{i}', root, model_dir, [*bindings, *MULTI_WORKER],
-                  dict(TF_CONFIG=json.dumps(dict(cluster=cluster,
-                                                 task=dict(type='worker', index=i)))))
-          for i in range(2)]
-
-
-def _slurm_pair(name, root, model_dir, bindings):
+def _slurm_pair(name, root, model_dir, bindings, port_base):
   """Two tasks of an emulated Slurm job step on this node (`srun --ntasks=2`)."""
-  port_base = _free_ports(2, consecutive=True)[0]
   return [_Worker(f'{name}{i}', root, model_dir,
                   [*bindings, *MULTI_WORKER, *SLURM,
                    f'SlurmClusterResolver.port_base = {port_base}'],
@@ -165,23 +155,23 @@ def _metrics(model_dir):
 
 
 def _losses(model_dir):
-  """{step: train/loss} from the TensorBoard events of `model_dir`."""
-  losses = {}
+  """[(step, train/loss)] from the TensorBoard events of `model_dir`, by step."""
+  losses = []
   for path in tf.io.gfile.glob(os.path.join(model_dir, 'events.out.tfevents.*')):
     for event in tf.compat.v1.train.summary_iterator(path):
       for value in event.summary.value:
         if value.tag == 'train/loss':
-          losses[event.step] = float(tf.make_ndarray(value.tensor))
-  return losses
+          losses.append((event.step, float(tf.make_ndarray(value.tensor))))
+  return sorted(losses)
 
 
-def _batches(directory):
-  """[[(replica, digests) of each step] of each process] recorded in `directory`."""
-  recorded = []
-  for name in sorted(os.listdir(directory)):
-    with open(os.path.join(directory, name)) as f:
-      recorded.append([tuple(json.loads(line)) for line in f])
-  return recorded
+def _batches(directory, pid):
+  """[(replica, digests) of each step] that process `pid` recorded in `directory`."""
+  path = os.path.join(directory, f'{pid}.jsonl')
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [tuple(json.loads(line)) for line in f]
 
 
 def _files(directory):
@@ -192,19 +182,29 @@ def _files(directory):
 
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
-  """The three runs; see the module's docstring."""
+  """The two runs; see the module's docstring."""
   root = str(tmp_path_factory.mktemp('multiworker'))
-  dirs = {name: os.path.join(root, name) for name in ('one', 'two', 'killed')}
+  dirs = {name: os.path.join(root, name) for name in ('one', 'two')}
   batches = {name: os.path.join(root, f'{name}_batches') for name in ('one', 'two')}
   for path in batches.values():
     os.makedirs(path)
   started = time.time()
-  two = _slurm_pair('two', root, dirs['two'],
-                    [*BINDINGS, f"MultiWorkerToy.batches_dir = '{batches['two']}'"])
-  ports = _free_ports(2)
-  killed = _tf_config_pair('killed', root, dirs['killed'], [*BINDINGS, *SLOW], ports)
-  workers = [*two, *killed]
+  port_base = _free_ports(2, consecutive=True)[0]
+  bindings = [*BINDINGS, *SLOW, f"MultiWorkerToy.batches_dir = '{batches['two']}'"]
+  killed = _slurm_pair('killed', root, dirs['two'], bindings, port_base)
+  workers = list(killed)
   try:
+    # Kill the non-chief worker once the chief has written its first checkpoint; the chief
+    # then learns from TensorFlow's coordination service that it is gone.
+    while not checkpoints.checkpoint_steps(dirs['two']):
+      assert time.time() - started < TIMEOUT, 'no checkpoint came'
+      assert all(w.process.poll() is None for w in killed), [w.stderr()[-3000:]
+                                                            for w in killed]
+      time.sleep(.05)
+    killed[1].process.send_signal(signal.SIGKILL)
+    steps_at_kill = checkpoints.checkpoint_steps(dirs['two'])
+    # The reference trains while the chief waits for the coordination service's verdict
+    # (seconds: its heartbeat timeout).
     gin.clear_config()
     cli.parse_gin(GIN_FILES, [*BINDINGS, f"MultiWorkerToy.batches_dir = '{batches['one']}'",
                               'train.strategy = @tf.distribute.OneDeviceStrategy',
@@ -213,24 +213,14 @@ def runs(tmp_path_factory):
       training.train(model_dir=dirs['one'])
     finally:
       gin.clear_config()
-    # Kill the non-chief worker once the chief has written its first checkpoint; the chief
-    # then learns from TensorFlow's coordination service that it is gone.
-    while not checkpoints.checkpoint_steps(dirs['killed']):
-      assert time.time() - started < TIMEOUT, 'no checkpoint came'
-      assert all(w.process.poll() is None for w in killed), [w.stderr()[-3000:]
-                                                            for w in killed]
-      time.sleep(.05)
-    killed[1].process.send_signal(signal.SIGKILL)
-    steps_at_kill = checkpoints.checkpoint_steps(dirs['killed'])
     killed_status = [w.wait(timeout=60) for w in killed]
-    steps_left = checkpoints.checkpoint_steps(dirs['killed'])
+    steps_left = checkpoints.checkpoint_steps(dirs['two'])
     chief_errors = killed[0].errors()
-    failure = os.path.join(dirs['killed'], run_dir.FAILURE_FILE)
+    failure = os.path.join(dirs['two'], run_dir.FAILURE_FILE)
     failed_json = os.path.exists(failure) and json.load(open(failure))
-    metrics_at_kill = _metrics(dirs['killed'])
-    two_status = [w.wait() for w in two]
-    # The same commands, with the same TF_CONFIG.
-    resumed = _tf_config_pair('resumed', root, dirs['killed'], [*BINDINGS, *SLOW], ports)
+    metrics_at_kill = _metrics(dirs['two'])
+    # The same commands, with the same environment.
+    resumed = _slurm_pair('resumed', root, dirs['two'], bindings, port_base)
     workers += resumed
     resumed_status = [w.wait() for w in resumed]
   finally:
@@ -239,77 +229,91 @@ def runs(tmp_path_factory):
         worker.process.kill()
         worker.process.wait()
   print(f'multi-worker runs: {time.time() - started:.1f} s')
-  return dict(root=root, dirs=dirs, batches=batches, two=two, killed=killed,
-              resumed=resumed, two_status=two_status, killed_status=killed_status,
-              resumed_status=resumed_status, steps_at_kill=steps_at_kill,
-              steps_left=steps_left,
-              chief_errors=chief_errors, failed_json=failed_json,
-              metrics_at_kill=metrics_at_kill)
+  return dict(root=root, dirs=dirs, batches=batches, killed=killed, resumed=resumed,
+              killed_status=killed_status, resumed_status=resumed_status,
+              steps_at_kill=steps_at_kill, steps_left=steps_left, chief_errors=chief_errors,
+              failed_json=failed_json, metrics_at_kill=metrics_at_kill)
 
 
-def _check_finished(runs, name):
-  workers = runs[name]
-  assert runs[f'{name}_status'] == [0, 0], [w.stderr()[-3000:] for w in workers]
+def _check_finished(runs):
+  assert runs['resumed_status'] == [0, 0], [w.stderr()[-3000:] for w in runs['resumed']]
+
+
+def _resumed_at(worker):
+  """[(checkpoint, step)] of the `Resumed from` lines of `worker`'s stderr."""
+  return re.findall(r'Resumed from (\S+) at step (\d+)\.', worker.stderr())
 
 
 def test_two_workers_train_like_one_process(runs):
-  _check_finished(runs, 'two')
+  _check_finished(runs)
   one, two = (_metrics(runs['dirs'][n]) for n in ('one', 'two'))
+  # Each evaluation once, though the run was cut and resumed.
   assert [(r['step'], r['split']) for r in two] == [(r['step'], r['split']) for r in one] == [
       (step, split) for step in (8, 16, 24) for split in ('train', 'test')]
   loss_one, loss_two = (_losses(runs['dirs'][n]) for n in ('one', 'two'))
-  assert sorted(loss_two) == sorted(loss_one) == list(range(2, 25, 2))
+  assert [s for s, _ in loss_two] == [s for s, _ in loss_one] == list(range(2, 25, 2))
   figures = {}
   for key in ('rate', 'distortion', 'elbo'):
     a, b = np.array([r[key] for r in two]), np.array([r[key] for r in one])
     figures[key] = float(np.max(np.abs(a / b - 1.)))
     np.testing.assert_allclose(a, b, rtol=1e-5)  # As test_distribute's deterministic model.
-  a, b = (np.array([losses[s] for s in sorted(losses)]) for losses in (loss_two, loss_one))
+  a, b = (np.array([v for _, v in losses]) for losses in (loss_two, loss_one))
   figures['train/loss'] = float(np.max(np.abs(a / b - 1.)))
   np.testing.assert_allclose(a, b, rtol=1e-5)
-  print('two workers against one process, largest relative differences:',
+  print('two workers (cut and resumed) against one process, largest relative differences:',
         {k: f'{v:.1e}' for k, v in figures.items()},
         f'(final test elbo {two[-1]["elbo"]:.6f} and {one[-1]["elbo"]:.6f})')
 
 
 def test_each_worker_reads_its_own_half_of_every_global_batch(runs):
-  _check_finished(runs, 'two')
-  (one,), workers = _batches(runs['batches']['one']), _batches(runs['batches']['two'])
-  assert len(one) == 24 and len(workers) == 2
-  assert [[r for r, _ in w] for w in workers] == [[0] * 24, [1] * 24]  # One replica each.
+  _check_finished(runs)
+  one = _batches(runs['batches']['one'], os.getpid())
+  assert len(one) == 24
+  # Steps up to the checkpoint resumed from were taken by the first pair, the rest by the
+  # second; each worker's one replica has the worker's index.
+  (resumed_from, _), = _resumed_at(runs['resumed'][0])
+  first = int(resumed_from.rsplit('-', 1)[1])
+  workers = []
+  for i in range(2):
+    before = _batches(runs['batches']['two'], runs['killed'][i].process.pid)
+    after = _batches(runs['batches']['two'], runs['resumed'][i].process.pid)
+    assert len(before) >= first and len(after) == 24 - first, (len(before), len(after))
+    workers.append(before[:first] + after)
+    assert [r for r, _ in workers[i]] == [i] * 24
   for step, (_, batch) in enumerate(one):
     halves = [w[step][1] for w in workers]
     assert [len(h) for h in halves] == [8, 8]
     assert not set(halves[0]) & set(halves[1]), f'step {step}: the workers share examples'
     assert sorted(halves[0] + halves[1]) == sorted(batch), f'step {step}'
-  print('each of 24 global batches of 16: two disjoint halves of 8 whose union is the '
-        'one-process batch')
+  print(f'each of 24 global batches of 16 (steps 1-{first} before the kill, the rest after): '
+        'two disjoint halves of 8 whose union is the one-process batch')
 
 
 def test_only_the_chief_writes_the_run_directory(runs):
-  _check_finished(runs, 'two')
+  _check_finished(runs)
   one, two = runs['dirs']['one'], runs['dirs']['two']
   expected = sorted(['checkpoint', 'config.gin', 'metrics.jsonl', 'operative_config.gin'] + [
       f'ckpt-{s}.{e}' for s in (16, 20, 24) for e in ('data-00000-of-00001', 'index')])
-  for directory in (one, two):
+  # One TensorBoard file per process of the chief: the one process's, the two chiefs'.
+  for directory, processes in ((one, 1), (two, 2)):
     events = [f for f in _files(directory) if f.startswith('events.out.tfevents.')]
-    assert len(events) == 1, _files(directory)
+    assert len(events) == processes, _files(directory)
     assert [f for f in _files(directory) if f not in events] == expected
   state = tf.train.get_checkpoint_state(two)
   assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
       'ckpt-16', 'ckpt-20', 'ckpt-24']
   # The other worker wrote its share in a folder of its own, now gone, as is anything it
   # left in its TMPDIR.
-  chief, other = runs['two']
+  chief, other = runs['resumed']
   folder = re.search(r'is not the chief: it writes its share of the run in (\S+) ',
                      other.stderr()).group(1)
   assert folder.startswith(other.tmp) and not os.path.exists(folder)
   assert os.listdir(other.tmp) == [] and os.listdir(chief.tmp) == []
-  assert 'is not the chief' not in chief.stderr()
+  assert 'is not the chief' not in chief.stderr() + runs['killed'][0].stderr()
 
 
 def test_a_killed_worker_fails_the_run_and_both_resume_from_the_chiefs_checkpoint(runs):
-  _check_finished(runs, 'two')
+  _check_finished(runs)
   # Killed after the first checkpoint, before the end.
   assert runs['steps_at_kill'] and max(runs['steps_left']) < 24, runs['steps_left']
   assert max(r['step'] for r in runs['metrics_at_kill'] or [dict(step=0)]) < 24
@@ -318,29 +322,19 @@ def test_a_killed_worker_fails_the_run_and_both_resume_from_the_chiefs_checkpoin
   assert runs['killed_status'][0] == cli.EXIT_FAILED, runs['killed'][0].stderr()[-3000:]
   # (It names the worker when the coordination service noticed it missing, before a
   # collective operation failed on the broken connection.)
+  model_dir = runs['dirs']['two']
   assert len(runs['chief_errors']) == 1 and re.fullmatch(
       '(error: worker 1|error: a worker) of the cluster stopped, which aborts the run; start '
       'every worker again with the same command to continue from the last checkpoint in '
-      + re.escape(runs['dirs']['killed']), runs['chief_errors'][0]), runs['chief_errors']
+      + re.escape(model_dir), runs['chief_errors'][0]), runs['chief_errors']
   assert runs['failed_json']['error'] == runs['chief_errors'][0][len('error: '):]
   # Started again, both resumed from the chief's newest checkpoint, not from step 0.
-  _check_finished(runs, 'resumed')
-  model_dir = runs['dirs']['killed']
-  resumed = [re.findall(r'Resumed from (\S+) at step (\d+)\.', w.stderr())
-             for w in runs['resumed']]
   newest = max(runs['steps_left'])
+  resumed = [_resumed_at(w) for w in runs['resumed']]
   assert resumed[0] == resumed[1] == [(os.path.join(model_dir, f'ckpt-{newest}'), str(newest))]
-  print(f'killed worker 1 after checkpoint {newest}; both workers resumed from it')
-  # And the run ended where the uninterrupted two-worker run ended.
-  two, killed = _metrics(runs['dirs']['two']), _metrics(model_dir)
-  assert [(r['step'], r['split']) for r in killed] == [(r['step'], r['split']) for r in two]
-  for key in ('rate', 'distortion', 'elbo'):
-    np.testing.assert_allclose([r[key] for r in killed], [r[key] for r in two], rtol=1e-6)
   assert not os.path.exists(os.path.join(model_dir, run_dir.FAILURE_FILE))
   assert not os.path.exists(os.path.join(model_dir, checkpoints.DAMAGED_DIR))
-  assert os.listdir(runs['resumed'][1].tmp) == []
-  print(f'final test elbo after the resumption {killed[-1]["elbo"]:.6f}, uninterrupted '
-        f'{two[-1]["elbo"]:.6f}')
+  print(f'killed worker 1 after checkpoint {newest}; both workers resumed from it')
 
 
 @pytest.mark.parametrize('bindings, environment, message', [

@@ -67,19 +67,21 @@ def sampler(model, restart):
   return sample_fn
 
 
-def evaluate_restarts(model, x_test, seed):
+def evaluate_restarts(model, x_test, seed, num_samples=synthetic.TEST_NUM_SAMPLES):
   """Test log-likelihood (eq. 48), ELBO, I(X;Z) and KL(q(z) || p(z)) of every restart.
 
   Returns:
     `list` of `dict`s (one per restart) with `float`s in nats per example:
-    log_likelihood (S = 5000, q_phi's variance inflated 2x) and its stderr over the test
+    log_likelihood (S = `num_samples`, the paper's 5000 by default; q_phi's variance
+    inflated 2x) and its stderr over the test
     examples, elbo, rate (exact KL(q || p) averaged over the examples), distortion,
     mutual_information and marginal_kl (z ~ q_phi, `INFORMATION_SAMPLES` per example,
     N = 500, so mutual_information <= log 500 = 6.21) with their stderrs, and
     generative_mutual_information (`generative_mutual_information`; `None` where it has
     no closed form).
   """
-  likelihood = synthetic.estimate_log_likelihood(model, x_test, seed=seed)
+  likelihood = synthetic.estimate_log_likelihood(model, x_test, seed=seed,
+                                                  num_samples=num_samples)
   x = tf.constant(x_test, tf.float32)
   rate, distortion = (t.numpy().astype(np.float64).mean(axis=-1)
                       for t in model.rate_distortion(x, tf.constant([seed, 1], tf.int64)))
@@ -206,12 +208,13 @@ def ground_truth_model(dataset, restarts=1, seed=0):
   return model
 
 
-def truth_reference(dataset, index, knn_draws, seed=0, fit_steps=5000):
+def truth_reference(dataset, index, knn_draws, seed=0, fit_steps=5000,
+                    num_samples=synthetic.TEST_NUM_SAMPLES):
   """The ground truth's test log-likelihood, I(X;Z) and smooth k-NN statistic on data set
   (`dataset`, `index`). For the linear-Gaussian data sets the log-likelihood is exact and
   q_phi is the best mean-field Gaussian in closed form (`mean_field_posterior_phi`); for the
   others the log-likelihood is eq. 48 with a q_phi fitted to the true theta
-  (`fit_inference`)."""
+  (`fit_inference`), with S = `num_samples`."""
   x_train = data.synthetic('train', name=dataset, index=index)
   x_test = data.synthetic('test', name=dataset, index=index)
   model = ground_truth_model(dataset)
@@ -221,7 +224,7 @@ def truth_reference(dataset, index, knn_draws, seed=0, fit_steps=5000):
     model.assign(phi=synthetic.mean_field_posterior_phi(dataset))
   else:
     fit_inference(model, x_train, steps=fit_steps, seed=seed)
-  restart = evaluate_restarts(model, x_test, seed)[0]
+  restart = evaluate_restarts(model, x_test, seed, num_samples)[0]
   if exact:
     restart['log_likelihood'] = float(np.mean(truth.exact_log_likelihood(x_test)))
     kind = 'exact'

@@ -60,7 +60,8 @@ def evaluate_setting(run, profile_name, model_dir, train_seconds):
   x_val = data.synthetic('validation', name=run.dataset, index=run.index)
   x_test = data.synthetic('test', name=run.dataset, index=run.index)
   objective = synthetic_run.validation_objective(model, run.method, x_val, seed, beta)
-  restarts = synthetic_run.evaluate_restarts(model, x_test, seed)
+  restarts = synthetic_run.evaluate_restarts(model, x_test, seed,
+                                             profile.likelihood_samples)
   for r, values in enumerate(restarts):
     values['validation_objective'] = float(objective[r])
   record = dict(dataset=run.dataset, index=run.index, method=run.method,
@@ -108,7 +109,8 @@ def write_truth(dataset, index, profile, output_dir):
   """Writes the ground truth's record of data set `index` (or adds what it lacks)."""
   path = os.path.join(output_dir, dataset, str(index), libi_table.TRUTH_FILE)
   if not os.path.exists(path):
-    record = synthetic_run.truth_reference(dataset, index, profile.knn_draws)
+    record = synthetic_run.truth_reference(dataset, index, profile.knn_draws,
+                                           num_samples=profile.likelihood_samples)
   else:
     record = libi_table.load_results(path)
     if 'generative_mutual_information' in record:
