@@ -1,12 +1,13 @@
 """Tests of `brokenelbo.sweep` and `brokenelbo.evaluate` through their command lines.
 
-One real two-run smoke sweep (family `---`, beta 0.5 and 1, two processes, each run's
-information suite at tiny counts) is shared by the tests: its CSV must hold exactly the
-runs' final metrics and their suites, a rerun must skip both runs, a run without its suite
-must get it on the next invocation without training again (and keep its row while its
-evaluation fails), a trained run whose record is lost must be recorded from its metrics
-without training, and `evaluate` must reproduce a run's own final evaluation exactly with
-one z sample.
+One real smoke sweep (family `---`, each run's information suite at tiny counts) is shared
+by the tests. It is made in two invocations, as a user extends a sweep: beta 1 alone, which
+must train the run and then measure its suite, then betas 0.5 and 1, which must run only
+the new run. Its CSV must hold exactly the runs' final metrics and their suites, a rerun
+must skip both runs, a run without its suite must get it on the next invocation without
+training again (and keep its row while its evaluation fails), a trained run whose record
+is lost must be recorded from its metrics without training, and `evaluate` must reproduce
+a run's own final evaluation exactly with one z sample.
 """
 
 import csv
@@ -44,6 +45,9 @@ EVALUATE_BINDINGS = ['evaluate_run.max_examples = 20', 'evaluate_run.batch_size 
                      'information_suite.generative_examples = 4']
 SWEEP_FLAGS = ['--families=---', '--betas=0.5,1', '--gin_file=configs/smoke.gin',
                '--parallel=2', *[f'--evaluate_bindings={b}' for b in EVALUATE_BINDINGS]]
+# The first invocation: beta 1 alone.
+FIRST_FLAGS = ['--betas=1' if f.startswith('--betas=') else f for f in SWEEP_FLAGS]
+FIRST_RUN = os.path.join('---', 'beta=1_anneal=0_seed=0')
 
 
 def _run(module, *args):
@@ -62,18 +66,67 @@ def _final_records(run_dir):
 
 
 @pytest.fixture(scope='module')
-def swept():
+def first_sweep():
+  """The sweep's first invocation (beta 1 alone): its output folder and its result."""
   root = tempfile.mkdtemp()
   output_dir = os.path.join(root, 'sweep')
+  result = _run('sweep', f'--output_dir={output_dir}', *FIRST_FLAGS)
+  assert result.returncode == 0, result.stderr[-3000:]
+  yield output_dir, result
+  shutil.rmtree(root)
+
+
+def _state(path):
+  """(size, mtime) of a file."""
+  return os.stat(path).st_size, os.stat(path).st_mtime_ns
+
+
+@pytest.fixture(scope='module')
+def extended(first_sweep):
+  """The second invocation, with betas 0.5 and 1: its result, and the first run's record
+  and log as they were before it."""
+  output_dir, _ = first_sweep
+  first_run = os.path.join(output_dir, FIRST_RUN)
+  before = {path: _state(path) for path in (os.path.join(first_run, 'sweep.json'),
+                                             first_run + '.log')}
   result = _run('sweep', f'--output_dir={output_dir}', *SWEEP_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
-  yield output_dir
-  shutil.rmtree(root)
+  return dict(output_dir=output_dir, result=result, before=before)
+
+
+@pytest.fixture(scope='module')
+def swept(extended):
+  """The output folder of the sweep of betas 0.5 and 1."""
+  return extended['output_dir']
 
 
 def _read_csv(path):
   with open(path) as f:
     return list(csv.DictReader(f))
+
+
+def test_a_sweep_trains_each_run_then_measures_its_suite(first_sweep):
+  output_dir, result = first_sweep
+  run_dir = os.path.join(output_dir, FIRST_RUN)
+  assert result.stdout.startswith('1 runs, 0 finished, 1 to do\n'), result.stdout
+  # Its two commands, in order, in the run's log.
+  with open(run_dir + '.log') as f:
+    commands = [line for line in f if line.startswith('# ')]
+  assert len(commands) == 2, commands
+  assert ' -m brokenelbo.train ' in commands[0] and ' -m brokenelbo.evaluate ' in commands[1]
+  assert sweep.information_record(run_dir) is not None
+  rows = _read_csv(os.path.join(output_dir, 'results.csv'))
+  assert [(r['beta'], r['run_dir']) for r in rows] == [('1', run_dir)]
+  assert np.isfinite(float(rows[0]['mutual_information']))  # The suite's cells are filled.
+
+
+def test_a_sweep_given_another_beta_runs_only_the_new_run(extended):
+  assert extended['result'].stdout.startswith('2 runs, 1 finished, 1 to do\n'), (
+      extended['result'].stdout)
+  # The first run's record and log are as they were: nothing of it ran again.
+  assert {path: _state(path) for path in extended['before']} == extended['before']
+  rows = _read_csv(os.path.join(extended['output_dir'], 'results.csv'))
+  assert [r['beta'] for r in rows] == ['0.5', '1']
 
 
 def test_csv_holds_each_runs_final_metrics(swept):
@@ -158,7 +211,7 @@ def _row(results, run_dir):
   return {r['run_dir']: r for r in _read_csv(results)}[run_dir]
 
 
-# The next two tests share the run that they leave without its suite; the second ends with
+# The next three tests share the run that they leave without its suite; the third ends with
 # the suite computed again, as the later tests of this module expect.
 def test_a_run_without_its_suite_is_listed_only_to_evaluate(swept):
   run_dir = os.path.join(swept, SUITELESS_RUN)
@@ -179,14 +232,20 @@ def test_a_run_without_its_suite_is_listed_only_to_evaluate(swept):
   assert len(lines) == 2 and f'-m brokenelbo.evaluate --model_dir={run_dir} ' in lines[1]
 
 
-def test_a_run_without_its_suite_gets_it_on_the_next_invocation_without_training(swept):
+@pytest.fixture(scope='module')
+def suiteless_run(swept):
+  """The run left without its suite, and its checkpoints, record and number of trainings
+  as they were then."""
   run_dir = os.path.join(swept, SUITELESS_RUN)
-  results = os.path.join(swept, 'results.csv')
   _drop_suite(run_dir)
-  checkpoints = _checkpoint_files(run_dir)
-  assert checkpoints
-  record_mtime = os.stat(os.path.join(run_dir, 'sweep.json')).st_mtime_ns
-  trainings = len(_commands(run_dir + '.log', 'train'))
+  return dict(run_dir=run_dir, checkpoints=_checkpoint_files(run_dir),
+              record_mtime=os.stat(os.path.join(run_dir, 'sweep.json')).st_mtime_ns,
+              trainings=len(_commands(run_dir + '.log', 'train')))
+
+
+def test_a_failed_evaluation_is_listed_and_the_run_keeps_its_row(swept, suiteless_run):
+  run_dir = suiteless_run['run_dir']
+  assert suiteless_run['checkpoints']
   # An evaluation that fails: listed, non-zero exit; the run keeps its row, not retrained.
   result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS,
                 '--evaluate_bindings=evaluate_run.num_z_samples = 0')
@@ -195,8 +254,14 @@ def test_a_run_without_its_suite_gets_it_on_the_next_invocation_without_training
   assert failed == [f'failed: {run_dir}: evaluation exit status 2: num_z_samples must be '
                     f'>= 1, got 0; see {run_dir}.log (its training is finished: running the '
                     'sweep again evaluates it)'], result.stderr[-3000:]
-  row = _row(results, run_dir)
+  row = _row(os.path.join(swept, 'results.csv'), run_dir)
   assert row['mutual_information'] == '' and row['rate'] != ''
+
+
+def test_a_run_without_its_suite_gets_it_on_the_next_invocation_without_training(
+    swept, suiteless_run):
+  run_dir = suiteless_run['run_dir']
+  results = os.path.join(swept, 'results.csv')
   # The next invocation computes the suite, and trains nothing.
   result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -206,9 +271,10 @@ def test_a_run_without_its_suite_gets_it_on_the_next_invocation_without_training
   assert float(row['mutual_information']) == pytest.approx(suite['mutual_information'],
                                                            abs=5e-5)
   assert float(row['nll_k5']) == pytest.approx(suite['nll_k5'], abs=5e-5)
-  assert _checkpoint_files(run_dir) == checkpoints
-  assert os.stat(os.path.join(run_dir, 'sweep.json')).st_mtime_ns == record_mtime
-  assert len(_commands(run_dir + '.log', 'train')) == trainings
+  assert _checkpoint_files(run_dir) == suiteless_run['checkpoints']
+  assert os.stat(os.path.join(run_dir, 'sweep.json')).st_mtime_ns == suiteless_run[
+      'record_mtime']
+  assert len(_commands(run_dir + '.log', 'train')) == suiteless_run['trainings']
   assert len(_commands(run_dir + '.log', 'evaluate')) >= 2
 
 
