@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from brokenelbo.experiments import grid
+from brokenelbo.experiments import sweep
 from brokenelbo.training import checkpoints
 from brokenelbo.training import restore
 from brokenelbo.training import run_dir
@@ -130,12 +132,15 @@ def test_sweep_gives_a_failed_run_no_row_and_tries_it_again(tmp_path):
     assert len(f.read().splitlines()) == 1  # The header: no row for a failed run.
   assert not os.path.exists(os.path.join(failed_dir, 'sweep.json'))
   # Its final metrics are finite (nothing was learned), yet it is no finished run: the next
-  # invocation would train it again rather than record it from its metrics.
-  again = subprocess.run([sys.executable, '-m', 'brokenelbo.sweep', *args, '--dry_run'],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert again.returncode == 0, again.stderr[-2000:]
-  lines = again.stdout.splitlines()
-  assert lines[0] == '1 runs, 0 finished, 1 to do' and f'--model_dir={failed_dir}' in lines[1]
+  # invocation (what `sweep` decides for its `--dry_run`) would train it again rather than
+  # record it from its metrics.
+  run, = grid.make_grid(['---'], ['1e30'], ['0'], '+', ['0'])
+  again = sweep.Sweep(output_dir, os.path.join(output_dir, 'results.csv'),
+                      ['configs/smoke.gin'], [], threads_per_run=1)
+  assert again.model_dir(run) == failed_dir
+  assert not sweep.is_finished(failed_dir) and not again.is_done(run)
+  command = again.commands(run)[0]
+  assert command[1:3] == ['-m', 'brokenelbo.train'] and f'--model_dir={failed_dir}' in command
 
 
 @pytest.fixture(scope='module')
