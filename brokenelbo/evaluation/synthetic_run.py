@@ -73,12 +73,11 @@ def evaluate_restarts(model, x_test, seed, num_samples=synthetic.TEST_NUM_SAMPLE
   Returns:
     `list` of `dict`s (one per restart) with `float`s in nats per example:
     log_likelihood (S = `num_samples`, the paper's 5000 by default; q_phi's variance
-    inflated 2x) and its stderr over the test
-    examples, elbo, rate (exact KL(q || p) averaged over the examples), distortion,
-    mutual_information and marginal_kl (z ~ q_phi, `INFORMATION_SAMPLES` per example,
-    N = 500, so mutual_information <= log 500 = 6.21) with their stderrs, and
-    generative_mutual_information (`generative_mutual_information`; `None` where it has
-    no closed form).
+    inflated 2x) and its stderr over the test examples, elbo, rate (exact KL(q || p)
+    averaged over the examples), distortion, mutual_information and marginal_kl
+    (z ~ q_phi, `INFORMATION_SAMPLES` per example, N = 500, so mutual_information <=
+    log 500 = 6.21) with their stderrs, and generative_mutual_information
+    (`generative_mutual_information`; `None` where it has no closed form).
   """
   likelihood = synthetic.estimate_log_likelihood(model, x_test, seed=seed,
                                                   num_samples=num_samples)

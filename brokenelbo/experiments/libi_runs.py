@@ -94,7 +94,7 @@ def add_generative_information(record, model_dir):
 
 def remeasure_information(record, model_dir):
   """Replaces the I_q(X;Z) and KL(q(z)||p(z)) of every restart of `record` by a new
-  measurement of the restored run (the same test points and seed as `_evaluate`)."""
+  measurement of the restored run (the same test points and seed as `evaluate_setting`)."""
   gin.clear_config()
   model = restore.restore_run(model_dir).model
   gin.clear_config()
@@ -157,7 +157,6 @@ def draw_figures(results, output_dir, figures_dir, overwrite=False):
         libi_figures.method_figure(r, l, t, libi_table.DATASET_TITLES[d]))
   written = rd_plane.write_figures(figures, figures_dir, overwrite=overwrite)
   print('\n'.join(written))
-
 
 
 def run_table(output_dir, results_path, profile_name, datasets, methods, indices=None,
