@@ -12,8 +12,9 @@ model of `test_distribute`; measured: 1e-7 relative):
   Together they must train like one process, each worker reading its own half of every
   global batch, and leave in `model_dir` what one process leaves, written by the chief.
 
-The reference trains while the chief finds out that its worker is gone; ports are free
-ones from the OS, and every wait is bounded.
+The reference trains while the chief finds out that its worker is gone. The interruption
+and the resumption are two module fixtures, so that the test of the interruption needs only
+the first; ports are free ones from the OS, and every wait is bounded.
 """
 
 import hashlib
@@ -180,9 +181,18 @@ def _files(directory):
                 for folder, _, names in os.walk(directory) for name in names)
 
 
+def _stop(workers):
+  """Kills whichever of `workers` still runs (after a failed wait)."""
+  for worker in workers:
+    if worker.process.poll() is None:
+      worker.process.kill()
+      worker.process.wait()
+
+
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory):
-  """The two runs; see the module's docstring."""
+def interrupted(tmp_path_factory):
+  """The two workers, worker 1 killed after the chief's first checkpoint, until the chief
+  has exited; and the one-process reference, trained meanwhile."""
   root = str(tmp_path_factory.mktemp('multiworker'))
   dirs = {name: os.path.join(root, name) for name in ('one', 'two')}
   batches = {name: os.path.join(root, f'{name}_batches') for name in ('one', 'two')}
@@ -192,7 +202,6 @@ def runs(tmp_path_factory):
   port_base = _free_ports(2, consecutive=True)[0]
   bindings = [*BINDINGS, *SLOW, f"MultiWorkerToy.batches_dir = '{batches['two']}'"]
   killed = _slurm_pair('killed', root, dirs['two'], bindings, port_base)
-  workers = list(killed)
   try:
     # Kill the non-chief worker once the chief has written its first checkpoint; the chief
     # then learns from TensorFlow's coordination service that it is gone.
@@ -214,25 +223,30 @@ def runs(tmp_path_factory):
     finally:
       gin.clear_config()
     killed_status = [w.wait(timeout=60) for w in killed]
-    steps_left = checkpoints.checkpoint_steps(dirs['two'])
-    chief_errors = killed[0].errors()
-    failure = os.path.join(dirs['two'], run_dir.FAILURE_FILE)
-    failed_json = os.path.exists(failure) and json.load(open(failure))
-    metrics_at_kill = _metrics(dirs['two'])
-    # The same commands, with the same environment.
-    resumed = _slurm_pair('resumed', root, dirs['two'], bindings, port_base)
-    workers += resumed
+  finally:
+    _stop(killed)
+  failure = os.path.join(dirs['two'], run_dir.FAILURE_FILE)
+  print(f'two workers started, one killed, the chief gone: {time.time() - started:.1f} s')
+  return dict(root=root, dirs=dirs, batches=batches, bindings=bindings, port_base=port_base,
+              killed=killed, killed_status=killed_status, steps_at_kill=steps_at_kill,
+              steps_left=checkpoints.checkpoint_steps(dirs['two']),
+              chief_errors=killed[0].errors(),
+              failed_json=os.path.exists(failure) and json.load(open(failure)),
+              metrics_at_kill=_metrics(dirs['two']))
+
+
+@pytest.fixture(scope='module')
+def runs(interrupted):
+  """The same two commands started again, with the same environment, to the end."""
+  started = time.time()
+  resumed = _slurm_pair('resumed', interrupted['root'], interrupted['dirs']['two'],
+                        interrupted['bindings'], interrupted['port_base'])
+  try:
     resumed_status = [w.wait() for w in resumed]
   finally:
-    for worker in workers:
-      if worker.process.poll() is None:
-        worker.process.kill()
-        worker.process.wait()
-  print(f'multi-worker runs: {time.time() - started:.1f} s')
-  return dict(root=root, dirs=dirs, batches=batches, killed=killed, resumed=resumed,
-              killed_status=killed_status, resumed_status=resumed_status,
-              steps_at_kill=steps_at_kill, steps_left=steps_left, chief_errors=chief_errors,
-              failed_json=failed_json, metrics_at_kill=metrics_at_kill)
+    _stop(resumed)
+  print(f'two workers resumed to the end: {time.time() - started:.1f} s')
+  return dict(interrupted, resumed=resumed, resumed_status=resumed_status)
 
 
 def _check_finished(runs):
@@ -242,6 +256,25 @@ def _check_finished(runs):
 def _resumed_at(worker):
   """[(checkpoint, step)] of the `Resumed from` lines of `worker`'s stderr."""
   return re.findall(r'Resumed from (\S+) at step (\d+)\.', worker.stderr())
+
+
+def test_a_killed_worker_fails_the_run_with_one_line(interrupted):
+  # Killed after the first checkpoint, before the end.
+  assert interrupted['steps_at_kill'] and max(interrupted['steps_left']) < 24, (
+      interrupted['steps_left'])
+  assert max(r['step'] for r in interrupted['metrics_at_kill'] or [dict(step=0)]) < 24
+  # The chief failed with one line, recorded in failed.json.
+  assert interrupted['killed_status'][1] == -signal.SIGKILL
+  assert interrupted['killed_status'][0] == cli.EXIT_FAILED, (
+      interrupted['killed'][0].stderr()[-3000:])
+  # (It names the worker when the coordination service noticed it missing, before a
+  # collective operation failed on the broken connection.)
+  errors = interrupted['chief_errors']
+  assert len(errors) == 1 and re.fullmatch(
+      '(error: worker 1|error: a worker) of the cluster stopped, which aborts the run; start '
+      'every worker again with the same command to continue from the last checkpoint in '
+      + re.escape(interrupted['dirs']['two']), errors[0]), errors
+  assert interrupted['failed_json']['error'] == errors[0][len('error: '):]
 
 
 def test_two_workers_train_like_one_process(runs):
@@ -312,23 +345,9 @@ def test_only_the_chief_writes_the_run_directory(runs):
   assert 'is not the chief' not in chief.stderr() + runs['killed'][0].stderr()
 
 
-def test_a_killed_worker_fails_the_run_and_both_resume_from_the_chiefs_checkpoint(runs):
+def test_both_workers_resume_from_the_chiefs_newest_checkpoint(runs):
   _check_finished(runs)
-  # Killed after the first checkpoint, before the end.
-  assert runs['steps_at_kill'] and max(runs['steps_left']) < 24, runs['steps_left']
-  assert max(r['step'] for r in runs['metrics_at_kill'] or [dict(step=0)]) < 24
-  # The chief failed with one line, recorded in failed.json.
-  assert runs['killed_status'][1] == -signal.SIGKILL
-  assert runs['killed_status'][0] == cli.EXIT_FAILED, runs['killed'][0].stderr()[-3000:]
-  # (It names the worker when the coordination service noticed it missing, before a
-  # collective operation failed on the broken connection.)
   model_dir = runs['dirs']['two']
-  assert len(runs['chief_errors']) == 1 and re.fullmatch(
-      '(error: worker 1|error: a worker) of the cluster stopped, which aborts the run; start '
-      'every worker again with the same command to continue from the last checkpoint in '
-      + re.escape(model_dir), runs['chief_errors'][0]), runs['chief_errors']
-  assert runs['failed_json']['error'] == runs['chief_errors'][0][len('error: '):]
-  # Started again, both resumed from the chief's newest checkpoint, not from step 0.
   newest = max(runs['steps_left'])
   resumed = [_resumed_at(w) for w in runs['resumed']]
   assert resumed[0] == resumed[1] == [(os.path.join(model_dir, f'ckpt-{newest}'), str(newest))]
