@@ -17,7 +17,6 @@ import tensorflow as tf
 from brokenelbo.data import mnist  # pylint: disable=unused-import
 from brokenelbo.data import omniglot  # pylint: disable=unused-import
 from brokenelbo.data import pipeline  # pylint: disable=unused-import
-from brokenelbo.data import subsets  # pylint: disable=unused-import
 from brokenelbo.data import synthetic as synthetic_data  # pylint: disable=unused-import
 from brokenelbo.evaluation import evaluate_run  # pylint: disable=unused-import
 from brokenelbo.models import decoders  # pylint: disable=unused-import
