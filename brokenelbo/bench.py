@@ -14,7 +14,7 @@ For each family, at the configured batch sizes (`train.batch_size`,
 - the seconds to draw 100 samples x ~ d(x|z), z ~ m(z): the decoder's sampler and, for
   PixelCNN decoders, the naive sampler (one full network pass per pixel) on the same
   random numbers, with a check that both give the same images.
-- the importance-weighted bound of `evaluation.information` (Burda et al. 2016), as
+- the importance-weighted bound of `statistics.information` (Burda et al. 2016), as
   `evaluation.suite` computes it with the encoder as proposal, on `--iw_examples` training
   images with K = `--iw_num_samples` (the suite's `information_suite.batch_size` examples
   per batch, `--iw_samples_per_chunk` draws per chunk): decoder passes (examples x K) per
@@ -45,14 +45,14 @@ from absl import logging
 import gin
 import tensorflow as tf
 
+from brokenelbo import configurables  # pylint: disable=unused-import
 from brokenelbo import data
-from brokenelbo.evaluation import information
 from brokenelbo.evaluation import suite
 from brokenelbo.experiments import bench
-from brokenelbo.experiments import families
+from brokenelbo.models import families
+from brokenelbo.statistics import information
 from brokenelbo.training import restore
 from brokenelbo.utils import cli
-from brokenelbo.utils import configurables  # pylint: disable=unused-import
 from brokenelbo.utils import files
 
 flags.DEFINE_list('families', list(families.FAMILIES), 'Families to measure.')

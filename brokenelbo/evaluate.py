@@ -6,12 +6,17 @@ r"""Evaluates a trained run and draws its Figure 4-style grids.
 
 The run's own `config.gin` rebuilds the model, which is restored from the run's latest
 checkpoint (`training.restore`); `evaluation.evaluate_run` says what is computed and where
-it is written. Existing figures are kept unless `--overwrite`.
+it is written. The grids (`visualize.grids.figure4_grids`; `figure4_grids.examples = 0`
+draws none) go to `OUTPUT_DIR/figure4_<split>.png`; existing figures are kept unless
+`--overwrite`.
 """
+
+import os
 
 
 from absl import flags
 
+from brokenelbo import errors
 from brokenelbo.utils import cli
 from brokenelbo.utils import files
 
@@ -34,12 +39,26 @@ def main(argv):
   del argv
   # A folder that holds no run is reported before TensorFlow loads (seconds).
   files.run_config(FLAGS.model_dir)
-  from brokenelbo.evaluation import evaluate_run  # pylint: disable=g-import-not-at-top
-  from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
-  from brokenelbo.utils import configurables  # pylint: disable=g-import-not-at-top,unused-import
+  # pylint: disable=g-import-not-at-top
+  from brokenelbo import configurables  # pylint: disable=unused-import
+  from brokenelbo.evaluation import evaluate_run
+  from brokenelbo.training import restore
+  from brokenelbo.visualize import grids
+  # pylint: enable=g-import-not-at-top
   run = restore.restore_run(FLAGS.model_dir, FLAGS.gin_bindings)
-  record = evaluate_run.evaluate_run(run, FLAGS.model_dir, FLAGS.split, FLAGS.output_dir,
-                                     FLAGS.overwrite)
+  figure = os.path.join(FLAGS.output_dir or os.path.join(FLAGS.model_dir, 'figures'),
+                        f'figure4_{FLAGS.split}.png')
+  draw = cli.configured_arguments(grids.figure4_grids)['examples']
+  if draw and os.path.exists(figure) and not FLAGS.overwrite:
+    raise errors.UserError(f'{figure} exists; pass --overwrite to replace it')
+  record = evaluate_run.evaluate_run(run, FLAGS.model_dir, FLAGS.split)
+  if draw:
+    images = evaluate_run.evaluation_images(
+        run, FLAGS.split, cli.configured_arguments(evaluate_run.evaluate_run)['max_examples'])
+    name = os.path.join(*os.path.normpath(os.path.abspath(FLAGS.model_dir)).split(os.sep)[-2:])
+    grids.figure4_grids(run.model, images, figure,
+                        f'{name}: {FLAGS.split} R = {record["rate"]:.2f}, '
+                        f'D = {record["distortion"]:.2f}', seed=run.settings['seed'] + 3)
   print(files.to_json(record))
 
 

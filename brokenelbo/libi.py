@@ -21,6 +21,7 @@ import sys
 
 from absl import flags
 
+from brokenelbo import errors
 from brokenelbo.data import synthetic as data
 from brokenelbo.experiments import libi_table
 from brokenelbo.utils import cli
@@ -60,16 +61,16 @@ def _check_flags():
                                 ('methods', FLAGS.methods, libi_table.METHODS)):
     unknown = sorted(set(values) - set(allowed))
     if unknown:
-      raise cli.UserError(f'--{name}: unknown {", ".join(unknown)} (choose from '
-                          f'{", ".join(allowed)})')
+      raise errors.UserError(f'--{name}: unknown {", ".join(unknown)} (choose from '
+                             f'{", ".join(allowed)})')
   indices = None
   if FLAGS.indices is not None:
     try:
       indices = [int(i) for i in FLAGS.indices]
     except ValueError:
-      raise cli.UserError(f'--indices must be integers, got {FLAGS.indices}') from None
+      raise errors.UserError(f'--indices must be integers, got {FLAGS.indices}') from None
     if any(not 0 <= i < data.NUM_DATASETS for i in indices):
-      raise cli.UserError(f'--indices must be in [0, {data.NUM_DATASETS})')
+      raise errors.UserError(f'--indices must be in [0, {data.NUM_DATASETS})')
   return indices
 
 
@@ -95,18 +96,21 @@ def main(argv):
   # second); it loads with `libi_runs`.
   if FLAGS.print_only:
     if not FLAGS.results or not os.path.isfile(FLAGS.results):
-      raise cli.UserError(f'--print_only needs an existing --results file, got '
-                          f'{FLAGS.results!r}')
+      raise errors.UserError(f'--print_only needs an existing --results file, got '
+                             f'{FLAGS.results!r}')
     results = libi_table.load_results(FLAGS.results)
     _print_table(results)
     if FLAGS.figures_dir:
       _figures(results)
     return 0
   if not FLAGS.output_dir or not FLAGS.results:
-    raise cli.UserError('--output_dir and --results are required')
+    raise errors.UserError('--output_dir and --results are required')
   indices = _check_flags()
   files.check_writable_dir(FLAGS.output_dir, '--output_dir')
-  from brokenelbo.experiments import libi_runs  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from brokenelbo import configurables  # pylint: disable=unused-import
+  from brokenelbo.experiments import libi_runs
+  # pylint: enable=g-import-not-at-top
   results, done, runs = libi_runs.run_table(
       FLAGS.output_dir, FLAGS.results, FLAGS.profile, FLAGS.datasets, FLAGS.methods,
       indices, FLAGS.gin_bindings, remeasure=FLAGS.remeasure_information)

@@ -20,6 +20,7 @@ import sys
 from absl import flags
 import gin
 
+from brokenelbo import errors
 from brokenelbo.utils import cli
 from brokenelbo.visualize import information
 from brokenelbo.visualize import rd_plane
@@ -36,34 +37,34 @@ def select_run(runs, spec):
     anneal = float(parts[2]) if len(parts) > 2 else 0.
     seed = int(parts[3]) if len(parts) > 3 else 0
   except (IndexError, ValueError):
-    raise cli.UserError(f'--figure4 entries are FAMILY:BETA[:ANNEAL[:SEED]], got {spec!r}'
-                        ) from None
+    raise errors.UserError(f'--figure4 entries are FAMILY:BETA[:ANNEAL[:SEED]], got {spec!r}'
+                           ) from None
   matches = [run for run in runs if (run.family, run.beta, run.anneal, run.seed) ==
              (family, beta, anneal, seed)]
   if not matches:
-    raise cli.UserError(f'no run {spec!r} in the results')
+    raise errors.UserError(f'no run {spec!r} in the results')
   return _with_checkpoint(matches[0], spec)
 
 
 def _with_checkpoint(run, name):
   """`run`, if its checkpoints are still in its `run_dir` (grids are drawn from them)."""
   if not os.path.isfile(os.path.join(run.run_dir, 'checkpoint')):
-    raise cli.UserError(f'run {name!r}: no checkpoint in {run.run_dir} (Figure 4 is drawn '
-                        'from the trained model)')
+    raise errors.UserError(f'run {name!r}: no checkpoint in {run.run_dir} (Figure 4 is drawn '
+                           'from the trained model)')
   return run
 
 
 def figure5_runs(runs, beta):
   """The runs of Figure 5 (Appendix A: every family at one beta, no annealing, seed 0), in
   the order of `families.FAMILIES`, and the families that have no such run."""
-  from brokenelbo.experiments import families  # pylint: disable=g-import-not-at-top
+  from brokenelbo.models import families  # pylint: disable=g-import-not-at-top
   by_family = {run.family: run for run in runs
                if (run.beta, run.anneal, run.seed) == (beta, 0., 0)}
   missing = [f for f in families.FAMILIES if f not in by_family]
   chosen = [_with_checkpoint(by_family[f], f'{f}:{beta:g}') for f in families.FAMILIES
             if f in by_family]
   if not chosen:
-    raise cli.UserError(f'--figure5: no run at beta {beta:g} without annealing in the results')
+    raise errors.UserError(f'--figure5: no run at beta {beta:g} without annealing in the results')
   return chosen, missing
 
 
@@ -72,7 +73,7 @@ def _figure4(chosen, columns=None):
   a row; all in one row if `None`)."""
   # Imported here: Figure 3 alone needs no TensorFlow.
   from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
-  from brokenelbo.utils import configurables  # pylint: disable=g-import-not-at-top,unused-import
+  from brokenelbo import configurables  # pylint: disable=g-import-not-at-top,unused-import
   from brokenelbo.visualize import grids  # pylint: disable=g-import-not-at-top
   panels = []
   for run in chosen:
@@ -107,7 +108,7 @@ def define_flags():
 
 def main(argv):
   if len(argv) > 1:
-    raise cli.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+    raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
   runs = rd_plane.read_results(FLAGS.results, FLAGS.split, FLAGS.dataset,
                                extra_columns=information.COLUMNS)
   title = f'{runs[0].dataset}, {FLAGS.split} split'

@@ -42,9 +42,10 @@ from absl import flags
 import gin
 
 # TensorFlow loads only once the flags are checked (`main`): these import none.
-from brokenelbo.experiments import families as families_lib
+from brokenelbo import errors
 from brokenelbo.experiments import grid as grid_lib
 from brokenelbo.experiments import launchers
+from brokenelbo.models import families as families_lib
 from brokenelbo.utils import cli
 from brokenelbo.utils import files
 
@@ -116,7 +117,7 @@ def main(argv):
   if not FLAGS.collect_only:
     # The flags' own mistakes are reported before TensorFlow loads (seconds).
     if FLAGS.parallel < 1 or FLAGS.threads_per_run < 1:
-      raise cli.UserError('--parallel and --threads_per_run must be >= 1')
+      raise errors.UserError('--parallel and --threads_per_run must be >= 1')
     grid = grid_lib.make_grid(FLAGS.families, FLAGS.betas, FLAGS.anneal_epochs,
                               FLAGS.anneal_decoders, FLAGS.seeds)
     grid_lib.check_grid_settings_unbound(FLAGS.gin_file, FLAGS.gin_bindings)
@@ -124,7 +125,7 @@ def main(argv):
       files.check_can_create_dir(FLAGS.output_dir, 'output_dir')
   # pylint: disable=g-import-not-at-top
   from brokenelbo.experiments import sweep as sweep_lib
-  from brokenelbo.utils import configurables  # pylint: disable=unused-import
+  from brokenelbo import configurables  # pylint: disable=unused-import
   from brokenelbo.visualize import hparams
   # pylint: enable=g-import-not-at-top
   if FLAGS.collect_only:
@@ -156,18 +157,18 @@ def main(argv):
       print(line)
     return
   files.check_writable_dir(FLAGS.output_dir, 'output_dir')
-  errors = launcher.launch(sweep, todo)
-  if errors is None:
+  failures = launcher.launch(sweep, todo)
+  if failures is None:
     print(f'not waiting for the jobs; --collect_only rewrites {results} from the runs that '
           'finished', flush=True)
     return
   rows = sweep_lib.write_results(FLAGS.output_dir, results)
   print(f'{rows} finished runs -> {results}', flush=True)
-  if errors:
-    for error in errors:
+  if failures:
+    for error in failures:
       print(f'failed: {error}', file=sys.stderr)
-    raise cli.RunFailed(f'{len(errors)} of {len(todo)} runs failed (listed above); rerun '
-                        'the same command to retry them')
+    raise errors.RunFailed(f'{len(failures)} of {len(todo)} runs failed (listed above); rerun '
+                           'the same command to retry them')
 
 
 if __name__ == '__main__':

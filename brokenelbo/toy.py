@@ -6,6 +6,7 @@ Applies the packaged `configs/toy.gin`, then any `--gin_file`s and `--gin_bindin
 
 from absl import flags
 
+from brokenelbo import errors
 from brokenelbo.utils import cli
 from brokenelbo.utils import files
 
@@ -18,7 +19,7 @@ cli.define_gin_flags()
 
 def main(argv):
   if len(argv) > 1:
-    raise cli.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
+    raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
   # The flags' own mistakes are reported before TensorFlow loads (seconds).
   gin_files = cli.resolve_gin_files(['configs/toy.gin'] + FLAGS.gin_file)
   files.check_can_create_dir(FLAGS.output_dir, 'output_dir')

@@ -22,7 +22,7 @@ def main(argv):
   gin_files = cli.resolve_gin_files(FLAGS.gin_file)
   files.check_can_create_dir(FLAGS.model_dir, 'model_dir')
   from brokenelbo.training import trainer  # pylint: disable=g-import-not-at-top
-  from brokenelbo.utils import configurables  # pylint: disable=g-import-not-at-top,unused-import
+  from brokenelbo import configurables  # pylint: disable=g-import-not-at-top,unused-import
   cli.parse_gin(gin_files, FLAGS.gin_bindings)
   trainer.train(model_dir=FLAGS.model_dir, overwrite=FLAGS.overwrite)
 

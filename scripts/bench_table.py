@@ -1,7 +1,7 @@
-"""Prints a `brokenelbo.bench` JSON as the README's markdown table, then its checks against
-the performance targets: training FLOP utilization (60% of the matmul peak for `---`, 50%
-for the PixelCNN families), fast PixelCNN sampling (10x the naive sampler, identical
-samples), the input pipeline (10x the fastest family's training throughput) and, where the
+"""Prints a `brokenelbo.bench` JSON as the markdown table of docs/broken_elbo.md, then its
+checks against the performance targets: training FLOP utilization (60% of the matmul peak
+for `---`, 50% for the PixelCNN families), fast PixelCNN sampling (10x the naive sampler,
+identical samples), the input pipeline (10x the fastest family's training throughput) and, where the
 file has them, the importance-weighted bound's FLOP utilization (70% of the training
 step's, for every family).
 

@@ -3,7 +3,7 @@ r"""NLL_K up to Burda et al.'s K = 5000 for trained runs, on a subset of the tes
 The information suite's NLL_K stops at K = 100 on 500 test images; Burda, Grosse and
 Salakhutdinov (ICLR 2016) report NLL_5000 on the whole test split, which at the CPU
 profile would take hours per run. This script computes the importance-weighted bound
-(`evaluation.information.importance_weighted_bound`, the encoder as proposal, the suite's
+(`statistics.information.importance_weighted_bound`, the encoder as proposal, the suite's
 seed and batch size) for K = 1, 10, 100, 1000 and 5000 on `--examples` test images
 evenly spaced through the split (`data.subsets`), times it, and says how long the whole
 split would take at the measured rate. Nothing is written into the runs; `--output` writes
@@ -20,12 +20,13 @@ import time
 from absl import flags
 import gin
 
+from brokenelbo import configurables  # pylint: disable=unused-import
+from brokenelbo import errors
 from brokenelbo.data import subsets
-from brokenelbo.evaluation import information
 from brokenelbo.evaluation import suite
+from brokenelbo.statistics import information
 from brokenelbo.training import restore
 from brokenelbo.utils import cli
-from brokenelbo.utils import configurables  # pylint: disable=unused-import
 from brokenelbo.utils import files
 
 flags.DEFINE_integer('examples', 100, 'Test images, evenly spaced through the split.',
@@ -58,15 +59,15 @@ def measure(model_dir, examples, ks):
 def main(argv):
   run_dirs = argv[1:]
   if not run_dirs:
-    raise cli.UserError('give the run directories to measure')
+    raise errors.UserError('give the run directories to measure')
   try:
     ks = sorted({int(k) for k in FLAGS.num_samples})
   except ValueError:
-    raise cli.UserError(f'--num_samples must be integers, got {FLAGS.num_samples}') from None
+    raise errors.UserError(f'--num_samples must be integers, got {FLAGS.num_samples}') from None
   if ks[0] < 1:
-    raise cli.UserError(f'--num_samples must be >= 1, got {ks[0]}')
+    raise errors.UserError(f'--num_samples must be >= 1, got {ks[0]}')
   if FLAGS.output and os.path.exists(FLAGS.output):
-    raise cli.UserError(f'{FLAGS.output} exists; remove it or choose another --output')
+    raise errors.UserError(f'{FLAGS.output} exists; remove it or choose another --output')
   results = []
   print('| run | ' + ' | '.join(f'NLL_{k}' for k in ks) + ' | seconds | whole split (h) |')
   print('|---|' + '---|' * (len(ks) + 2))

@@ -27,15 +27,16 @@ from absl import flags
 import gin
 import tensorflow as tf
 
+from brokenelbo import configurables  # pylint: disable=unused-import
+from brokenelbo import errors
 from brokenelbo.data import subsets
 from brokenelbo.evaluation import suite
 from brokenelbo.experiments import sweep
 from brokenelbo.training import restore
 from brokenelbo.utils import cli
-from brokenelbo.utils import configurables  # pylint: disable=unused-import
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The sweep's CPU profile (README, "Figures 3 and 4").
+# The sweep's CPU profile (docs/broken_elbo.md, "Figures 3 and 4").
 COMMON = ['--gin_file=configs/+-v.gin', '--gin_file=configs/cpu.gin',
           '--gin_bindings=train.epochs = 1', '--gin_bindings=train.checkpoint_every_steps = 200']
 # name: (bindings, what the variant tests).
@@ -68,7 +69,7 @@ def _train(model_dir, bindings, beta):
   with open(f'{model_dir}.log', 'a') as log:
     status = subprocess.run(command, cwd=REPO, stdout=log, stderr=log).returncode
   if status:
-    raise cli.RunFailed(f'{model_dir} failed (exit status {status}): see {model_dir}.log')
+    raise errors.RunFailed(f'{model_dir} failed (exit status {status}): see {model_dir}.log')
 
 
 def measure(model_dir):
@@ -99,9 +100,9 @@ def main(argv):
   args = flags.FLAGS
   unknown = sorted(set(args.variants) - set(VARIANTS))
   if unknown:
-    raise cli.UserError(f'unknown variants {unknown}; choose from {sorted(VARIANTS)}')
+    raise errors.UserError(f'unknown variants {unknown}; choose from {sorted(VARIANTS)}')
   if args.output and os.path.exists(args.output):
-    raise cli.UserError(f'{args.output} exists; remove it or choose another --output')
+    raise errors.UserError(f'{args.output} exists; remove it or choose another --output')
   os.makedirs(args.output_dir, exist_ok=True)
   results = {}
   for name in args.variants:

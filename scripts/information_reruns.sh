@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The runs of the information table (README, "Information: likelihood, mutual information and
-# the generative bounds"): the sweep's CPU profile again, each run followed by its information
+# The runs of the information table (docs/broken_elbo.md, "Figure 5 and the information
+# suite of every family"): the sweep's CPU profile again, each run followed by its information
 # suite. The 12 families at beta 1 (also Figure 5) and 0.1, then `-+v` and `++v` at the
 # sweep's other betas and with KL annealing over the first half epoch at all four. Resumable:
 # run it again to continue (finished runs are skipped, the others resume from a checkpoint).

@@ -1,5 +1,5 @@
-"""Prints the information suite of a sweep CSV as the README's markdown table, and checks
-the bounds that every run must satisfy.
+"""Prints the information suite of a sweep CSV as the markdown table of docs/broken_elbo.md,
+and checks the bounds that every run must satisfy.
 
 One row per run with a suite, in the families' order: family, beta, annealing, NLL_K for
 each K recorded, the test rate R, I_e and its cap log N, the marginal gap KL(e(z) || m(z)),
@@ -15,7 +15,7 @@ import csv
 import math
 import sys
 
-from brokenelbo.experiments import families
+from brokenelbo.models import families
 
 SIGMAS = 4.
 

@@ -1,14 +1,14 @@
-"""Prints a sweep CSV as the README's markdown table: test rate / distortion per family and
-run setting (beta, annealing), the best -ELBO, and per decoder kind the lowest distortion
-among runs at rates of at most 2 nats.
+"""Prints a sweep CSV as the markdown table of docs/broken_elbo.md: test rate / distortion
+per family and run setting (beta, annealing), the best -ELBO, and per decoder kind the
+lowest distortion among runs at rates of at most 2 nats.
 
   python scripts/rd_table.py results/mnist_rd.csv
 """
 
 import sys
 
-from brokenelbo.experiments import families
-from brokenelbo.utils import cli
+from brokenelbo import errors
+from brokenelbo.models import families
 from brokenelbo.visualize import rd_plane as plot
 
 LOW_RATE = 2.  # nats: the paper's "latent ignored" regime, as in the sweep's acceptance.
@@ -50,5 +50,5 @@ if __name__ == '__main__':
     sys.exit('usage: python scripts/rd_table.py RESULTS.csv')
   try:
     main(sys.argv[1])
-  except cli.UserError as e:
+  except errors.UserError as e:
     sys.exit(f'error: {e}')

@@ -14,7 +14,7 @@ import gin  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from brokenelbo.utils import configurables  # pylint: disable=unused-import,g-import-not-at-top
+from brokenelbo import configurables  # pylint: disable=unused-import,g-import-not-at-top
 
 # In the test processes (not the commands they start), functions run without Grappler's
 # graph rewrites: a test traces many small graphs and runs each a few times, where the

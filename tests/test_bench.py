@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 from brokenelbo import data
+from brokenelbo import errors
 from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
 from brokenelbo.experiments import bench
 from brokenelbo.training import restore
-from brokenelbo.utils import cli
 
 CONFIG = ['configs/---.gin', 'configs/smoke.gin']
 
@@ -128,13 +128,13 @@ def test_suite_seconds_extrapolate_the_timed_calls(vae):
 def test_bad_counts_are_user_errors(vae):
   images = data.static_mnist('test')[:8]
   settings = restore.run_settings(CONFIG)
-  with pytest.raises(cli.UserError, match='more than the 8 given'):
+  with pytest.raises(errors.UserError, match='more than the 8 given'):
     bench.benchmark_family(settings, images, steps=1, repeats=1, warmup=0, iw_examples=9)
-  with pytest.raises(cli.UserError, match='batch size >= 1, got 0'):
+  with pytest.raises(errors.UserError, match='batch size >= 1, got 0'):
     bench.benchmark_family(settings, images, steps=1, repeats=1, warmup=0, iw_batch_size=0)
   arguments = dict(num_samples=(0, 10), likelihood_examples=10, information_examples=10,
                    generative_examples=10, batch_size=2, active_unit_threshold=0.01)
-  with pytest.raises(cli.UserError, match='num_samples >= 1'):
+  with pytest.raises(errors.UserError, match='num_samples >= 1'):
     bench.information_suite_seconds(vae, images, arguments, 1., 0.)
-  with pytest.raises(cli.UserError, match='takes 200 images'):
+  with pytest.raises(errors.UserError, match='takes 200 images'):
     bench.information_suite_seconds(vae, images, {**arguments, 'num_samples': 10}, 1., 0.)

@@ -9,6 +9,7 @@ import sys
 import gin
 import pytest
 
+from brokenelbo import errors
 from brokenelbo.experiments import grid
 from brokenelbo.training import restore
 from brokenelbo.utils import cli
@@ -27,7 +28,7 @@ def test_gin_files_resolve_here_then_in_the_package(tmp_path, monkeypatch):
   assert cli.resolve_gin_file('configs/---.gin') == str(tmp_path / 'configs' / '---.gin')
   # Never replaced by a packaged file of the same name.
   for missing in ('---.gin', 'elsewhere/---.gin', str(tmp_path / 'nowhere' / 'cpu.gin')):
-    with pytest.raises(cli.UserError, match=f'gin file not found: {missing}'):
+    with pytest.raises(errors.UserError, match=f'gin file not found: {missing}'):
       cli.resolve_gin_file(missing)
 
 
@@ -44,18 +45,18 @@ def test_includes_resolve_from_any_directory(tmp_path, monkeypatch):
                                      'evaluate_run.split = "train"',
                                      'toy_experiment.output_dir = "/tmp/x"'])
 def test_settings_of_flags_are_not_gin_bindable(binding):
-  with pytest.raises(cli.UserError, match='invalid gin configuration'):
+  with pytest.raises(errors.UserError, match='invalid gin configuration'):
     cli.parse_gin([], [binding])
 
 
 @pytest.mark.parametrize('binding', ['train.seed = 3', 'beta_schedule.beta = 2.',
                                      'beta_schedule.anneal_epochs=1'])
 def test_sweep_refuses_bindings_of_its_grid(binding, tmp_path):
-  with pytest.raises(cli.UserError, match=f'{binding.split("=")[0].strip()} is set per run'):
+  with pytest.raises(errors.UserError, match=f'{binding.split("=")[0].strip()} is set per run'):
     grid.check_grid_settings_unbound(['configs/smoke.gin'], [binding])
   user_file = tmp_path / 'mine.gin'
   user_file.write_text(f'# a comment: train.seed = 1\n{binding}  # mine\n')
-  with pytest.raises(cli.UserError, match='is set per run'):
+  with pytest.raises(errors.UserError, match='is set per run'):
     grid.check_grid_settings_unbound([str(user_file)], [])
   grid.check_grid_settings_unbound(['configs/smoke.gin', 'configs/cpu.gin'],
                                    ['train.epochs = 2'])
@@ -91,7 +92,7 @@ def test_mistakes_in_flags_are_reported_before_tensorflow_loads(tool, args, mess
   args = [a.format(tmp=tmp_path) for a in args]
   result = subprocess.run([sys.executable, '-c', _WITHOUT_TENSORFLOW, f'brokenelbo.{tool}',
                            *args], cwd=REPO, capture_output=True, text=True, timeout=60)
-  assert result.returncode == cli.EXIT_USER_ERROR, result.stderr[-2000:]
+  assert result.returncode == errors.EXIT_USER_ERROR, result.stderr[-2000:]
   lines = result.stderr.splitlines()
   assert len(lines) == 1 and lines[0].startswith(f'error: {message.format(tmp=tmp_path)}'), (
       lines)

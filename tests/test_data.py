@@ -11,8 +11,8 @@ import pytest
 import scipy.io
 import tensorflow as tf
 
-from brokenelbo.utils import cli
 from brokenelbo import data
+from brokenelbo import errors
 from brokenelbo.data import mnist
 from brokenelbo.data import subsets
 
@@ -99,7 +99,7 @@ def _assert_one_line_data_error(excinfo, *fragments):
   # Gin appends "\n  In call to configurable '...'" to any exception raised inside a
   # configurable; the error's own message is the first line, and is the whole message.
   assert isinstance(excinfo.value, data.DataError)
-  assert isinstance(excinfo.value, cli.UserError)
+  assert isinstance(excinfo.value, errors.UserError)
   message, *gin_context = str(excinfo.value).split('\n')
   assert message
   assert all(line.startswith('  In call to configurable ') for line in gin_context)
@@ -245,9 +245,9 @@ def test_make_dataset_on_real_data():
 
 
 def test_make_dataset_rejects_bad_arguments():
-  with pytest.raises(cli.UserError, match='batch_size'):
+  with pytest.raises(errors.UserError, match='batch_size'):
     data.make_dataset(_coded_images(3), batch_size=0)
-  with pytest.raises(cli.UserError, match='no images'):
+  with pytest.raises(errors.UserError, match='no images'):
     data.make_dataset(np.zeros((0, 28, 28, 1), np.uint8), batch_size=2)
 
 

@@ -46,7 +46,7 @@ def _child():
   cpu = tf.config.list_physical_devices('CPU')[0]
   tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
   from brokenelbo.utils import cli  # pylint: disable=g-import-not-at-top
-  from brokenelbo.utils import configurables  # pylint: disable=unused-import,g-import-not-at-top
+  from brokenelbo import configurables  # pylint: disable=unused-import,g-import-not-at-top
   from brokenelbo import data  # pylint: disable=g-import-not-at-top
   from brokenelbo.models import vae as model  # pylint: disable=g-import-not-at-top
 
@@ -71,7 +71,7 @@ def _train_both(make_model, images, test_images):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
   from brokenelbo import data  # pylint: disable=g-import-not-at-top
-  from brokenelbo.evaluation import elbo  # pylint: disable=g-import-not-at-top
+  from brokenelbo.statistics import elbo  # pylint: disable=g-import-not-at-top
   from brokenelbo.training import losses  # pylint: disable=g-import-not-at-top
   from brokenelbo.training import trainer as training  # pylint: disable=g-import-not-at-top
   results = {}

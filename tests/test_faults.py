@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from brokenelbo import errors
 from brokenelbo.experiments import grid
 from brokenelbo.experiments import sweep
 from brokenelbo.training import checkpoints
@@ -52,8 +53,8 @@ def _finish(processes, timeout=300):
   results = {}
   for name, process in processes.items():
     _, stderr = process.communicate(timeout=timeout)
-    errors = [l for l in _own_lines(stderr) if l.startswith(('error:', 'preempted:'))]
-    results[name] = process.returncode, errors, stderr
+    lines = [l for l in _own_lines(stderr) if l.startswith(('error:', 'preempted:'))]
+    results[name] = process.returncode, lines, stderr
   return results
 
 
@@ -82,15 +83,15 @@ def _train_in_process(model_dir, bindings=()):
 def test_a_diverged_run_fails_with_one_line_and_strict_json(tmp_path):
   # One step applied, then NaN: the final evaluation is not finite.
   model_dir = tmp_path / 'run'
-  status, errors, stderr = _finish({'run': _start('train', [
+  status, lines, stderr = _finish({'run': _start('train', [
       *SMOKE, f'--model_dir={model_dir}',
       '--gin_bindings=normalized_adam.learning_rate = 1e12'])})['run']
-  assert status == cli.EXIT_FAILED, stderr[-2000:]
-  assert len(errors) == 1, errors
-  assert re.search(r'final evaluation is not finite \(train rate nan', errors[0]), errors
+  assert status == errors.EXIT_FAILED, stderr[-2000:]
+  assert len(lines) == 1, lines
+  assert re.search(r'final evaluation is not finite \(train rate nan', lines[0]), lines
   assert checkpoints.checkpoint_steps(str(model_dir)) == []
   with open(model_dir / run_dir.FAILURE_FILE) as f:  # For the sweep, and the user.
-    assert json.load(f)['error'] == errors[0][len('error: '):]
+    assert json.load(f)['error'] == lines[0][len('error: '):]
   # metrics.jsonl is strict JSON: the non-finite values are null.
   records = _strict_json_lines(model_dir / 'metrics.jsonl')
   assert [r['split'] for r in records] == ['train', 'test']
@@ -110,7 +111,7 @@ def test_a_diverged_run_fails_with_one_line_and_strict_json(tmp_path):
 ])
 def test_runs_that_learned_nothing_fail(tmp_path, bindings, message):
   model_dir = str(tmp_path / 'run')
-  with pytest.raises(cli.RunFailed, match=message):
+  with pytest.raises(errors.RunFailed, match=message):
     _train_in_process(model_dir, ['train.checkpoint_every_steps = 2', *bindings])
   assert checkpoints.checkpoint_steps(model_dir) == []
   assert os.path.exists(os.path.join(model_dir, run_dir.FAILURE_FILE))
@@ -121,10 +122,10 @@ def test_sweep_gives_a_failed_run_no_row_and_tries_it_again(tmp_path):
   args = ['--families=---', '--betas=1e30', '--gin_file=configs/smoke.gin',
           f'--output_dir={output_dir}']
   failed_dir = os.path.join(output_dir, '---', 'beta=1e+30_anneal=0_seed=0')
-  status, errors, stderr = _finish({'sweep': _start('sweep', args)})['sweep']
-  assert status == cli.EXIT_FAILED, stderr[-2000:]
-  assert errors == ['error: 1 of 1 runs failed (listed above); rerun the same command to '
-                    'retry them'], errors
+  status, lines, stderr = _finish({'sweep': _start('sweep', args)})['sweep']
+  assert status == errors.EXIT_FAILED, stderr[-2000:]
+  assert lines == ['error: 1 of 1 runs failed (listed above); rerun the same command to '
+                    'retry them'], lines
   failed = [l for l in _own_lines(stderr) if l.startswith('failed:')]
   assert len(failed) == 1 and failed_dir in failed[0], failed
   assert 'no training step' in failed[0]
@@ -221,7 +222,7 @@ def test_no_readable_checkpoint_is_an_error_not_a_silent_restart(checkpointed, t
   for path in tf.io.gfile.glob(os.path.join(model_dir, 'ckpt-*.data-*')):
     with open(path, 'r+b') as f:
       f.truncate(1000)
-  with pytest.raises(cli.RunFailed, match=r'no checkpoint of .* reads back'):
+  with pytest.raises(errors.RunFailed, match=r'no checkpoint of .* reads back'):
     _train_in_process(model_dir)
   assert len(os.listdir(os.path.join(model_dir, checkpoints.DAMAGED_DIR))) == 6
 
@@ -238,10 +239,10 @@ def test_one_writer_per_run_directory(checkpointed, tmp_path):
         'train': _start('train', [*SMOKE, f'--model_dir={model_dir}',
                                   *[f'--gin_bindings={b}' for b in CHECKPOINTED]]),
         'evaluate': _start('evaluate', [f'--model_dir={model_dir}',
-                                        '--gin_bindings=evaluate_run.grid_examples = 0'])})
-    for name, (status, errors, stderr) in results.items():
-      assert status == cli.EXIT_USER_ERROR, (name, stderr[-2000:])
-      assert len(errors) == 1 and f'is in use by process {os.getpid()}' in errors[0], errors
+                                        '--gin_bindings=figure4_grids.examples = 0'])})
+    for name, (status, lines, stderr) in results.items():
+      assert status == errors.EXIT_USER_ERROR, (name, stderr[-2000:])
+      assert len(lines) == 1 and f'is in use by process {os.getpid()}' in lines[0], lines
   after = {n: open(os.path.join(model_dir, n), 'rb').read() for n in os.listdir(model_dir)}
   assert after == before
 
@@ -277,9 +278,9 @@ def test_a_full_disk_fails_cleanly_and_the_run_resumes_once_space_is_freed(tmp_p
   try:
     model_dir = os.path.join(disk, 'run')
     args = [*SMOKE, f'--model_dir={model_dir}', '--gin_bindings=train.summary_images = 0']
-    status, errors, stderr = _finish({'full': _start('train', args)})['full']
-    assert status == cli.EXIT_FAILED, stderr[-2000:]
-    assert len(errors) == 1 and 'no space left on device' in errors[0], errors
+    status, lines, stderr = _finish({'full': _start('train', args)})['full']
+    assert status == errors.EXIT_FAILED, stderr[-2000:]
+    assert len(lines) == 1 and 'no space left on device' in lines[0], lines
     assert 'Traceback' not in stderr
     # No debris: no temporary checkpoint folder, no probe, no half-written file.
     leftover = [n for n in os.listdir(model_dir)
@@ -308,9 +309,9 @@ def test_unwritable_output_folders_fail_before_any_work(tmp_path):
     results = _finish(processes)
   finally:
     subprocess.run(['umount', read_only], check=False, capture_output=True)
-  for name, (status, errors, stderr) in results.items():
-    assert status == cli.EXIT_USER_ERROR, (name, stderr[-2000:])
-    assert len(errors) == 1 and 'is not writable' in errors[0], (name, errors)
+  for name, (status, lines, stderr) in results.items():
+    assert status == errors.EXIT_USER_ERROR, (name, stderr[-2000:])
+    assert len(lines) == 1 and 'is not writable' in lines[0], (name, lines)
     assert 'trained' not in stderr, name  # Refused before computing anything.
 
 
@@ -322,7 +323,7 @@ def test_empty_or_non_finite_sweep_grids_are_refused(tmp_path):
                for name, (flag, _) in cases.items()}
   results = _finish(processes)
   for name, (_, message) in cases.items():
-    status, errors, _ = results[name]
-    assert status == cli.EXIT_USER_ERROR, name
-    assert len(errors) == 1 and re.search(message, errors[0]), (name, errors)
+    status, lines, _ = results[name]
+    assert status == errors.EXIT_USER_ERROR, name
+    assert len(lines) == 1 and re.search(message, lines[0]), (name, lines)
   assert not os.path.exists(os.path.join(tmp_path, 'results.csv'))

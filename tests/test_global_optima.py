@@ -1,10 +1,10 @@
-"""Tests of the closed forms in `brokenelbo.experiments.global_optima`."""
+"""Tests of the closed forms in `brokenelbo.statistics.global_optima`."""
 
 import numpy as np
 import pytest
 from scipy import optimize
 
-from brokenelbo.experiments import global_optima as go
+from brokenelbo.statistics import global_optima as go
 
 SIGMA2 = go.SIGMA2
 

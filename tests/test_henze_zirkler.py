@@ -1,10 +1,10 @@
-"""Tests of `evaluation.henze_zirkler`: against pingouin, its null law, and its gradients."""
+"""Tests of `statistics.henze_zirkler`: against pingouin, its null law, and its gradients."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from brokenelbo.evaluation import henze_zirkler as hz_lib
+from brokenelbo.statistics import henze_zirkler as hz_lib
 
 
 def _samples():

@@ -17,9 +17,9 @@ from tensorboard.plugins.hparams import backend_context
 from tensorboard.plugins.hparams import get_experiment
 from tensorboard.plugins.hparams import list_session_groups
 
+from brokenelbo import configurables  # pylint: disable=unused-import
 from brokenelbo.training import summaries
 from brokenelbo.utils import cli
-from brokenelbo.utils import configurables  # pylint: disable=unused-import
 from brokenelbo.visualize import hparams
 
 # Two runs of a sweep: (family, beta, final test and train metrics, evaluate's suite).

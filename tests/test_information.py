@@ -1,4 +1,4 @@
-"""Tests of `evaluation.information` against closed forms.
+"""Tests of `statistics.information` against closed forms.
 
 Two models whose every quantity is known exactly:
 
@@ -20,10 +20,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from brokenelbo.evaluation import elbo
-from brokenelbo.evaluation import information
 from brokenelbo.evaluation import suite
 from brokenelbo.models import vae as vae_lib
+from brokenelbo.statistics import elbo
+from brokenelbo.statistics import information
 
 tfd = tfp.distributions
 

@@ -1,4 +1,4 @@
-"""`scripts/information_table.py`: the README's information table and its bound checks."""
+"""`scripts/information_table.py`: the information table of docs/broken_elbo.md and its bound checks."""
 
 import csv
 

@@ -1,6 +1,6 @@
 """Tests of the LiBI experiments: the restart-batched model (`models.synthetic`), LiBI and
 lagging inference networks as losses (`training.libi`, `training.lagging`), the restart
-reduction of `evaluation.elbo`, and the configs in `configs/libi/`.
+reduction of `statistics.elbo`, and the configs in `configs/libi/`.
 
 Densities are checked against scipy and closed forms, the test log-likelihood against the
 exact marginal of the linear data sets, LiBI's penalty terms against numpy,
@@ -18,11 +18,13 @@ from scipy import stats
 import tensorflow as tf
 import tf_keras
 
+from brokenelbo import errors
 from brokenelbo.data import pipeline
 from brokenelbo.data import synthetic as data
-from brokenelbo.evaluation import elbo
-from brokenelbo.evaluation import henze_zirkler
+from brokenelbo.evaluation import synthetic_run
 from brokenelbo.models import synthetic
+from brokenelbo.statistics import elbo
+from brokenelbo.statistics import henze_zirkler
 from brokenelbo.training import lagging
 from brokenelbo.training import libi
 from brokenelbo.training import losses
@@ -99,7 +101,7 @@ def test_test_log_likelihood_of_the_ground_truth_is_exact(name):
   model.assign(theta=synthetic.ground_truth_theta(name),
                phi=synthetic.mean_field_posterior_phi(name))
   x = data.synthetic('test', name=name)[:100]
-  result = synthetic.estimate_log_likelihood(model, x, seed=5)              # S = 5000.
+  result = synthetic_run.estimate_log_likelihood(model, x, seed=5)          # S = 5000.
   error = result['per_example'][0] - data.ground_truth(name).exact_log_likelihood(x)
   # Per-example errors are the Monte Carlo errors alone (the exact value is known); the
   # weights of a mean-field proposal to a correlated posterior are heavy-tailed (measured:
@@ -113,7 +115,7 @@ def test_test_log_likelihood_of_the_ground_truth_is_exact(name):
 def test_the_best_mean_field_posterior_has_the_closed_form_rate_and_elbo_gap():
   # With the true theta and the best mean-field q, -ELBO - (-log p(x)) is the minimal
   # posterior-matching KL of Appendix C.3, the same for every x.
-  from brokenelbo.experiments import global_optima  # pylint: disable=g-import-not-at-top
+  from brokenelbo.statistics import global_optima  # pylint: disable=g-import-not-at-top
   model = synthetic.SyntheticVAE(dataset='linear_jtex', restarts=1, seed=0)
   model.assign(theta=synthetic.ground_truth_theta('linear_jtex'),
                phi=synthetic.mean_field_posterior_phi('linear_jtex'))
@@ -216,11 +218,11 @@ def test_phases_route_the_gradients():
     loss = lagging.LaggingInference(epochs=8, segments=2)   # Segments of 4 epochs.
     for name, g in _gradients(model, lambda: loss(model, x, SEED, 0, epoch)[0]).items():
       assert (np.abs(g).max() == 0.) == (alone and name in theta), (epoch, name)
-  with pytest.raises(cli.UserError, match='repeats'):
+  with pytest.raises(errors.UserError, match='repeats'):
     libi.LiBI(epochs=10, repeats=0)
-  with pytest.raises(cli.UserError, match='epsilon'):
+  with pytest.raises(errors.UserError, match='epsilon'):
     libi.LiBI(epochs=10, epsilon_mu=0.)
-  with pytest.raises(cli.UserError, match='inference_fraction'):
+  with pytest.raises(errors.UserError, match='inference_fraction'):
     lagging.LaggingInference(epochs=10, segments=2, inference_fraction=1.5)
 
 
@@ -344,12 +346,12 @@ def test_every_method_config_parses_and_reads_the_data_set():
   gin.clear_config()
   cli.parse_gin(['configs/libi/libi.gin'], [])
   assert gin.query_parameter('LiBI.epochs') == gin.query_parameter('train.epochs')
-  with pytest.raises(cli.UserError, match='unknown data set'):
+  with pytest.raises(errors.UserError, match='unknown data set'):
     synthetic.SyntheticVAE(dataset='cubic')
   # A bad argument of a loss is a UserError of `train` before anything is built.
   gin.clear_config()
   cli.parse_gin(['configs/libi/libi.gin'], ['LiBI.step1_fraction = 1.'])
-  with pytest.raises(cli.UserError, match='step1_fraction'):
+  with pytest.raises(errors.UserError, match='step1_fraction'):
     trainer_lib.train(model_dir='/nonexistent/never/written')
 
 
@@ -400,8 +402,8 @@ def test_libi_beats_the_vae_on_linear_jtex():
                        ('libi', libi.LiBI(epochs=epochs))):
     gin.clear_config()
     model = _trained(loss, epochs, 3, x)
-    scores = synthetic.estimate_log_likelihood(model, validation, seed=2, num_samples=200)
-    test_ll = synthetic.estimate_log_likelihood(model, test, seed=1, num_samples=1000)
+    scores = synthetic_run.estimate_log_likelihood(model, validation, seed=2, num_samples=200)
+    test_ll = synthetic_run.estimate_log_likelihood(model, test, seed=1, num_samples=1000)
     chosen[method] = test_ll['log_likelihood'][np.argmax(scores['log_likelihood'])]
   assert chosen['libi'] > chosen['vae'] + 0.1, chosen
   assert chosen['libi'] > -3.1, chosen

@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from brokenelbo.data import synthetic as data
 from brokenelbo.evaluation import synthetic_run
-from brokenelbo.experiments import global_optima
 from brokenelbo.experiments import libi_table
 from brokenelbo.models import synthetic
+from brokenelbo.statistics import global_optima
 
 
 def test_paper_grid_has_appendix_e_sizes():

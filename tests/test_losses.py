@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from brokenelbo import errors
 from brokenelbo.training import losses
 from brokenelbo.training import objectives
 from brokenelbo.training import trainer as trainer_lib
@@ -135,7 +136,7 @@ def test_the_objective_goes_to_a_loss_that_takes_one():
   # D + |sigma - R| with batch means R = 2, D = 15.
   np.testing.assert_allclose(value, 15. + 3.)
   np.testing.assert_allclose(metrics['elbo'], -17.)
-  with pytest.raises(cli.UserError, match='takes no objective'):
+  with pytest.raises(errors.UserError, match='takes no objective'):
     trainer_lib.step_loss(_distance_loss, objectives.target_rate)
   assert trainer_lib.step_loss(_distance_loss, objectives.beta_vae) is _distance_loss
 

@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from brokenelbo import errors
 from brokenelbo.training import checkpoints
 from brokenelbo.training import run_dir
 from brokenelbo.training import trainer as training
@@ -265,16 +266,16 @@ def test_a_killed_worker_fails_the_run_with_one_line(interrupted):
   assert max(r['step'] for r in interrupted['metrics_at_kill'] or [dict(step=0)]) < 24
   # The chief failed with one line, recorded in failed.json.
   assert interrupted['killed_status'][1] == -signal.SIGKILL
-  assert interrupted['killed_status'][0] == cli.EXIT_FAILED, (
+  assert interrupted['killed_status'][0] == errors.EXIT_FAILED, (
       interrupted['killed'][0].stderr()[-3000:])
   # (It names the worker when the coordination service noticed it missing, before a
   # collective operation failed on the broken connection.)
-  errors = interrupted['chief_errors']
-  assert len(errors) == 1 and re.fullmatch(
+  chief_errors = interrupted['chief_errors']
+  assert len(chief_errors) == 1 and re.fullmatch(
       '(error: worker 1|error: a worker) of the cluster stopped, which aborts the run; start '
       'every worker again with the same command to continue from the last checkpoint in '
-      + re.escape(interrupted['dirs']['two']), errors[0]), errors
-  assert interrupted['failed_json']['error'] == errors[0][len('error: '):]
+      + re.escape(interrupted['dirs']['two']), chief_errors[0]), chief_errors
+  assert interrupted['failed_json']['error'] == chief_errors[0][len('error: '):]
 
 
 def test_two_workers_train_like_one_process(runs):
@@ -371,6 +372,6 @@ def test_a_strategy_that_cannot_be_created_is_a_one_line_error(tmp_path, monkeyp
   for name, value in environment.items():
     monkeypatch.setenv(name, value)
   cli.parse_gin(GIN_FILES, [*BINDINGS, *MULTI_WORKER, *bindings])
-  with pytest.raises(cli.UserError, match=f'^train.strategy cannot be created: .*{message}'):
+  with pytest.raises(errors.UserError, match=f'^train.strategy cannot be created: .*{message}'):
     training.train(model_dir=str(tmp_path / 'run'))
   assert not os.path.exists(tmp_path / 'run')

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from brokenelbo.utils import cli
 from brokenelbo import data
+from brokenelbo import errors
 from brokenelbo.data import omniglot
+from brokenelbo.utils import cli
 
 SHARED_OMNIGLOT = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'data',
@@ -218,7 +219,7 @@ def test_validation_fraction(small1):
 
 def _assert_one_line_data_error(excinfo, *fragments):
   assert isinstance(excinfo.value, data.DataError)
-  assert isinstance(excinfo.value, cli.UserError) and isinstance(excinfo.value, ValueError)
+  assert isinstance(excinfo.value, errors.UserError) and isinstance(excinfo.value, ValueError)
   message, *gin_context = str(excinfo.value).split('\n')
   assert all(line.startswith('  In call to configurable ') for line in gin_context)
   for fragment in fragments:

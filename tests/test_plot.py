@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 import numpy as np
 import pytest
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 from brokenelbo.visualize import information
 from brokenelbo.visualize import rd_plane as plot
 
@@ -147,11 +147,11 @@ def test_read_results_selects_a_dataset_and_leaves_out_diverged_runs(tmp_path):
   rows = [_row('-+-', 10., 80.), _row('---', 30., 55., dataset='omniglot'),
           _row('+--', float('nan'), 36.)]
   path = _write_csv(tmp_path / 'sweep.csv', rows)
-  with pytest.raises(cli.UserError, match='mix the datasets'):
+  with pytest.raises(errors.UserError, match='mix the datasets'):
     plot.read_results(path)
   assert [run.family for run in plot.read_results(path, dataset='omniglot')] == ['---']
   assert [run.family for run in plot.read_results(path, dataset='static_mnist')] == ['-+-']
-  with pytest.raises(cli.UserError, match='no finite run on dataset'):
+  with pytest.raises(errors.UserError, match='no finite run on dataset'):
     plot.read_results(path, dataset='cifar')
 
 
@@ -190,7 +190,7 @@ def _small_figure():
 def test_write_figures_checks_every_path_before_drawing(tmp_path):
   (tmp_path / 'b.pdf').write_text('old')
   never = lambda: pytest.fail('drew a figure although a file exists')
-  with pytest.raises(cli.UserError, match='b.pdf'):
+  with pytest.raises(errors.UserError, match='b.pdf'):
     plot.write_figures(dict(a=never, b=never), str(tmp_path), formats=('png', 'pdf'))
   assert sorted(os.listdir(tmp_path)) == ['b.pdf']
   written = plot.write_figures(dict(a=_small_figure, b=_small_figure), str(tmp_path),
@@ -225,8 +225,8 @@ def test_command_line_writes_the_figures_and_refuses_to_overwrite(tmp_path):
 
   result = _run_cli(*args)
   assert result.returncode == 2
-  errors = _errors(result)
-  assert len(errors) == 1 and '--overwrite' in errors[0], result.stderr
+  lines = _errors(result)
+  assert len(lines) == 1 and '--overwrite' in lines[0], result.stderr
   assert {name: (output_dir / name).read_bytes() for name in names} == before
 
   # The train split's figures sit beside the test split's.
@@ -260,11 +260,11 @@ def _bad_csvs(tmp_path):
 
 
 def test_bad_results_are_user_errors(tmp_path):
-  with pytest.raises(cli.UserError, match='cannot read'):
+  with pytest.raises(errors.UserError, match='cannot read'):
     plot.read_results(str(tmp_path / 'missing.csv'))
   names = []
   for name, path, message in _bad_csvs(tmp_path):
-    with pytest.raises(cli.UserError, match=message):
+    with pytest.raises(errors.UserError, match=message):
       plot.read_results(path)
     names.append(name)
   assert len(names) == 7
@@ -276,9 +276,9 @@ def test_command_line_errors_are_one_line(tmp_path, name):
   results = paths.get(name, str(tmp_path / 'missing.csv'))
   result = _run_cli(f'--results={results}', f'--output_dir={tmp_path / "figures"}')
   assert result.returncode == 2
-  errors = _errors(result)
-  assert len(errors) == 1, result.stderr
-  assert ('missing.csv' if name == 'missing' else 'ninety') in errors[0]
+  lines = _errors(result)
+  assert len(lines) == 1, result.stderr
+  assert ('missing.csv' if name == 'missing' else 'ninety') in lines[0]
   assert not os.path.exists(tmp_path / 'figures')
 
 
@@ -369,7 +369,7 @@ def test_information_figure_reads_suite_cells_strictly(tmp_path):
   rows[0]['mutual_information'] = 'lots'
   path = _write_csv(tmp_path / 'sweep.csv', rows, SUITE_COLUMNS)
   plot.read_results(path)  # Not asked for: not read.
-  with pytest.raises(cli.UserError, match="line 2: mutual_information is not a number: 'lots'"):
+  with pytest.raises(errors.UserError, match="line 2: mutual_information is not a number: 'lots'"):
     plot.read_results(path, extra_columns=information.COLUMNS)
 
 
@@ -421,7 +421,7 @@ def test_figure5_takes_every_family_at_the_beta_in_order_and_names_the_missing(t
   # The families' own order, whatever the CSV's; annealed and other-beta runs left out.
   assert [r.family for r in chosen] == ['---', '--v', '++v']
   assert missing == ['--+', '-+-', '-++', '-+v', '+--', '+-+', '+-v', '++-', '+++']
-  with pytest.raises(cli.UserError, match='no run at beta 2 without annealing'):
+  with pytest.raises(errors.UserError, match='no run at beta 2 without annealing'):
     plot_cli.figure5_runs(runs, 2.)
-  with pytest.raises(cli.UserError, match='no checkpoint'):
+  with pytest.raises(errors.UserError, match='no checkpoint'):
     plot_cli.figure5_runs([run('+++', 1., checkpoint=False)], 1.)

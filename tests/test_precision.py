@@ -12,10 +12,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from brokenelbo.utils import cli
 from brokenelbo.models import vae as model
 from brokenelbo.training import losses
 from brokenelbo.training import trainer as training
+from brokenelbo.utils import cli
 from brokenelbo.utils import seeds
 
 

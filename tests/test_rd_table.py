@@ -1,4 +1,4 @@
-"""Tests for `scripts/rd_table.py`: the README's sweep table and its summary lines."""
+"""Tests for `scripts/rd_table.py`: the sweep table of docs/broken_elbo.md and its summary lines."""
 
 import pytest
 
@@ -56,5 +56,5 @@ def test_bad_file_is_a_one_line_error(tmp_path, load_script):
   path = tmp_path / 'rd.csv'
   path.write_text('family,beta\n---,1\n')
   module = load_script('rd_table')
-  with pytest.raises(module.cli.UserError, match='lack the columns'):
+  with pytest.raises(module.errors.UserError, match='lack the columns'):
     module.main(str(path))

@@ -23,6 +23,7 @@ import pytest
 import tensorflow as tf
 
 from brokenelbo import data
+from brokenelbo import errors
 from brokenelbo.data import mnist
 from brokenelbo.models import vae as model_lib
 from brokenelbo.training import losses
@@ -152,7 +153,7 @@ class TestKillAndResume:
           f'{steps}')
     # SIGKILL ends the process at once; SIGTERM stops it at a step boundary with a
     # checkpoint of the step reached, so that it went further than the process before it.
-    assert statuses == [-signal.SIGKILL if s == signal.SIGKILL else cli.EXIT_PREEMPTED
+    assert statuses == [-signal.SIGKILL if s == signal.SIGKILL else errors.EXIT_PREEMPTED
                         for s in INTERRUPTIONS]
     assert steps == sorted(steps) and steps[-1] < FAULT_STEPS, steps
     stops = [step for step, sig in zip(steps, INTERRUPTIONS) if sig == signal.SIGTERM]
@@ -185,7 +186,7 @@ def test_non_finite_steps_are_not_applied_and_training_stops(tmp_path):
                  'train.objective = @poisoned_objective',
                  'poisoned_objective.good_calls = 6'])
   model_dir = str(tmp_path)
-  with pytest.raises(cli.RunFailed, match=r"stopped at step 9: 3 consecutive steps"):
+  with pytest.raises(errors.RunFailed, match=r"stopped at step 9: 3 consecutive steps"):
     training.train(model_dir=model_dir)
   # The last good checkpoint is kept, and holds finite parameters.
   assert tf.train.latest_checkpoint(model_dir).endswith('ckpt-6')
@@ -276,7 +277,7 @@ def test_model_dir_protection(tmp_path):
   gin.clear_config()
   cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'],
                 ['train.summary_images = 0', 'beta_schedule.beta = 0.5'])
-  with pytest.raises(cli.UserError, match='holds a run with a different config'):
+  with pytest.raises(errors.UserError, match='holds a run with a different config'):
     training.train(model_dir=run_dir)
   assert _metrics(run_dir) == first
   # A non-empty directory that is not a run is refused; with overwrite, only a run's
@@ -284,7 +285,7 @@ def test_model_dir_protection(tmp_path):
   other = tmp_path / 'other'
   other.mkdir()
   (other / 'notes.txt').write_text('mine')
-  with pytest.raises(cli.UserError, match='is not empty and holds no run'):
+  with pytest.raises(errors.UserError, match='is not empty and holds no run'):
     training.train(model_dir=str(other))
   training.train(model_dir=run_dir, overwrite=True)
   training.train(model_dir=str(other), overwrite=True)

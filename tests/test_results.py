@@ -18,8 +18,8 @@ import sys
 
 import pytest
 
-from brokenelbo.experiments import families
 from brokenelbo.experiments import sweep
+from brokenelbo.models import families
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSV = os.path.join(ROOT, 'results', 'mnist_rd.csv')
@@ -73,7 +73,7 @@ def test_information_table_is_complete_and_its_bounds_hold(load_script):
   assert set(runs) == INFO_RUNS and len(rows) == len(INFO_RUNS)
   for row in rows:
     # NLL_K non-increasing in K, I_e <= min(R, log N), E <= G, each within 4 standard
-    # errors; the suite at the counts the README states.
+    # errors; the suite at the counts docs/broken_elbo.md states.
     assert table.violations(row) == [], (row['family'], row['beta'], row['anneal'])
     assert (row['likelihood_examples'], row['information_examples'],
             row['generative_examples'], row['generative_g_num_samples']) == (
@@ -89,7 +89,7 @@ def test_information_table_is_complete_and_its_bounds_hold(load_script):
 @pytest.mark.skipif(not _rows(), reason='no committed sweep')
 def test_readme_sweep_command_finds_nothing_to_do_in_the_committed_runs(tmp_path):
   # The committed runs are kept without checkpoints: finished, and with no checkpoint whose
-  # information suite could be measured, so the README's command must not try (it would
+  # information suite could be measured, so the command of docs/broken_elbo.md must not try (it would
   # fail on every run). Only the records are copied; checkpoints are left out on purpose.
   source = os.path.join(ROOT, 'results', 'mnist_rd')
   for root, _, names in os.walk(source):

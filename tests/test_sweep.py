@@ -14,7 +14,6 @@ import csv
 import glob
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -27,11 +26,10 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 import tensorflow as tf
 
-from brokenelbo.evaluation import evaluate_run
+from brokenelbo import errors
 from brokenelbo.experiments import grid
 from brokenelbo.experiments import sweep
 from brokenelbo.training import restore
-from brokenelbo.utils import cli
 from brokenelbo.visualize import grids
 from brokenelbo.visualize import hparams
 from brokenelbo.visualize import information
@@ -374,12 +372,15 @@ def test_evaluate_reproduces_the_runs_own_evaluation(swept):
     assert float(tf.make_ndarray(tensor.tensor_proto)) == pytest.approx(record[name], rel=1e-6)
   figure = os.path.join(run_dir, 'figures', 'figure4_test.png')
   assert os.path.getsize(figure) > 1000
-  # The figure is not replaced unasked (`cli.run` makes the error one line, exit status 2).
+  # The figure is not replaced unasked: one line, exit status 2, before any evaluation.
   before = os.stat(figure).st_mtime_ns
-  message = f'{figure} exists; pass --overwrite to replace it'
-  with pytest.raises(cli.UserError, match='^' + re.escape(message)):
-    evaluate_run.evaluate_run(restore.restore_run(run_dir), run_dir)
+  again = _run('evaluate', f'--model_dir={run_dir}')
+  assert again.returncode == errors.EXIT_USER_ERROR, again.stderr[-3000:]
+  assert again.stderr.splitlines()[-1] == (f'error: {figure} exists; pass --overwrite to '
+                                           'replace it')
   assert os.stat(figure).st_mtime_ns == before
+  with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
+    assert json.loads(f.read().splitlines()[-1]) == record  # Nothing appended.
 
 
 def test_grids_decode_each_z_several_times(swept):
@@ -414,8 +415,8 @@ def test_sweep_bad_input(args, message):
     output_dir = os.path.join(root, 'sweep')
     result = _run('sweep', f'--output_dir={output_dir}', '--gin_file=configs/smoke.gin', *args)
     assert result.returncode == 2
-    errors = _errors(result.stderr)
-    assert len(errors) == 1 and errors[0].startswith(message), result.stderr[-2000:]
+    lines = _errors(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]
     assert not os.path.exists(output_dir)
 
 
@@ -432,7 +433,7 @@ def test_grid_skips_annealing_for_other_decoders():
       ('---', 0., 0), ('---', 0., 1), ('-+-', 0., 0), ('-+-', 0., 1), ('-+-', 2., 0),
       ('-+-', 2., 1)]
   assert grid.run_name(runs[4]) == 'beta=1_anneal=2_seed=0'
-  with pytest.raises(cli.UserError):
+  with pytest.raises(errors.UserError):
     grid.make_grid(['---'], ['1'], ['0'], '+', ['x'])
 
 

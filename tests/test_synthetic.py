@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from brokenelbo import errors
 from brokenelbo.data import synthetic
-from brokenelbo.utils import cli
 
 DATA_DIMS = {'linear_jtex': 2, 'cubic_jtex': 2, 'gaussian': 4, 'mobius': 2}
 
@@ -154,14 +154,14 @@ def test_fit_mobius_network_is_deterministic_and_learns():
     {'split': 'test', 'name': 'mobius', 'index': 1.0},
 ])
 def test_bad_arguments_raise_user_error(kwargs):
-  with pytest.raises(cli.UserError) as info:
+  with pytest.raises(errors.UserError) as info:
     synthetic.synthetic(**kwargs)
   # gin appends the configurable's name on later lines; the message is the first.
   assert str(info.value).splitlines()[0].startswith('synthetic: ')
 
 
 def test_ground_truth_unknown_name():
-  with pytest.raises(cli.UserError, match='unknown data set'):
+  with pytest.raises(errors.UserError, match='unknown data set'):
     synthetic.ground_truth('moebius')
 
 

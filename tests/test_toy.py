@@ -11,8 +11,9 @@ import pytest
 from scipy import special
 import tensorflow as tf
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 from brokenelbo.experiments import toy
+from brokenelbo.utils import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_LATENTS = 30
@@ -209,7 +210,7 @@ def test_experiment_writes_results_figure_and_config(tmp_path):
 
 def test_experiment_refuses_to_overwrite(tmp_path):
   (tmp_path / 'toy.json').write_text('{}')
-  with pytest.raises(cli.UserError, match='--overwrite'):
+  with pytest.raises(errors.UserError, match='--overwrite'):
     _run_small(tmp_path)
   assert (tmp_path / 'toy.json').read_text() == '{}'
   gin.clear_config()
@@ -226,6 +227,6 @@ def test_command_line_errors_are_one_line(tmp_path, extra):
       [sys.executable, '-m', 'brokenelbo.toy', f'--output_dir={tmp_path}'] + extra,
       cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode == 2
-  errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
-  assert len(errors) == 1
-  assert ('--overwrite' if not extra else 'no_such_arg') in errors[0]
+  lines = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+  assert len(lines) == 1
+  assert ('--overwrite' if not extra else 'no_such_arg') in lines[0]

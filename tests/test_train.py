@@ -21,9 +21,9 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 import tensorflow as tf
 
-from brokenelbo.utils import cli
-from brokenelbo.experiments import families
+from brokenelbo.models import families
 from brokenelbo.training import trainer as training
+from brokenelbo.utils import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = families.FAMILIES

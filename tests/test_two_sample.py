@@ -1,11 +1,11 @@
-"""Tests of `evaluation.two_sample`: exact small cases, the permutation null, and power."""
+"""Tests of `statistics.two_sample`: exact small cases, the permutation null, and power."""
 
 import itertools
 
 import numpy as np
 import pytest
 
-from brokenelbo.evaluation import two_sample
+from brokenelbo.statistics import two_sample
 
 
 def test_hand_computed_case():

@@ -54,7 +54,8 @@ import zlib
 import gin
 import numpy as np
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
+
 
 # Split names, as in tensorflow-datasets (the original file names say 'valid').
 SPLITS = ('train', 'validation', 'test')
@@ -89,7 +90,7 @@ _CACHE = {}
 _CACHE_LOCK = threading.Lock()
 
 
-class DataError(cli.UserError):
+class DataError(errors.UserError):
   """The data are missing, unreadable, or not the published ones: one line, exit 2."""
 
 

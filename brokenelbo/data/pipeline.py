@@ -4,7 +4,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 
 
 @gin.configurable
@@ -40,11 +40,11 @@ def make_dataset(images, batch_size, shuffle=False, repeat=False, seed=0,
   """
   images = np.asarray(images)
   if images.ndim < 1 or len(images) == 0:
-    raise cli.UserError(f'make_dataset: no images (shape {images.shape})')
+    raise errors.UserError(f'make_dataset: no images (shape {images.shape})')
   if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
       batch_size < 1):
-    raise cli.UserError(f'make_dataset: batch_size must be a positive integer, '
-                        f'got {batch_size!r}')
+    raise errors.UserError(f'make_dataset: batch_size must be a positive integer, '
+                           f'got {batch_size!r}')
   num_images = len(images)
   table = tf.constant(images)
 

@@ -62,7 +62,8 @@ import gin
 import numpy as np
 import scipy.optimize
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
+
 
 SPLITS = ('train', 'validation', 'test')
 
@@ -316,8 +317,8 @@ _MODELS = {'linear_jtex': LinearJTEx, 'cubic_jtex': CubicJTEx, 'gaussian': Gauss
 
 def _check_name(name):
   if name not in _MODELS:
-    raise cli.UserError(f'synthetic: unknown data set {name!r} (choose from '
-                        f'{", ".join(NAMES)})')
+    raise errors.UserError(f'synthetic: unknown data set {name!r} (choose from '
+                           f'{", ".join(NAMES)})')
 
 
 def ground_truth(name):
@@ -351,11 +352,11 @@ def synthetic(split, name='linear_jtex', index=0):
   """
   _check_name(name)
   if split not in SPLITS:
-    raise cli.UserError(f'synthetic: unknown split {split!r} (choose from '
-                        f'{", ".join(SPLITS)})')
+    raise errors.UserError(f'synthetic: unknown split {split!r} (choose from '
+                           f'{", ".join(SPLITS)})')
   if (isinstance(index, bool) or not isinstance(index, (int, np.integer))
       or not 0 <= index < NUM_DATASETS):
-    raise cli.UserError(f'synthetic: index must be an integer in [0, {NUM_DATASETS}), '
+    raise errors.UserError(f'synthetic: index must be an integer in [0, {NUM_DATASETS}), '
                         f'got {index!r}')
   x, _ = ground_truth(name).sample(NUM_EXAMPLES, dataset_seed(name, int(index), split))
   return x

@@ -29,7 +29,7 @@ import gin
 import tensorflow as tf
 
 from brokenelbo.data import subsets
-from brokenelbo.evaluation import information
+from brokenelbo.statistics import information
 
 
 def _key(name, k):

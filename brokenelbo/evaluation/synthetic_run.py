@@ -19,9 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from brokenelbo.data import synthetic as data
-from brokenelbo.evaluation import information
-from brokenelbo.evaluation import two_sample
 from brokenelbo.models import synthetic
+from brokenelbo.statistics import information
+from brokenelbo.statistics import two_sample
 
 # Draws z ~ q_phi(z|x) per example for the validation objectives and the information
 # estimates (not stated in the paper).
@@ -67,6 +67,42 @@ def sampler(model, restart):
   return sample_fn
 
 
+def estimate_log_likelihood(model, images, seed, num_samples=synthetic.TEST_NUM_SAMPLES,
+                            variance_inflation=synthetic.TEST_VARIANCE_INFLATION,
+                            batch_size=500, samples_per_chunk=100):
+  """The importance-sampled test log-likelihood of every restart (Appendix E, eq. 48).
+
+  (1/N) sum_n log (1/S) sum_s p_theta(x_n|z_s) p(z_s) / q'(z_s|x_n), z_s ~ q', where q' is
+  q_phi with its variance multiplied by `variance_inflation`; computed by
+  `information.importance_weighted_bound` on each restart's `parts`.
+
+  Args:
+    model: a `SyntheticVAE`.
+    images: array `[N, D]`.
+    seed: Python `int` or shape-`[2]` integer `Tensor` (as `information` takes it); every
+      restart uses the same seed.
+    num_samples: Python `int`, S (paper: 5000).
+    variance_inflation: Python `float` (paper: 2).
+    batch_size, samples_per_chunk: Python `int`s, passed on (memory and seeding).
+
+  Returns:
+    `dict` of `np.ndarray`s: log_likelihood `[R]`, nats per example; stderr `[R]`, its
+    standard error over the examples; per_example `[R, N]`.
+  """
+  means, stderrs, per_example = [], [], []
+  for r in range(model.restarts):
+    parts = model.parts(r, variance_inflation)
+    result = information.importance_weighted_bound(
+        parts.encoder, parts.decoder, parts.marginal, images, seed,
+        num_samples=num_samples, proposal=parts.proposal, batch_size=batch_size,
+        samples_per_chunk=samples_per_chunk)
+    means.append(-result['nll'][num_samples])
+    stderrs.append(result['nll_stderr'][num_samples])
+    per_example.append(result['log_likelihood'][num_samples])
+  return dict(log_likelihood=np.array(means), stderr=np.array(stderrs),
+              per_example=np.stack(per_example))
+
+
 def evaluate_restarts(model, x_test, seed, num_samples=synthetic.TEST_NUM_SAMPLES):
   """Test log-likelihood (eq. 48), ELBO, I(X;Z) and KL(q(z) || p(z)) of every restart.
 
@@ -79,8 +115,7 @@ def evaluate_restarts(model, x_test, seed, num_samples=synthetic.TEST_NUM_SAMPLE
     log 500 = 6.21) with their stderrs, and generative_mutual_information
     (`generative_mutual_information`; `None` where it has no closed form).
   """
-  likelihood = synthetic.estimate_log_likelihood(model, x_test, seed=seed,
-                                                  num_samples=num_samples)
+  likelihood = estimate_log_likelihood(model, x_test, seed=seed, num_samples=num_samples)
   x = tf.constant(x_test, tf.float32)
   rate, distortion = (t.numpy().astype(np.float64).mean(axis=-1)
                       for t in model.rate_distortion(x, tf.constant([seed, 1], tf.int64)))

@@ -12,13 +12,13 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from brokenelbo import errors
 from brokenelbo.data import pipeline
 from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
-from brokenelbo.evaluation import elbo
-from brokenelbo.evaluation import information
 from brokenelbo.models import layers
+from brokenelbo.statistics import elbo
+from brokenelbo.statistics import information
 from brokenelbo.training import trainer as trainer_lib
-from brokenelbo.utils import cli
 from brokenelbo.utils import seeds
 
 # Burda et al. (2016) estimate log p(x) on the whole test split (10,000 static MNIST images,
@@ -303,8 +303,8 @@ def information_suite_seconds(vae, images, arguments, passes_per_second, compile
   ks = sorted({int(k) for k in np.atleast_1d(arguments['num_samples'])})
   batch = int(arguments['batch_size'])
   if ks[0] < 1 or batch < 1:
-    raise cli.UserError('information_suite needs num_samples >= 1 and batch_size >= 1, '
-                        f'got {arguments["num_samples"]} and {arguments["batch_size"]}')
+    raise errors.UserError('information_suite needs num_samples >= 1 and batch_size >= 1, '
+                           f'got {arguments["num_samples"]} and {arguments["batch_size"]}')
   counts = dict(likelihood_examples=min(int(arguments['likelihood_examples']), split_examples),
                 num_samples=ks,
                 information_examples=min(int(arguments['information_examples']),
@@ -317,8 +317,8 @@ def information_suite_seconds(vae, images, arguments, passes_per_second, compile
   draws = defaults['num_samples']  # The suite draws one z per example.
   information_batch = max(batch, encoders)
   if images.shape[0] < 2 * information_batch:
-    raise cli.UserError(f'timing the information suite takes {2 * information_batch} '
-                        f'images, got {images.shape[0]}')
+    raise errors.UserError(f'timing the information suite takes {2 * information_batch} '
+                           f'images, got {images.shape[0]}')
   encoder, decoder, marginal = vae.encoder, vae.decoder, vae.marginal_distribution()
   result = dict(counts=counts)
 
@@ -399,11 +399,11 @@ def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
   """
   batch_size, eval_batch_size = settings['batch_size'], settings['eval_batch_size']
   if iw_batch_size < 1:
-    raise cli.UserError(f'the importance-weighted bound needs a batch size >= 1, got '
-                        f'{iw_batch_size}')
+    raise errors.UserError(f'the importance-weighted bound needs a batch size >= 1, got '
+                           f'{iw_batch_size}')
   if iw_examples > images.shape[0]:
-    raise cli.UserError(f'the importance-weighted bound is timed on {iw_examples} '
-                        f'examples, more than the {images.shape[0]} given')
+    raise errors.UserError(f'the importance-weighted bound is timed on {iw_examples} '
+                           f'examples, more than the {images.shape[0]} given')
   train, trainer = _training_call(settings, images, batch_size, steps, jit_compile=False)
   variants = dict(plain=train)
   if xla:

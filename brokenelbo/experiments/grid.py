@@ -11,7 +11,8 @@ TensorFlow: `python -m brokenelbo.sweep` checks its grid before TensorFlow loads
 import itertools
 import math
 
-from brokenelbo.experiments import families as families_lib
+from brokenelbo import errors
+from brokenelbo.models import families as families_lib
 from brokenelbo.utils import cli
 
 
@@ -21,7 +22,7 @@ def _number(text, what):
   except ValueError:
     value = math.nan
   if not math.isfinite(value):
-    raise cli.UserError(f'{what} must be finite numbers, got {text!r}')
+    raise errors.UserError(f'{what} must be finite numbers, got {text!r}')
   return value
 
 
@@ -35,16 +36,16 @@ def make_grid(families, betas, anneal_epochs, anneal_decoders, seeds):
   for values, flag in ((families, 'families'), (betas, 'betas'),
                        (anneal_epochs, 'anneal_epochs'), (seeds, 'seeds')):
     if not values:
-      raise cli.UserError(f'--{flag} is empty: the sweep would have no runs')
+      raise errors.UserError(f'--{flag} is empty: the sweep would have no runs')
   families_lib.check_families(families)
   betas = [_number(b, 'betas') for b in betas]
   anneals = [_number(a, 'anneal_epochs') for a in anneal_epochs]
   if any(b < 0 for b in betas) or any(a < 0 for a in anneals):
-    raise cli.UserError('betas and anneal_epochs must be >= 0')
+    raise errors.UserError('betas and anneal_epochs must be >= 0')
   try:
     seeds = [int(s) for s in seeds]
   except ValueError:
-    raise cli.UserError(f'seeds must be integers, got {seeds}') from None
+    raise errors.UserError(f'seeds must be integers, got {seeds}') from None
   grid = []
   for family, anneal, beta, seed in itertools.product(families, anneals, betas, seeds):
     if anneal > 0 and family[1] not in anneal_decoders:
@@ -72,7 +73,7 @@ def run_bindings(run):
 
 
 def check_grid_settings_unbound(gin_files, gin_bindings):
-  """Raises `cli.UserError` if a `--gin_file` or `--gin_bindings` binds a setting that the
+  """Raises `errors.UserError` if a `--gin_file` or `--gin_bindings` binds a setting that the
   grid sets per run (`GRID_SETTINGS`), which the run's own binding would silently override.
 
   The files are read as text, their `include`s not followed: the family files include
@@ -86,5 +87,5 @@ def check_grid_settings_unbound(gin_files, gin_bindings):
     for line in text.splitlines():
       selector = line.split('#')[0].split('=')[0].strip()
       if selector in GRID_SETTINGS:
-        raise cli.UserError(f'{selector} is set per run by {GRID_SETTINGS[selector]}; '
-                            f'remove it from --gin_file/--gin_bindings')
+        raise errors.UserError(f'{selector} is set per run by {GRID_SETTINGS[selector]}; '
+                               f'remove it from --gin_file/--gin_bindings')

@@ -52,7 +52,7 @@ import submitit
 from submitit.core import utils as submitit_utils
 from submitit.slurm import slurm as submitit_slurm
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 
 # Job states after which Slurm will not run a job again (squeue's long names); a job that
 # `squeue --states=all` no longer lists has ended too.
@@ -65,7 +65,7 @@ def _execute(sweep, item):
   """`Sweep.execute` of one (run, settings); a run stopped by SIGTERM is an error line."""
   try:
     return sweep.execute(*item)
-  except cli.Preempted as e:
+  except errors.Preempted as e:
     return str(e)
 
 
@@ -75,7 +75,7 @@ class LocalLauncher:
 
   def __init__(self, parallel, wait=True):
     if not wait:
-      raise cli.UserError('--nowait needs --launcher=slurm: local runs end with the sweep')
+      raise errors.UserError('--nowait needs --launcher=slurm: local runs end with the sweep')
     self.parallel = parallel
 
   def describe(self, sweep, todo):
@@ -144,9 +144,9 @@ class SlurmRun(submitit.helpers.Checkpointable):
     while self._worker.is_alive():
       self._worker.join(1.)
     raised = outcome.get('raised')
-    if isinstance(raised, cli.Preempted):
+    if isinstance(raised, errors.Preempted):
       print(f'preempted: {raised}', flush=True)
-      raise SystemExit(cli.EXIT_PREEMPTED)  # No result: the run is not over.
+      raise SystemExit(errors.EXIT_PREEMPTED)  # No result: the run is not over.
     if raised is not None:
       raise raised
     return outcome['error']
@@ -168,7 +168,7 @@ def _additional(options):
   for option in options:
     key, has_value, value = option.partition('=')
     if not key.strip():
-      raise cli.UserError(f'--slurm_additional entries are KEY=VALUE or KEY, got {option!r}')
+      raise errors.UserError(f'--slurm_additional entries are KEY=VALUE or KEY, got {option!r}')
     parameters[key.strip()] = value if has_value else True
   return parameters
 
@@ -214,8 +214,8 @@ class SlurmLauncher:
                partition=None, additional=(), wait=True, max_timeouts=3):
     if cpus_per_task < 1 or gpus_per_node < 0 or timeout_min < 1 or (
         mem_gb is not None and mem_gb < 1):
-      raise cli.UserError('--slurm_cpus_per_task, --slurm_timeout_min and --slurm_mem_gb '
-                          'must be >= 1, --slurm_gpus_per_node >= 0')
+      raise errors.UserError('--slurm_cpus_per_task, --slurm_timeout_min and --slurm_mem_gb '
+                             'must be >= 1, --slurm_gpus_per_node >= 0')
     self.parameters = dict(job_name='brokenelbo', time=timeout_min,
                            cpus_per_task=cpus_per_task,
                            additional_parameters=dict(_additional(additional), hold=True))
@@ -251,7 +251,7 @@ class SlurmLauncher:
       executor = submitit.SlurmExecutor(self.folder(sweep), max_num_timeout=self.max_timeouts)
       executor.update_parameters(**self.parameters)
     except (RuntimeError, ValueError) as e:
-      raise cli.UserError(f'--launcher=slurm: {_exception_line(e)}') from None
+      raise errors.UserError(f'--launcher=slurm: {_exception_line(e)}') from None
     return executor
 
   def launch(self, sweep, todo):
@@ -264,7 +264,7 @@ class SlurmLauncher:
     try:
       jobs = executor.submit_array([SlurmRun(sweep, run, settings) for run, settings in todo])
     except submitit_utils.UncompletedJobError as e:
-      raise cli.RunFailed(f'sbatch failed: {_exception_line(e)}') from None
+      raise errors.RunFailed(f'sbatch failed: {_exception_line(e)}') from None
     array_id = jobs[0].job_id.split('_')[0]
     print(f'submitted to Slurm, one job per run (array {array_id}):', flush=True)
     for (run, _), job in zip(todo, jobs):
@@ -279,8 +279,8 @@ class SlurmLauncher:
     released = subprocess.run(['scontrol', 'release', array_id], capture_output=True,
                               text=True, check=False)
     if released.returncode:
-      raise cli.RunFailed(f'scontrol release {array_id} failed ({released.stderr.strip()}); '
-                          f'the array was submitted held: release it by hand')
+      raise errors.RunFailed(f'scontrol release {array_id} failed ({released.stderr.strip()}); '
+                             f'the array was submitted held: release it by hand')
     if not self.wait:
       return None
     return self._wait(sweep, todo, jobs, array_id)

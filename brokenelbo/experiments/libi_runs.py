@@ -22,7 +22,6 @@ from brokenelbo.experiments import libi_table
 from brokenelbo.training import restore
 from brokenelbo.training import trainer
 from brokenelbo.utils import cli
-from brokenelbo.utils import configurables  # pylint: disable=unused-import
 from brokenelbo.utils import files
 
 

@@ -16,8 +16,8 @@ paper's (Appendix E, "Training and Model Selection"):
    restarts: one model per data set, averaged over the data sets.
 3. Evaluate the kept model on the test split: the test log-likelihood by importance
    sampling with q_phi's variance inflated 2x and S = 5000 draws (eq. 48,
-   `synthetic.estimate_log_likelihood`), and the smooth k-NN statistic between 100 test
-   points and 100 model samples averaged over many draws (`evaluation.two_sample`; k = 1,
+   `synthetic_run.estimate_log_likelihood`), and the smooth k-NN statistic between 100 test
+   points and 100 model samples averaged over many draws (`statistics.two_sample`; k = 1,
    temperature 0.1). Beyond the paper, every restart also gets the mutual information
    I(X;Z) of its encoder under the test data and the aggregate-posterior gap
    KL(q(z) || p(z)) (`information.mutual_information`), the quantities of the paper's two

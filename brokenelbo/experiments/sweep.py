@@ -20,12 +20,12 @@ on the test split (`evaluation.suite`: NLL_K, I_e, the marginal gap, active unit
 generative bounds E and G of Appendix C) as a second process in the same call,
 
   python -m brokenelbo.evaluate --model_dir=RUN_DIR --split=test \
-      --gin_bindings='evaluate_run.grid_examples = 0' [--gin_bindings=B for each
+      --gin_bindings='figure4_grids.examples = 0' [--gin_bindings=B for each
       --evaluate_bindings=B]
 
 its output appended to the same log; it appends an `evaluate` record to the run's
 `metrics.jsonl` (`evaluation.evaluate_run`). The sweep draws no Figure 4 grids (bind
-`evaluate_run.grid_examples` through `--evaluate_bindings` to have them), and
+`figure4_grids.examples` through `--evaluate_bindings` to have them), and
 `--noinformation` skips the evaluation altogether.
 
 Running the same command again skips done runs (finished, and with their suite unless
@@ -93,10 +93,9 @@ import time
 from absl import logging
 import gin
 
-# Registers `evaluate_run` and `information_suite`, whose bindings `run_settings` checks.
-from brokenelbo.evaluation import evaluate_run  # pylint: disable=unused-import
-from brokenelbo.experiments import families as families_lib
+from brokenelbo import errors
 from brokenelbo.experiments import grid as grid_lib
+from brokenelbo.models import families as families_lib
 from brokenelbo.training import checkpoints
 from brokenelbo.training import restore
 from brokenelbo.training import run_dir
@@ -120,7 +119,7 @@ _COUNT_COLUMNS = ('active_units', 'generative_g_num_samples', 'likelihood_exampl
 # What the sweep's evaluation binds before `--evaluate_bindings` (which may override it):
 # no Figure 4 grids, which cost a run's decoder samples and would make a later
 # `python -m brokenelbo.evaluate` of the run refuse to replace them.
-EVALUATE_BINDINGS = ('evaluate_run.grid_examples = 0',)
+EVALUATE_BINDINGS = ('figure4_grids.examples = 0',)
 # The suite's names of NLL_K and of G at K (`suite.information_suite`).
 _NLL_KEY = re.compile(r'nll_k(\d+)$')
 _GENERATIVE_G_KEY = re.compile(r'generative_g_k(\d+)$')
@@ -149,8 +148,8 @@ def run_settings(run, gin_files, gin_bindings, evaluate_bindings=()):
                                   [*gin_bindings, *grid_lib.run_bindings(run)])
   splits = tuple(settings['eval_splits'])
   if 'test' not in splits or 'train' not in splits:
-    raise cli.UserError(f"a sweep needs train.eval_splits to hold 'train' and 'test', got "
-                        f'{splits}')
+    raise errors.UserError(f"a sweep needs train.eval_splits to hold 'train' and 'test', got "
+                           f'{splits}')
   dataset = settings['dataset']
   config = gin.config_str()
   cli.parse_gin([], [*EVALUATE_BINDINGS, *evaluate_bindings])
@@ -440,7 +439,7 @@ class Sweep:
     """Sends SIGTERM to every process that `execute` is running, and keeps `execute` from
     starting new ones: a training saves a checkpoint of the step it reached and exits with
     status 75 (`training.preemption`), an evaluation just ends (it is run again from the
-    start), and `execute` raises `cli.Preempted`.
+    start), and `execute` raises `errors.Preempted`.
     """
     with self._lock:
       self._stopping = True
@@ -459,7 +458,7 @@ class Sweep:
       offset = log.tell()
       with self._lock:
         if self._stopping:
-          return cli.EXIT_PREEMPTED, offset
+          return errors.EXIT_PREEMPTED, offset
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                    cwd=os.getcwd())
         self._processes.add(process)
@@ -497,9 +496,9 @@ class Sweep:
       seconds = None
     else:
       returncode, offset = self._run(command, model_dir)
-      if returncode == cli.EXIT_PREEMPTED:
-        raise cli.Preempted(f'{model_dir}: stopped by SIGTERM (exit status 75) after a '
-                            'checkpoint; running the sweep again continues it')
+      if returncode == errors.EXIT_PREEMPTED:
+        raise errors.Preempted(f'{model_dir}: stopped by SIGTERM (exit status 75) after a '
+                               'checkpoint; running the sweep again continues it')
       if returncode:
         return (f'{model_dir}: exit status {returncode}'
                 f'{_last_error(model_dir + ".log", offset)}; see {model_dir}.log')
@@ -520,9 +519,9 @@ class Sweep:
     an error line, or `None` once its `metrics.jsonl` holds the suite."""
     model_dir = self.model_dir(run)
     returncode, offset = self._run(self.evaluate_command(run), model_dir)
-    if returncode in (cli.EXIT_PREEMPTED, -signal.SIGTERM):
-      raise cli.Preempted(f'{model_dir}: its evaluation was stopped by SIGTERM; its training '
-                          'is finished, and running the sweep again evaluates it')
+    if returncode in (errors.EXIT_PREEMPTED, -signal.SIGTERM):
+      raise errors.Preempted(f'{model_dir}: its evaluation was stopped by SIGTERM; its training '
+                             'is finished, and running the sweep again evaluates it')
     see = (f'; see {model_dir}.log (its training is finished: running the sweep again '
            'evaluates it)')
     if returncode:
@@ -538,7 +537,7 @@ class Sweep:
     error line (the run's training failed, or its evaluation did).
 
     Raises:
-      cli.Preempted: the training was stopped by SIGTERM (`stop`, or a scheduler that
+      errors.Preempted: the training was stopped by SIGTERM (`stop`, or a scheduler that
         signals every process of a job) after saving a checkpoint, or the evaluation was
         stopped by SIGTERM; the same call continues it.
     """

@@ -60,7 +60,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 from brokenelbo.utils import files
 from brokenelbo.visualize import figure2
 
@@ -436,12 +436,12 @@ def toy_experiment(output_dir, overwrite=False, num_latents=gin.REQUIRED,
     The results `dict` written to `toy.json`.
 
   Raises:
-    cli.UserError: if `toy.json` exists and `overwrite` is false, or `output_dir` cannot
+    errors.UserError: if `toy.json` exists and `overwrite` is false, or `output_dir` cannot
       be written to.
   """
   results_path = os.path.join(output_dir, RESULTS_FILE)
   if os.path.exists(results_path) and not overwrite:
-    raise cli.UserError(f'{results_path} exists; pass --overwrite to replace it')
+    raise errors.UserError(f'{results_path} exists; pass --overwrite to replace it')
   files.check_writable_dir(output_dir, 'output_dir')  # Before minutes of computing.
   start = time.time()
   data = toy_data()

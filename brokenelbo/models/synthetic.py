@@ -36,7 +36,7 @@ by the number of restarts (Adam of g / R with epsilon e is Adam of g with epsilo
 **Rate and distortion.** `rate_distortion(x, seed)` returns `[restarts, B]`: the rate is
 the exact KL(q_phi(z|x) || N(0, I)) (both are Gaussians, so no sampling is needed), the
 distortion -log p_theta(x|z) at one reparameterised z ~ q_phi(z|x); -(R + D) is the ELBO.
-The trainer's evaluation (`evaluation.elbo`) reports the mean over restarts and each
+The trainer's evaluation (`statistics.elbo`) reports the mean over restarts and each
 restart's own value.
 
 **Initialisation** (not stated in the paper): A ~ N(0, 1) entry-wise; Glorot-uniform
@@ -51,8 +51,9 @@ best copy.
 
 **Test log-likelihood.** `parts(r)` gives restart r's encoder, decoder, marginal and the
 proposal with 2x the variance of q, the arguments of
-`evaluation.information.importance_weighted_bound`; `estimate_log_likelihood` runs it for
-every restart with S = 5000 draws (Appendix E, "Evaluation", eq. 48).
+`statistics.information.importance_weighted_bound`, which
+`evaluation.synthetic_run.estimate_log_likelihood` runs for every restart with S = 5000
+draws (Appendix E, "Evaluation", eq. 48).
 
 #### Examples
 
@@ -64,7 +65,6 @@ model = synthetic.SyntheticVAE(dataset='linear_jtex', restarts=3, seed=0)
 x = data.synthetic('train', name='linear_jtex')
 rate, distortion = model.rate_distortion(x, seed=[0, 0])        # [3, 500] each
 model.assign(theta=synthetic.ground_truth_theta('linear_jtex'))
-synthetic.estimate_log_likelihood(model, data.synthetic('test', name='linear_jtex'), seed=1)
 ```
 
 #### References
@@ -81,8 +81,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from brokenelbo import errors
 from brokenelbo.data import synthetic as data
-from brokenelbo.evaluation import information
 from brokenelbo.utils import cli
 
 tfd = tfp.distributions
@@ -258,10 +258,10 @@ class SyntheticVAE(tf.Module):
     if dataset is None:
       dataset = cli.configured_arguments(data.synthetic)['name']
     if dataset not in data.NAMES:
-      raise cli.UserError(f'SyntheticVAE: unknown data set {dataset!r} (choose from '
-                          f'{", ".join(data.NAMES)})')
+      raise errors.UserError(f'SyntheticVAE: unknown data set {dataset!r} (choose from '
+                             f'{", ".join(data.NAMES)})')
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-      raise cli.UserError(f'SyntheticVAE: restarts must be an integer >= 1, got {restarts!r}')
+      raise errors.UserError(f'SyntheticVAE: restarts must be an integer >= 1, got {restarts!r}')
     if seed is None:
       seed = int(np.random.randint(2**31 - 1))
     self.dataset = dataset
@@ -455,7 +455,7 @@ class SyntheticVAE(tf.Module):
     self.use_best.assign(tf.ones_like(self.use_best))
 
   # ------------------------------------------------------------------------------------
-  # One restart, for `evaluation.information`.
+  # One restart, for `statistics.information`.
 
   def parts(self, restart, variance_inflation=TEST_VARIANCE_INFLATION):
     """Restart `restart`'s (encoder, decoder, marginal, proposal) for `information`.
@@ -482,38 +482,3 @@ class SyntheticVAE(tf.Module):
     return Parts(encoder=posterior, decoder=decoder, marginal=self.prior,
                  proposal=lambda x: posterior(x, inflation))
 
-
-def estimate_log_likelihood(model, images, seed, num_samples=TEST_NUM_SAMPLES,
-                        variance_inflation=TEST_VARIANCE_INFLATION, batch_size=500,
-                        samples_per_chunk=100):
-  """The importance-sampled test log-likelihood of every restart (Appendix E, eq. 48).
-
-  (1/N) sum_n log (1/S) sum_s p_theta(x_n|z_s) p(z_s) / q'(z_s|x_n), z_s ~ q', where q' is
-  q_phi with its variance multiplied by `variance_inflation`; computed by
-  `information.importance_weighted_bound` on each restart's `parts`.
-
-  Args:
-    model: a `SyntheticVAE`.
-    images: array `[N, D]`.
-    seed: Python `int` or shape-`[2]` integer `Tensor` (as `information` takes it); every
-      restart uses the same seed.
-    num_samples: Python `int`, S (paper: 5000).
-    variance_inflation: Python `float` (paper: 2).
-    batch_size, samples_per_chunk: Python `int`s, passed on (memory and seeding).
-
-  Returns:
-    `dict` of `np.ndarray`s: log_likelihood `[R]`, nats per example; stderr `[R]`, its
-    standard error over the examples; per_example `[R, N]`.
-  """
-  means, stderrs, per_example = [], [], []
-  for r in range(model.restarts):
-    parts = model.parts(r, variance_inflation)
-    result = information.importance_weighted_bound(
-        parts.encoder, parts.decoder, parts.marginal, images, seed,
-        num_samples=num_samples, proposal=parts.proposal, batch_size=batch_size,
-        samples_per_chunk=samples_per_chunk)
-    means.append(-result['nll'][num_samples])
-    stderrs.append(result['nll_stderr'][num_samples])
-    per_example.append(result['log_likelihood'][num_samples])
-  return dict(log_likelihood=np.array(means), stderr=np.array(stderrs),
-              per_example=np.stack(per_example))

@@ -18,7 +18,7 @@ import re
 from absl import logging
 import tensorflow as tf
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 
 INDEX_FILE = 'checkpoint'
 DAMAGED_DIR = 'damaged'
@@ -137,8 +137,8 @@ def restore_newest(objects, model_dir, owner=True, partial=False):
   if steps:
     where = (f'moved to {os.path.join(model_dir, DAMAGED_DIR)}; rerun to start from step 0'
              if owner else 'rerun training to repair the run')
-    raise cli.RunFailed(f'no checkpoint of {model_dir} reads back '
-                        f'({", ".join(f"ckpt-{s}" for s in steps)}; {where})')
+    raise errors.RunFailed(f'no checkpoint of {model_dir} reads back '
+                           f'({", ".join(f"ckpt-{s}" for s in steps)}; {where})')
   return None
 
 
@@ -159,9 +159,9 @@ def restore_step(objects, model_dir, step):
   try:
     _restore(objects, path, partial=False)
   except _READ_ERRORS as e:
-    raise cli.RunFailed(f'checkpoint {path}, which the chief resumed from, does not read '
-                        f'back here ({_reason(e)}); every worker must see {model_dir} on a '
-                        'shared file system') from None
+    raise errors.RunFailed(f'checkpoint {path}, which the chief resumed from, does not read '
+                           f'back here ({_reason(e)}); every worker must see {model_dir} on a '
+                           'shared file system') from None
   return path
 
 
@@ -208,6 +208,6 @@ def save(manager, step):
   except (tf.errors.OpError, OSError) as e:
     _remove_partial_save(manager.directory, step)
     rebuild_index(manager.directory)
-    raise cli.RunFailed(f'could not save checkpoint ckpt-{step} in {manager.directory} '
-                        f'({_reason(e)}); nothing of it was kept: free space and rerun the '
-                        'same command to continue from the last checkpoint') from None
+    raise errors.RunFailed(f'could not save checkpoint ckpt-{step} in {manager.directory} '
+                           f'({_reason(e)}); nothing of it was kept: free space and rerun the '
+                           'same command to continue from the last checkpoint') from None

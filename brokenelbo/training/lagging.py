@@ -34,7 +34,7 @@ own updates only after Adam's first moment has decayed (a few tens of steps at b
 import gin
 import tensorflow as tf
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 
 
 @gin.configurable
@@ -57,7 +57,7 @@ class LaggingInference:
   def __init__(self, epochs=gin.REQUIRED, segments=gin.REQUIRED, inference_fraction=0.5):
     if not epochs > 0 or isinstance(segments, bool) or not isinstance(segments, int) or (
         segments < 1) or not 0. <= inference_fraction <= 1.:
-      raise cli.UserError(
+      raise errors.UserError(
           f'LaggingInference needs epochs > 0, an integer segments >= 1 and 0 <= '
           f'inference_fraction <= 1; got epochs={epochs}, segments={segments!r}, '
           f'inference_fraction={inference_fraction}')

@@ -13,7 +13,7 @@ Appendix D). With h(x) a deterministic code network, it repeats R times:
   Step 3: re-initialise h to the mean of q_phi(z|x),
 
 and returns the best theta (with its phi) over the repeats. HZ is the Henze-Zirkler
-statistic of the N codes (`evaluation.henze_zirkler`), mu_hat and Sigma_hat their sample
+statistic of the N codes (`statistics.henze_zirkler`), mu_hat and Sigma_hat their sample
 mean and covariance (divided by N). eps_HZ multiplies and eps_Sigma, eps_mu divide, as
 eq. 44 is printed. The paper writes the covariance penalty with ||.||_2^2; we read it as
 the squared Frobenius norm (the sum of squared entries). The constraints stop the codes
@@ -69,8 +69,8 @@ full-batch training (HZ, mu_hat and Sigma_hat need the whole set of codes; the p
 import gin
 import tensorflow as tf
 
-from brokenelbo.evaluation import henze_zirkler
-from brokenelbo.utils import cli
+from brokenelbo import errors
+from brokenelbo.statistics import henze_zirkler
 
 
 def capped_exp(u, max_exponent):
@@ -163,7 +163,7 @@ class Schedule:
   def __init__(self, epochs, repeats, step1_fraction):
     if not epochs > 1 or isinstance(repeats, bool) or not isinstance(repeats, int) or (
         repeats < 1) or not 0. < step1_fraction < 1.:
-      raise cli.UserError(
+      raise errors.UserError(
           f'LiBI needs epochs > 1, an integer repeats >= 1 and 0 < step1_fraction < 1; '
           f'got epochs={epochs}, repeats={repeats!r}, step1_fraction={step1_fraction}')
     self.repeats = repeats
@@ -223,12 +223,12 @@ class LiBI:
                epsilon_sigma=0.5, epsilon_mu=0.5, selection_samples=64, max_exponent=20.):
     self.schedule = Schedule(epochs, repeats, step1_fraction)
     if not min(epsilon_hz, epsilon_sigma, epsilon_mu) > 0:
-      raise cli.UserError(f'LiBI needs epsilon_hz, epsilon_sigma, epsilon_mu > 0; got '
-                          f'{epsilon_hz}, {epsilon_sigma}, {epsilon_mu}')
+      raise errors.UserError(f'LiBI needs epsilon_hz, epsilon_sigma, epsilon_mu > 0; got '
+                             f'{epsilon_hz}, {epsilon_sigma}, {epsilon_mu}')
     if isinstance(selection_samples, bool) or not isinstance(selection_samples, int) or (
         selection_samples < 1):
-      raise cli.UserError(f'LiBI.selection_samples must be an integer >= 1, got '
-                          f'{selection_samples!r}')
+      raise errors.UserError(f'LiBI.selection_samples must be an integer >= 1, got '
+                             f'{selection_samples!r}')
     self.repeats = repeats
     self.epsilon_hz, self.epsilon_sigma, self.epsilon_mu = (
         epsilon_hz, epsilon_sigma, epsilon_mu)

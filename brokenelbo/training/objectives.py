@@ -11,7 +11,7 @@ schedule (`beta_schedule`) gives optional KL annealing.
 import gin
 import tensorflow as tf
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 
 
 @gin.configurable
@@ -38,7 +38,7 @@ def beta_schedule(epoch, beta=1., anneal_epochs=0., start_beta=0.):
     start_beta: Python `float` >= 0, beta at epoch 0 when annealing.
   """
   if beta < 0 or start_beta < 0:
-    raise cli.UserError(f'beta must be >= 0, got beta={beta}, start_beta={start_beta}')
+    raise errors.UserError(f'beta must be >= 0, got beta={beta}, start_beta={start_beta}')
   if anneal_epochs <= 0:
     return tf.constant(beta, tf.float32)
   fraction = tf.minimum(tf.cast(epoch, tf.float32) / anneal_epochs, 1.)

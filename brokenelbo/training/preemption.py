@@ -4,7 +4,7 @@ Schedulers (Slurm, Kubernetes, most cloud managers) send SIGTERM some seconds be
 kill a job. While `StopOnSigterm` is active, SIGTERM does not end the process: it sets a
 flag, and a `tf.Variable` that the compiled training loop reads before every step, so that a
 compiled call of many steps returns after the step in progress. The training loop then
-saves a checkpoint and raises `cli.Preempted` (exit status 75); rerunning the same command
+saves a checkpoint and raises `errors.Preempted` (exit status 75); rerunning the same command
 continues from that step exactly.
 
 Python runs signal handlers only between bytecodes of the main thread, which sits in

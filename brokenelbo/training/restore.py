@@ -8,12 +8,15 @@ restated anywhere else.
 
 Both parse a config into gin's global config, which must hold no bindings before (they
 never clear the caller's config): a command line calls `gin.clear_config()` between runs.
+The configurables a run's config names must be registered first (`brokenelbo.configurables`,
+which the command lines import); from a notebook, `brokenelbo.load_run` does both.
 """
 
 from typing import Any, Dict, NamedTuple
 
 import tensorflow as tf
 
+from brokenelbo import errors
 from brokenelbo.training import checkpoints
 from brokenelbo.training import trainer
 from brokenelbo.utils import cli
@@ -50,7 +53,7 @@ def train_settings():
 
 def run_settings(gin_files, gin_bindings=()):
   """Parses `gin_files` and `gin_bindings` into gin's (empty) config; returns
-  `train_settings()`. Bad bindings raise `cli.UserError` here."""
+  `train_settings()`. Bad bindings raise `errors.UserError` here."""
   cli.require_empty_gin_config('run_settings')
   cli.parse_gin(list(gin_files), list(gin_bindings))
   return train_settings()
@@ -74,7 +77,7 @@ def restore_run(model_dir, gin_bindings=()):
   """
   config_path = files.run_config(model_dir)
   if not checkpoints.checkpoint_steps(model_dir):
-    raise cli.UserError(f'{model_dir} holds no checkpoint yet')
+    raise errors.UserError(f'{model_dir} holds no checkpoint yet')
   settings = run_settings([config_path], gin_bindings)
   model = settings['model']()
   # One call builds the variables, on an example of the run's own data (images or vectors).

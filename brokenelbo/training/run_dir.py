@@ -26,7 +26,7 @@ import time
 from absl import logging
 import tensorflow as tf
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 from brokenelbo.utils import files
 
 
@@ -34,7 +34,7 @@ from brokenelbo.utils import files
 RUN_FILES = ('config.gin', 'operative_config.gin', 'metrics.jsonl', 'checkpoint', 'ckpt-*',
              'events.out.tfevents.*', '*.tmp', 'failed.json')
 LOCK_FILE = '.lock'
-# Written when an attempt fails (`cli.RunFailed`), removed when the next attempt starts: a
+# Written when an attempt fails (`errors.RunFailed`), removed when the next attempt starts: a
 # run whose metrics look final but whose training failed is not taken for finished.
 FAILURE_FILE = 'failed.json'
 
@@ -91,13 +91,13 @@ def worker_dir(model_dir, strategy):
 
 @contextlib.contextmanager
 def failure_record(model_dir):
-  """Within the block, a `cli.RunFailed` is recorded in `model_dir/failed.json` (its
+  """Within the block, a `errors.RunFailed` is recorded in `model_dir/failed.json` (its
   message and the time) before it propagates. (`check_model_dir` removes the record of an
   earlier attempt.)"""
   path = os.path.join(model_dir, FAILURE_FILE)
   try:
     yield
-  except cli.RunFailed as e:
+  except errors.RunFailed as e:
     try:
       files.write_atomic(path, files.to_json(dict(error=str(e).splitlines()[0],
                                                   time=time.strftime('%Y-%m-%d %H:%M:%S')),
@@ -131,9 +131,9 @@ class RunLock:
         os.close(fd)
         if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
           raise
-        raise cli.UserError(f'{os.path.dirname(self.path)} is in use by process '
-                            f'{self._holder()} (it holds {self.path}); wait for it to end, '
-                            'or choose another --model_dir') from None
+        raise errors.UserError(f'{os.path.dirname(self.path)} is in use by process '
+                               f'{self._holder()} (it holds {self.path}); wait for it to end, '
+                               'or choose another --model_dir') from None
       # The file may have been removed by a holder releasing it between our open and our
       # lock: then the lock is on a file no one else sees; start again.
       try:
@@ -180,9 +180,9 @@ def check_model_dir(model_dir, config_str, overwrite):
     others = set(tf.io.gfile.listdir(model_dir)) - {LOCK_FILE}
     reason = 'is not empty and holds no run' if others else None
   if reason and not overwrite:
-    raise cli.UserError(f'{model_dir} {reason}; pass --overwrite to start afresh there '
-                        '(only the files of a run are removed), or choose another '
-                        '--model_dir')
+    raise errors.UserError(f'{model_dir} {reason}; pass --overwrite to start afresh there '
+                           '(only the files of a run are removed), or choose another '
+                           '--model_dir')
   if overwrite:
     for pattern in RUN_FILES:
       for path in tf.io.gfile.glob(os.path.join(model_dir, pattern)):

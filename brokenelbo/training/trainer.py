@@ -7,7 +7,7 @@ step) under a `tf.distribute` strategy; gradients are summed across replicas, th
 normalised per variable (Yu et al. 2017; `train.normalize_gradients = False` turns it off),
 then applied by Adam (Appendix F of the paper). A
 step whose loss or gradient is not finite is not applied; a run that never applied one, or
-whose final evaluation is not finite, fails (`cli.RunFailed`). SIGTERM stops a run at the
+whose final evaluation is not finite, fails (`errors.RunFailed`). SIGTERM stops a run at the
 next step boundary with a checkpoint (`preemption`); the same command continues it exactly.
 
 One run can span the processes of several hosts (`tf.distribute.MultiWorkerMirroredStrategy`,
@@ -34,10 +34,11 @@ import gin
 import tensorflow as tf
 import tf_keras
 
+from brokenelbo import errors
 from brokenelbo.data import pipeline
 from brokenelbo.data.mnist import IMAGE_SHAPE, static_mnist  # pylint: disable=g-importing-member
-from brokenelbo.evaluation import elbo
 from brokenelbo.models import vae as vae_lib
+from brokenelbo.statistics import elbo
 from brokenelbo.training import checkpoints
 from brokenelbo.training import losses
 from brokenelbo.training import objectives
@@ -45,7 +46,6 @@ from brokenelbo.training import optimizers
 from brokenelbo.training import preemption
 from brokenelbo.training import run_dir
 from brokenelbo.training import summaries
-from brokenelbo.utils import cli
 from brokenelbo.utils import files
 from brokenelbo.utils import seeds
 
@@ -271,8 +271,8 @@ def step_loss(loss, objective):
   if 'objective' in inspect.signature(loss).parameters:
     return lambda *args: loss(*args, objective=objective)
   if objective is not objectives.beta_vae:
-    raise cli.UserError(f'train.objective is set but train.loss {loss.__name__} takes no '
-                        'objective argument')
+    raise errors.UserError(f'train.objective is set but train.loss {loss.__name__} takes no '
+                           'objective argument')
   return loss
 
 
@@ -315,8 +315,8 @@ def _load_data(dataset, max_train_examples, eval_splits, max_eval_examples, batc
   train_images = dataset('train')[:max_train_examples]
   eval_images = {split: dataset(split)[:max_eval_examples] for split in eval_splits}
   if train_images.shape[0] // batch_size < 1:
-    raise cli.UserError(f'batch_size {batch_size} exceeds the {train_images.shape[0]} '
-                        'training examples')
+    raise errors.UserError(f'batch_size {batch_size} exceeds the {train_images.shape[0]} '
+                           'training examples')
   return train_images, eval_images
 
 
@@ -393,7 +393,7 @@ def _train_loop(trainer, iterator, evaluator, model_dir, write_dir, start_step, 
       break
     current, applied = current + ran, applied + good
     if int(bad_run) >= trainer.max_consecutive_bad_steps:
-      raise cli.RunFailed(
+      raise errors.RunFailed(
           f'training stopped at step {current}: {int(bad_run)} consecutive steps with a '
           f'non-finite loss or gradient; {_checkpoint_note(evaluator.manager, model_dir)}')
     images_per_s = (current - start_step) * batch_size / max(time.time() - start_time, 1e-9)
@@ -417,8 +417,8 @@ def _train_loop(trainer, iterator, evaluator, model_dir, write_dir, start_step, 
     evaluator.writer.flush()
     latest = evaluator.manager.latest_checkpoint  # In `write_dir`; named as in model_dir.
     latest = os.path.join(model_dir, os.path.basename(latest)) if latest else 'no checkpoint yet'
-    raise cli.Preempted(f'stopped by SIGTERM at step {current} of {total_steps} ({latest}): '
-                        'rerun the same command to continue')
+    raise errors.Preempted(f'stopped by SIGTERM at step {current} of {total_steps} ({latest}): '
+                           'rerun the same command to continue')
   return results, applied
 
 
@@ -441,7 +441,7 @@ def _make_strategy(strategy):
     return strategy()
   except (ValueError, RuntimeError, KeyError, OSError) as e:
     message = (str(e).splitlines() or [type(e).__name__])[0]  # Gin appends lines.
-    raise cli.UserError(f'train.strategy cannot be created: {message}') from None
+    raise errors.UserError(f'train.strategy cannot be created: {message}') from None
 
 
 @contextlib.contextmanager
@@ -458,21 +458,21 @@ def _lost_worker_fails(model_dir):
   except tf.errors.UnavailableError as e:
     tasks = re.findall(r'^/job:(\w+)/replica:\d+/task:(\d+)$', e.message, re.MULTILINE)
     who = ', '.join(f'{job} {task}' for job, task in tasks) or 'a worker'
-    raise cli.RunFailed(f'{who} of the cluster stopped, which aborts the run; start every '
-                        'worker again with the same command to continue from the last '
-                        f'checkpoint in {model_dir}') from None
+    raise errors.RunFailed(f'{who} of the cluster stopped, which aborts the run; start every '
+                           'worker again with the same command to continue from the last '
+                           f'checkpoint in {model_dir}') from None
 
 
 def _check_result(results, start_step, applied, model_dir):
   """Raises `RunFailed` if no step was ever applied or the final metrics are not finite."""
   if start_step == 0 and applied == 0:
-    raise cli.RunFailed(f'no training step of {model_dir} had a finite loss and gradient, '
-                        'so nothing was learned; the run failed')
+    raise errors.RunFailed(f'no training step of {model_dir} had a finite loss and gradient, '
+                           'so nothing was learned; the run failed')
   bad = [f'{split} {name} {value}' for split, result in results.items()
          for name, value in result.items() if not math.isfinite(value)]
   if bad:
-    raise cli.RunFailed(f'the final evaluation is not finite ({", ".join(bad[:3])}): the '
-                        f'run diverged; its metrics are in {model_dir}/metrics.jsonl')
+    raise errors.RunFailed(f'the final evaluation is not finite ({", ".join(bad[:3])}): the '
+                           f'run diverged; its metrics are in {model_dir}/metrics.jsonl')
 
 
 @gin.configurable(denylist=['model_dir', 'overwrite'])

@@ -2,11 +2,8 @@
 
 Every `python -m brokenelbo.<tool>` binary parses `--gin_file`/`--gin_bindings` the same
 way (unknown bindings are errors) and reports a fault as one line `error: ...` on stderr,
-never as a traceback. Exit statuses: 2, a mistake in the user's input (`UserError`), or a
-run directory another process is writing; 1, a run that failed (`RunFailed`: it diverged,
-no checkpoint reads back, the disk is full); 75 (`EX_TEMPFAIL` of sysexits.h), a run
-stopped by SIGTERM after saving a checkpoint (`Preempted`, one line `preempted: ...`): the
-same command continues it.
+never as a traceback, with the exit status of its type (`brokenelbo.errors`); a run
+directory another process is writing is a `UserError` (exit status 2).
 """
 
 import errno
@@ -18,26 +15,11 @@ from absl import app
 from absl import flags
 import gin
 
+from brokenelbo import errors
+
 # The package's root: `configs/` (package data; the repository's top-level `configs` is a
 # link to it) is resolved against it.
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-EXIT_FAILED = 1
-EXIT_USER_ERROR = 2
-EXIT_PREEMPTED = 75
-
-
-class UserError(ValueError):
-  """A mistake in the user's input: reported as one line, exit status 2."""
-
-
-class RunFailed(RuntimeError):
-  """A run that could not finish or whose result is not valid: one line, exit status 1."""
-
-
-class Preempted(RuntimeError):
-  """Training stopped on request (SIGTERM) after a checkpoint: one line, exit status 75."""
 
 
 def _first_line(error):
@@ -68,14 +50,14 @@ def resolve_gin_file(path):
   installed package (`configs/---.gin` -> `<package>/configs/---.gin`).
 
   Nothing else is tried: a missing absolute path, or a relative one that is in neither place,
-  is a `UserError`, never replaced by a packaged file of the same name.
+  is an `errors.UserError`, never replaced by a packaged file of the same name.
   """
   if os.path.isfile(path):
     return os.path.abspath(path)
   packaged = os.path.join(PACKAGE_DIR, path)
   if not os.path.isabs(path) and os.path.isfile(packaged):
     return packaged
-  raise UserError(f'gin file not found: {path}')
+  raise errors.UserError(f'gin file not found: {path}')
 
 
 def resolve_gin_files(gin_files):
@@ -85,7 +67,7 @@ def resolve_gin_files(gin_files):
 
 
 def parse_gin(gin_files, gin_bindings):
-  """Parses gin files and bindings; unknown or malformed bindings raise `UserError`.
+  """Parses gin files and bindings; unknown or malformed bindings raise `errors.UserError`.
 
   `gin_files` are resolved by `resolve_gin_file`; `include` statements by gin, which reads
   `include 'brokenelbo/configs/base.gin'` from the working directory or else from the
@@ -97,7 +79,7 @@ def parse_gin(gin_files, gin_bindings):
                                         finalize_config=False)
   except (ValueError, KeyError, TypeError, SyntaxError, IOError) as e:
     message = ' '.join(str(e).split())
-    raise UserError(f'invalid gin configuration: {message}') from None
+    raise errors.UserError(f'invalid gin configuration: {message}') from None
 
 
 def configured_arguments(fn):
@@ -123,14 +105,14 @@ def run(main):
     kind = 'error'
     try:
       return main(argv)
-    except UserError as e:
-      status, line = EXIT_USER_ERROR, _first_line(e)
-    except RunFailed as e:
-      status, line = EXIT_FAILED, _first_line(e)
-    except Preempted as e:
-      kind, status, line = 'preempted', EXIT_PREEMPTED, _first_line(e)
+    except errors.UserError as e:
+      status, line = errors.EXIT_USER_ERROR, _first_line(e)
+    except errors.RunFailed as e:
+      status, line = errors.EXIT_FAILED, _first_line(e)
+    except errors.Preempted as e:
+      kind, status, line = 'preempted', errors.EXIT_PREEMPTED, _first_line(e)
     except OSError as e:
-      status, line = EXIT_FAILED, _os_error_line(e)
+      status, line = errors.EXIT_FAILED, _os_error_line(e)
     print(f'{kind}: {line}', file=sys.stderr)
     sys.exit(status)
 

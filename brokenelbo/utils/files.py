@@ -13,7 +13,7 @@ import json
 import math
 import os
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 
 
 def write_atomic(path, text):
@@ -62,7 +62,7 @@ def run_config(model_dir):
   """
   path = os.path.join(model_dir, 'config.gin')
   if not os.path.isfile(path):
-    raise cli.UserError(f'{model_dir} holds no run (no config.gin)')
+    raise errors.UserError(f'{model_dir} holds no run (no config.gin)')
   return path
 
 
@@ -85,7 +85,7 @@ def check_writable_dir(path, what):
       if os.path.exists(probe):
         os.remove(probe)
   except OSError as e:
-    raise cli.UserError(f'{what} {path} is not writable: {e.strerror or e}') from None
+    raise errors.UserError(f'{what} {path} is not writable: {e.strerror or e}') from None
 
 
 def check_can_create_dir(path, what):
@@ -109,7 +109,7 @@ def check_can_create_dir(path, what):
     reason = os.strerror(errno.EROFS if _read_only_mount(existing) else errno.EACCES)
   else:
     return
-  raise cli.UserError(f'{what} {path} is not writable: {reason}')
+  raise errors.UserError(f'{what} {path} is not writable: {reason}')
 
 
 def _read_only_mount(folder):

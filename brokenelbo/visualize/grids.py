@@ -7,11 +7,12 @@
 
 import io
 
+import gin
 import numpy as np
 import tensorflow as tf
 
-from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
 from brokenelbo.data import subsets
+from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
 from brokenelbo.utils import files
 from brokenelbo.utils import seeds
 
@@ -76,6 +77,30 @@ def draw_grids(vae, images, path, title, num_decodes=5, seed=0):
   buffer = io.BytesIO()
   figure.savefig(buffer, format='png', dpi=120, bbox_inches='tight')
   files.write_atomic(path, buffer.getvalue())
+
+
+@gin.configurable(denylist=['vae', 'images', 'path', 'title', 'seed'])
+def figure4_grids(vae, images, path, title, seed, examples=8, decodes=5):
+  """The grids that `python -m brokenelbo.evaluate` draws of the split it evaluated.
+
+  Args:
+    vae: the model (`models.vae.VAE`).
+    images: `uint8` images `[N, H, W, 1]`, the evaluated split.
+    path: Python `str`, the PNG to write.
+    title: Python `str`.
+    seed: Python `int`, the seed of the draws.
+    examples: Python `int`, rows of each grid, examples evenly spaced through `images`
+      (`subsets.spread`); 0 draws nothing.
+    decodes: Python `int`, samples x ~ d(x|z) per z.
+
+  Returns:
+    Python `bool`, whether a figure was drawn.
+  """
+  if not examples:
+    return False
+  draw_grids(vae, subsets.spread(images, examples), path, title, num_decodes=decodes,
+             seed=seed)
+  return True
 
 
 def figure4(panels, num_examples=6, num_decodes=4, seed=0, columns=None):

@@ -58,7 +58,7 @@ import math
 from absl import logging
 import numpy as np
 
-from brokenelbo.experiments.families import FAMILIES  # pylint: disable=g-importing-member
+from brokenelbo.models.families import FAMILIES  # pylint: disable=g-importing-member
 
 # The suite's columns that the figure draws; a run is drawn when its row fills them all.
 COLUMNS = ('mutual_information', 'log_num_examples', 'marginal_kl', 'generative_e',

@@ -2,7 +2,7 @@
 
 Yacoby, Pan & Doshi-Velez (2020):
 
-- **Figure 1** (Section 3, `figure1`), all in closed form (`experiments.global_optima`):
+- **Figure 1** (Section 3, `figure1`), all in closed form (`statistics.global_optima`):
   A, min_phi E KL(q_phi || p_B(z|x)) over diagonal B with A fixed; B, I_B(X;Z) on the same
   grid; C and D, the data distribution of the ground truth and of the ELBO's optimum when
   A is learned with B fixed (samples of N(0, A A^T + sigma^2 I)); E and F, the aggregated
@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from brokenelbo.data import synthetic as data
 from brokenelbo.evaluation import synthetic_run
-from brokenelbo.experiments import global_optima
+from brokenelbo.statistics import global_optima
 
 # Points drawn per scatter panel.
 NUM_POINTS = 2000

@@ -71,9 +71,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 import numpy as np
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 
-from brokenelbo.experiments.families import DECODERS, ENCODERS, FAMILIES, MARGINALS  # pylint: disable=g-importing-member
+from brokenelbo.models.families import (  # pylint: disable=g-importing-member
+    DECODERS, ENCODERS, FAMILIES, MARGINALS)
 # Legend names of the parts (README, "The 12 families").
 PART_NAMES = dict(
     encoder={'-': 'Gaussian', '+': 'Gaussian + IAF'},
@@ -136,7 +137,7 @@ def read_results(path, split='test', dataset=None, extra_columns=()):
     A `list` of `Run`, in file order, without the runs whose R or D is not finite.
 
   Raises:
-    cli.UserError: the file is missing or unreadable, is empty, lacks a column, has a
+    errors.UserError: the file is missing or unreadable, is empty, lacks a column, has a
       malformed value, or mixes datasets with `dataset=None`; or no run is left.
   """
   rate_column, distortion_column, elbo_column = SPLIT_COLUMNS[split]
@@ -147,25 +148,25 @@ def read_results(path, split='test', dataset=None, extra_columns=()):
       header = next(reader, None)
       rows = [(reader.line_num, row) for row in reader if row]
   except (OSError, UnicodeDecodeError, csv.Error) as e:
-    raise cli.UserError(f'cannot read results {path}: {e}') from None
+    raise errors.UserError(f'cannot read results {path}: {e}') from None
   if not header:
-    raise cli.UserError(f'results {path} are empty (no header row)')
+    raise errors.UserError(f'results {path} are empty (no header row)')
   header = [name.strip() for name in header]
   missing = [name for name in required if name not in header]
   if missing:
-    raise cli.UserError(f'results {path} lack the columns {missing}')
+    raise errors.UserError(f'results {path} lack the columns {missing}')
   if len(set(header)) < len(header):
-    raise cli.UserError(f'results {path} repeat a column: {header}')
+    raise errors.UserError(f'results {path} repeat a column: {header}')
   if not rows:
-    raise cli.UserError(f'results {path} have a header and no runs')
+    raise errors.UserError(f'results {path} have a header and no runs')
   index = {name: header.index(name) for name in required}
   extra = {name: header.index(name) for name in extra_columns if name in header}
 
   runs, skipped = [], 0
   for line, row in rows:
     if len(row) != len(header):
-      raise cli.UserError(f'{path} line {line} has {len(row)} fields, the header '
-                          f'{len(header)}')
+      raise errors.UserError(f'{path} line {line} has {len(row)} fields, the header '
+                             f'{len(header)}')
     run, elbo = _parse_row(row, index, split, where=f'{path} line {line}')
     run = run._replace(extra=_parse_extra(row, extra, where=f'{path} line {line}'))
     if not (math.isfinite(run.rate) and math.isfinite(run.distortion)):
@@ -174,23 +175,23 @@ def read_results(path, split='test', dataset=None, extra_columns=()):
                       run.run_dir, run.rate, run.distortion)
       continue
     if not abs(elbo + run.rate + run.distortion) <= ELBO_TOLERANCE * max(1., abs(elbo)):
-      raise cli.UserError(f'{path} line {line}: {elbo_column} = {elbo} is not '
-                          f'-({rate_column} + {distortion_column}) = '
-                          f'{-(run.rate + run.distortion)}')
+      raise errors.UserError(f'{path} line {line}: {elbo_column} = {elbo} is not '
+                             f'-({rate_column} + {distortion_column}) = '
+                             f'{-(run.rate + run.distortion)}')
     runs.append(run)
 
   datasets = sorted({run.dataset for run in runs})
   if dataset is not None:
     runs = [run for run in runs if run.dataset == dataset]
     if not runs:
-      raise cli.UserError(f'results {path} have no finite run on dataset {dataset!r}; '
-                          f'they have {datasets}')
+      raise errors.UserError(f'results {path} have no finite run on dataset {dataset!r}; '
+                             f'they have {datasets}')
   elif len(datasets) > 1:
-    raise cli.UserError(f'results {path} mix the datasets {datasets}; choose one with '
-                        '--dataset')
+    raise errors.UserError(f'results {path} mix the datasets {datasets}; choose one with '
+                           '--dataset')
   if not runs:
-    raise cli.UserError(f'results {path} have no run with finite {rate_column} and '
-                        f'{distortion_column} ({len(rows)} rows, {skipped} not finite)')
+    raise errors.UserError(f'results {path} have no run with finite {rate_column} and '
+                           f'{distortion_column} ({len(rows)} rows, {skipped} not finite)')
   return runs
 
 
@@ -203,19 +204,19 @@ def _parse_row(row, index, split, where):
     try:
       numbers[name] = kind(text[name])
     except ValueError:
-      raise cli.UserError(f'{where}: {name} is not {"an integer" if kind is int else "a number"}'
-                          f': {text[name]!r}') from None
+      expected = 'an integer' if kind is int else 'a number'
+      raise errors.UserError(f'{where}: {name} is not {expected}: {text[name]!r}') from None
   rate, distortion, elbo = (numbers[name] for name in SPLIT_COLUMNS[split])
   run = Run(family=text['family'], encoder=text['encoder'], decoder=text['decoder'],
             marginal=text['marginal'], dataset=text['dataset'], beta=numbers['beta'],
             anneal=numbers['anneal'], seed=numbers['seed'], rate=rate, distortion=distortion,
             run_dir=text['run_dir'])
   if run.family not in FAMILIES:
-    raise cli.UserError(f'{where}: unknown family {run.family!r}; the families are '
-                        f'{list(FAMILIES)}')
+    raise errors.UserError(f'{where}: unknown family {run.family!r}; the families are '
+                           f'{list(FAMILIES)}')
   if run.family != run.encoder + run.decoder + run.marginal:
-    raise cli.UserError(f'{where}: family {run.family!r} disagrees with encoder, decoder, '
-                        f'marginal {run.encoder!r}, {run.decoder!r}, {run.marginal!r}')
+    raise errors.UserError(f'{where}: family {run.family!r} disagrees with encoder, decoder, '
+                           f'marginal {run.encoder!r}, {run.decoder!r}, {run.marginal!r}')
   return run, elbo
 
 
@@ -229,7 +230,7 @@ def _parse_extra(row, index, where):
     try:
       values[name] = float(text)
     except ValueError:
-      raise cli.UserError(f'{where}: {name} is not a number: {text!r}') from None
+      raise errors.UserError(f'{where}: {name} is not a number: {text!r}') from None
   return types.MappingProxyType(values) if values else Run._field_defaults['extra']
 
 
@@ -479,13 +480,13 @@ def write_figures(figures, output_dir, suffix='', formats=('png',), overwrite=Fa
     The `list` of paths written.
 
   Raises:
-    cli.UserError: if a file exists and `overwrite` is false.
+    errors.UserError: if a file exists and `overwrite` is false.
   """
   paths = {stem: [os.path.join(output_dir, f'{stem}{suffix}.{ext}') for ext in formats]
            for stem in figures}
   existing = [path for stem in figures for path in paths[stem] if os.path.exists(path)]
   if existing and not overwrite:
-    raise cli.UserError(f'{", ".join(existing)} exist; pass --overwrite to replace them')
+    raise errors.UserError(f'{", ".join(existing)} exist; pass --overwrite to replace them')
   os.makedirs(output_dir, exist_ok=True)
   written = []
   for stem, draw in figures.items():

@@ -4,7 +4,7 @@
 `-` marginal: N(0, I); `+`: MAF; `v`: VampPrior. Each family has `configs/<name>.gin`.
 """
 
-from brokenelbo.utils import cli
+from brokenelbo import errors
 
 ENCODERS = ('-', '+')
 DECODERS = ('-', '+')
@@ -13,7 +13,7 @@ FAMILIES = tuple(e + d + m for e in ENCODERS for d in DECODERS for m in MARGINAL
 
 
 def check_families(families):
-  """Raises `cli.UserError` naming any entry of `families` that is not one of `FAMILIES`."""
+  """Raises `errors.UserError` naming any entry of `families` that is not one of `FAMILIES`."""
   unknown = [f for f in families if f not in FAMILIES]
   if unknown:
-    raise cli.UserError(f'unknown families {unknown}; choose from {list(FAMILIES)}')
+    raise errors.UserError(f'unknown families {unknown}; choose from {list(FAMILIES)}')

@@ -32,6 +32,7 @@ from brokenelbo.training import losses  # pylint: disable=unused-import
 from brokenelbo.training import objectives  # pylint: disable=unused-import
 from brokenelbo.training import optimizers  # pylint: disable=unused-import
 from brokenelbo.training import trainer  # pylint: disable=unused-import
+from brokenelbo.visualize import grids  # pylint: disable=unused-import
 
 # Under their public names (`tf.distribute.MultiWorkerMirroredStrategy` is a class named
 # `CollectiveAllReduceStrategy`).
