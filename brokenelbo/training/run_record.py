@@ -1,0 +1,94 @@
+"""A run's record: the files that say a run finished and what it measured.
+
+`train` writes `model_dir/run.json` when a run finishes: its final step and epoch, the
+SHA-256 of its `config.gin`, and its final evaluation, `{split: {rate, distortion, elbo,
+beta, num_examples}}` in nats per example. `evaluate` writes `model_dir/evaluation.json`,
+`{split: record}` (the whole-split R, D and ELBO and the information suite), one record
+per split evaluated, a new evaluation of a split replacing its record. Both are strict
+JSON written atomically (`utils.files`).
+
+`is_finished(model_dir)` is the one answer to whether a run is finished: every tool (the
+sweep, the LiBI table, `plot`, the results scripts) asks it, and reads the numbers from
+these two files only. An attempt that starts again removes `run.json` first, and a failed
+attempt leaves `failed.json` (`run_dir.failure_record`).
+"""
+
+import hashlib
+import json
+import os
+
+from brokenelbo import errors
+from brokenelbo.utils import files
+
+RUN_RECORD = 'run.json'
+EVALUATION_RECORD = 'evaluation.json'
+
+
+def config_digest(config_text):
+  """The SHA-256 of a run's `config.gin` text, as hex."""
+  return hashlib.sha256(config_text.encode()).hexdigest()
+
+
+def _read(path):
+  """The JSON object in `path`, or `None` if there is no such file.
+
+  Raises:
+    UserError: if the file is not a JSON object (cut short, garbled), naming it.
+  """
+  try:
+    with open(path) as f:
+      value = json.load(f)
+  except FileNotFoundError:
+    return None
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise errors.UserError(f'{path} is not valid JSON ({e})') from None
+  if not isinstance(value, dict):
+    raise errors.UserError(f'{path} holds no JSON object')
+  return value
+
+
+def write_run_record(model_dir, step, epoch, metrics, config_text):
+  """Writes `model_dir/run.json`: the run finished at `step` (`epoch`) with `metrics`
+  (`{split: {name: number}}`), under the config whose text is `config_text`."""
+  record = dict(step=int(step), epoch=float(epoch), config_sha256=config_digest(config_text),
+                metrics=metrics)
+  files.write_atomic(os.path.join(model_dir, RUN_RECORD),
+                     files.to_json(record, indent=2, sort_keys=True) + '\n')
+  return record
+
+
+def remove_run_record(model_dir):
+  """Removes `model_dir/run.json`, if any: an attempt that trains again is not finished."""
+  try:
+    os.remove(os.path.join(model_dir, RUN_RECORD))
+  except FileNotFoundError:
+    pass
+
+
+def read_run_record(model_dir):
+  """The record of a finished run, `dict`, or `None` if the run has not finished."""
+  return _read(os.path.join(model_dir, RUN_RECORD))
+
+
+def is_finished(model_dir):
+  """Whether the run in `model_dir` finished (its `run.json` exists), with finite final
+  metrics; a run whose record holds a non-finite value (`null`) is not finished."""
+  record = read_run_record(model_dir)
+  if record is None:
+    return False
+  values = [v for split in record['metrics'].values() for v in split.values()]
+  return all(isinstance(v, (int, float)) for v in values)
+
+
+def read_evaluations(model_dir):
+  """`{split: record}` of `evaluate`'s records in `model_dir` (empty if none)."""
+  return _read(os.path.join(model_dir, EVALUATION_RECORD)) or {}
+
+
+def write_evaluation(model_dir, split, record):
+  """Records `evaluate`'s `record` of `split` in `model_dir/evaluation.json`, replacing
+  that split's earlier record. The caller holds the run's lock (`run_dir.RunLock`)."""
+  evaluations = read_evaluations(model_dir)
+  evaluations[split] = record
+  files.write_atomic(os.path.join(model_dir, EVALUATION_RECORD),
+                     files.to_json(evaluations, indent=2, sort_keys=True) + '\n')
