@@ -92,7 +92,7 @@ def test_the_dashboard_shows_each_run_with_its_hyperparameters_and_final_metrics
   experiment = get_experiment.Handler(tb_context_lib.RequestContext(), context, '',
                                       api_pb2.GetExperimentRequest()).run()
   infos = {h.name: h for h in experiment.hparam_infos}  # The plugin sorts them by name.
-  assert sorted(infos) == sorted(hparams.HPARAMS)
+  assert sorted(infos) == sorted(summaries.HPARAMS)
   family_info = infos['family']
   assert sorted(v.string_value for v in family_info.domain_discrete.values) == sorted(['---', '-+v'])
   metric_tags = [m.name.tag for m in experiment.metric_infos]

@@ -1,8 +1,10 @@
-"""Tests of the training loop's loss injection (`train.loss`) and of `rate_distortion_loss`.
+"""Tests of the training loop's loss (`train.loss`), of `rate_distortion_loss` and its
+objective (`rate_distortion_loss.objective`), and of the optimizer (`train.optimizer`).
 
 A loss defined here, bound from gin, trains a model without any change to the training code:
 on a one-variable model its trajectory has a closed form, and on the smoke VAE a
-distortion-only loss reproduces the built-in objective at beta = 0 exactly.
+distortion-only loss reproduces the built-in objective at beta = 0 exactly. An optimizer
+defined here trains a point to its closed-form position.
 """
 
 import os
@@ -15,7 +17,6 @@ import tf_keras
 
 from brokenelbo import errors
 from brokenelbo.training import losses
-from brokenelbo.training import objectives
 from brokenelbo.training import trainer as trainer_lib
 from brokenelbo.utils import cli
 
@@ -122,23 +123,60 @@ def test_a_gin_bound_loss_trains_the_vae_like_the_builtin_objective(tmp_path):
     assert 'train.loss = @distortion_only_loss' in f.read()
 
 
-def test_the_objective_goes_to_a_loss_that_takes_one():
-  x = tf.constant((np.random.RandomState(0).rand(4, 28, 28, 1) < .5).astype(np.float32))
+class _Fixed:
+  """A model whose rate and distortion are [1, 3] and [10, 20] nats: batch means 2 and 15."""
 
-  class Fixed:
-    def rate_distortion(self, x, seed):
-      del x, seed
-      return tf.constant([1., 3.]), tf.constant([10., 20.])
+  def rate_distortion(self, x, seed):
+    del x, seed
+    return tf.constant([1., 3.]), tf.constant([10., 20.])
 
-  loss = trainer_lib.step_loss(losses.rate_distortion_loss, objectives.target_rate)
-  gin.bind_parameter('target_rate.target', 5.)
-  value, metrics = loss(Fixed(), x, tf.constant([0, 0]), tf.constant(0), tf.constant(0.))
+
+def _rate_distortion_loss(epoch=0.):
+  x = tf.zeros([2, 28, 28, 1])
+  return losses.rate_distortion_loss(_Fixed(), x, tf.constant([0, 0]), tf.constant(0),
+                                     tf.constant(epoch))
+
+
+def test_the_objective_is_the_losss_own_binding():
+  cli.parse_gin(['configs/base.gin'], [])
+  assert gin.query_parameter('rate_distortion_loss.objective').selector == 'beta_vae'
+  value, metrics = _rate_distortion_loss()
+  np.testing.assert_allclose(value, 15. + 2.)  # D + beta R at beta = 1.
+  gin.clear_config()
+  cli.parse_gin([], ['rate_distortion_loss.objective = @target_rate',
+                     'target_rate.target = 5.'])
+  value, metrics = _rate_distortion_loss()
   # D + |sigma - R| with batch means R = 2, D = 15.
   np.testing.assert_allclose(value, 15. + 3.)
   np.testing.assert_allclose(metrics['elbo'], -17.)
-  with pytest.raises(errors.UserError, match='takes no objective'):
-    trainer_lib.step_loss(_distance_loss, objectives.target_rate)
-  assert trainer_lib.step_loss(_distance_loss, objectives.beta_vae) is _distance_loss
+  # The old name is gone: a config that still uses it is refused.
+  gin.clear_config()
+  with pytest.raises(errors.UserError, match='objective'):
+    cli.parse_gin([], ['train.objective = @beta_vae'])
+
+
+def test_beta_is_among_the_losss_metrics_and_its_metrics_at():
+  # beta anneals from 0.5 to 2 over 4 epochs: 1.25 at epoch 2, in the step's metrics and
+  # in `metrics_at`, which the evaluation records carry.
+  cli.parse_gin([], ['beta_schedule.beta = 2.', 'beta_schedule.start_beta = 0.5',
+                     'beta_schedule.anneal_epochs = 4.'])
+  value, metrics = _rate_distortion_loss(epoch=2.)
+  np.testing.assert_allclose(metrics['beta'], 1.25)
+  np.testing.assert_allclose(value, 15. + 1.25 * 2.)
+  assert losses.metrics_at(losses.rate_distortion_loss, 2.) == {'beta': 1.25}
+  assert losses.metrics_at(losses.rate_distortion_loss, 9.) == {'beta': 2.}
+  assert losses.metrics_at(_distance_loss, 2.) == {}  # A loss without schedules.
+  gin.clear_config()
+  cli.parse_gin([], ['beta_schedule.beta = -1.'])
+  with pytest.raises(errors.UserError, match='beta must be >= 0'):
+    losses.metrics_at(losses.rate_distortion_loss, 0.)
+
+
+@gin.configurable
+def plain_sgd(total_steps, learning_rate=gin.REQUIRED):
+  """Plain SGD at a constant rate: an optimizer defined here, for `train.optimizer`."""
+  del total_steps
+  return tf_keras.optimizers.SGD(learning_rate)
 
 
 class _Centre(tf.Module):
@@ -186,3 +224,16 @@ def test_vector_data_and_plain_adam_train_through_train(tmp_path):
       model_dir=str(tmp_path / 'normalized'), model=_Centre, dataset=_vectors, batch_size=8,
       epochs=10, eval_every_epochs=10, log_every_steps=10, summary_images=0)
   assert abs(normalized['test']['distortion'] - expected) > 1e-3  # 4e-3 measured.
+
+
+def test_an_optimizer_defined_here_trains_through_train(tmp_path):
+  # Full-batch SGD on mean D = mean ||x - w||^2 from w = 0: w_k = (1 - (1 - 2 lr)^k) mean(x),
+  # and the final evaluation is D at w_10.
+  cli.parse_gin([], ['train.optimizer = @plain_sgd', 'plain_sgd.learning_rate = 0.1'])
+  results = trainer_lib.train(
+      model_dir=str(tmp_path / 'run'), model=_Centre, dataset=_vectors, batch_size=8,
+      epochs=10, eval_every_epochs=10, log_every_steps=10, summary_images=0,
+      normalize_gradients=False)
+  w = (1. - (1. - 2 * 0.1)**10) * _VECTORS.astype(np.float64).mean(axis=0)
+  expected = np.mean(np.sum((_VECTORS - w)**2, axis=-1))
+  np.testing.assert_allclose(results['test']['distortion'], expected, rtol=1e-5)

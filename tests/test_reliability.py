@@ -9,6 +9,7 @@ the uninterrupted run's to 1e-4 nats. Run it with `-s` to see the exit statuses,
 reached and the largest difference.
 """
 
+import functools
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from brokenelbo.data import mnist
 from brokenelbo.models import vae as model_lib
 from brokenelbo.training import losses
 from brokenelbo.training import objectives
+from brokenelbo.training import run_record
 from brokenelbo.training import trainer as training
 from brokenelbo.utils import cli
 
@@ -105,8 +107,10 @@ def _interrupt_and_resume(model_dir, signals, seed):
     statuses.append(process.wait(timeout=300))
     steps.append(int(tf.train.load_variable(model_dir, 'step/.ATTRIBUTES/VARIABLE_VALUE'))
                  if tf.train.latest_checkpoint(model_dir) else 0)
+    assert not run_record.is_finished(model_dir), f'interrupted, yet finished: {sig}'
   subprocess.run(_train_command(model_dir, FAULT_RUN), cwd=REPO, check=True,
                  capture_output=True)
+  assert run_record.read_run_record(model_dir)['step'] == FAULT_STEPS
   return statuses, steps
 
 
@@ -183,13 +187,14 @@ def test_non_finite_steps_are_not_applied_and_training_stops(tmp_path):
   cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'],
                 ['train.epochs = 5', 'train.checkpoint_every_steps = 2',
                  'train.max_consecutive_bad_steps = 3', 'train.summary_images = 0',
-                 'train.objective = @poisoned_objective',
+                 'rate_distortion_loss.objective = @poisoned_objective',
                  'poisoned_objective.good_calls = 6'])
   model_dir = str(tmp_path)
   with pytest.raises(errors.RunFailed, match=r"stopped at step 9: 3 consecutive steps"):
     training.train(model_dir=model_dir)
-  # The last good checkpoint is kept, and holds finite parameters.
+  # The last good checkpoint is kept, and holds finite parameters; the run is not finished.
   assert tf.train.latest_checkpoint(model_dir).endswith('ckpt-6')
+  assert not os.path.exists(os.path.join(model_dir, run_record.RUN_RECORD))
   reader = tf.train.load_checkpoint(model_dir)
   for name in reader.get_variable_to_shape_map():
     value = reader.get_tensor(name)
@@ -201,8 +206,8 @@ def test_a_non_finite_step_changes_nothing():
   _CALLS.assign(0)
   cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'], ['poisoned_objective.good_calls = 2'])
   trainer = training.Trainer(model_lib.VAE,
-                             training.step_loss(losses.rate_distortion_loss,
-                                                poisoned_objective),
+                             functools.partial(losses.rate_distortion_loss,
+                                               objective=poisoned_objective),
                              tf.distribute.get_strategy(), total_steps=100,
                              steps_per_epoch=10, seed=0)
   images = data.static_mnist('test')[:64]

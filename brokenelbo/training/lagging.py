@@ -82,14 +82,20 @@ class LaggingInference:
       epoch: scalar `float32` `Tensor`, training progress in epochs.
 
     Returns:
-      (loss, {'rate', 'distortion', 'elbo', 'inference_only'}): the loss and the rate,
-      distortion and ELBO averaged over restarts and examples, nats per example;
-      `inference_only` is 1 in the inference-only part, else 0.
+      (loss, {'rate', 'distortion', 'elbo', 'beta', 'inference_only'}): the loss and the
+      rate, distortion and ELBO averaged over restarts and examples, nats per example;
+      beta = 1, the rate's weight in the loss; `inference_only` is 1 in the
+      inference-only part, else 0.
     """
     del step
     alone = self.inference_only(epoch)
     rate, distortion = model.rate_distortion(x, seed, stop_theta=alone)
     rate, distortion = tf.reduce_mean(rate), tf.reduce_mean(distortion)
     metrics = dict(rate=rate, distortion=distortion, elbo=-(rate + distortion),
-                   inference_only=tf.cast(alone, tf.float32))
+                   beta=tf.constant(1.), inference_only=tf.cast(alone, tf.float32))
     return rate + distortion, metrics
+
+  def metrics_at(self, epoch):
+    """beta = 1 at every epoch: the loss is the negative ELBO (see `losses`)."""
+    del epoch
+    return dict(beta=1.)

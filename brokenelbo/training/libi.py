@@ -250,8 +250,8 @@ class LiBI:
       (loss, metrics): the mean over restarts of the phase's objective, and the means over
       restarts of: phase (1 or 2), nll_codes (-mean log p_theta(x|h(x))), the step-1
       terms hz, covariance_deviation, mean_norm and penalty (0 in step 2), the rate,
-      distortion and elbo of q_phi, and chosen (the number of choices of the best repeat
-      so far).
+      distortion and elbo of q_phi, beta = 1 (the rate's weight in step 2's negative
+      ELBO), and chosen (the number of choices of the best repeat so far).
     """
     del step
     seed_loss, seed_choice = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
@@ -276,6 +276,11 @@ class LiBI:
     metrics = {k: tf.reduce_mean(v) for k, v in terms.items()}
     metrics.update(phase=2. - tf.cast(in_step1, tf.float32), nll_codes=tf.reduce_mean(nll),
                    rate=tf.reduce_mean(rate), distortion=tf.reduce_mean(distortion),
-                   elbo=-tf.reduce_mean(rate + distortion),
+                   elbo=-tf.reduce_mean(rate + distortion), beta=tf.constant(1.),
                    chosen=tf.cast(model.selections, tf.float32))
     return loss, metrics
+
+  def metrics_at(self, epoch):
+    """beta = 1 at every epoch: step 2 minimises the negative ELBO (see `losses`)."""
+    del epoch
+    return dict(beta=1.)

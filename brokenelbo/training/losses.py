@@ -8,8 +8,12 @@ trainer averages over the steps of a log interval and writes to TensorBoard as
 `train/<name>` (beside `train/loss`). Bind one as `train.loss = @my_loss`; it is called
 inside the compiled step, so it must be written in TensorFlow; it is traced as written,
 without AutoGraph, so control flow that depends on a tensor's value uses `tf.cond` or
-`tf.where` (or the loss is decorated with `tf.function`, which converts it). A loss with an
-`objective` parameter is given `train.objective`.
+`tf.where` (or the loss is decorated with `tf.function`, which converts it). Its own
+settings are its gin bindings (`rate_distortion_loss.objective = @target_rate`).
+
+A loss may also have `metrics_at(epoch) -> {name: float}`: the values of its schedules at
+a (fractional) epoch, e.g. beta, which every evaluation record of `metrics.jsonl` carries
+(`metrics_at`); `train` calls it at epoch 0 first, so that a bad setting fails at once.
 
 `rate_distortion_loss` is the paper's: an objective on the batch means of the rate and the
 distortion (Section 3: the beta-VAE's D + beta R, or the target rate's D + |sigma - R|),
@@ -22,7 +26,14 @@ import tensorflow as tf
 from brokenelbo.training import objectives
 
 
-@gin.configurable(denylist=['objective'])
+def metrics_at(loss, epoch):
+  """`loss.metrics_at(epoch)`, the values of the loss's schedules at `epoch` (Python
+  `float`), as Python `float`s; `{}` for a loss that has none."""
+  values = getattr(loss, 'metrics_at', lambda epoch: {})(epoch)
+  return {name: float(value) for name, value in values.items()}
+
+
+@gin.configurable
 def rate_distortion_loss(model, x, seed, step, epoch, objective=objectives.beta_vae):
   """`objective(R, D, beta)` on the batch means of one z ~ e(z|x) per example.
 
@@ -32,8 +43,8 @@ def rate_distortion_loss(model, x, seed, step, epoch, objective=objectives.beta_
     seed: stateless seed `[2]` of this step and replica.
     step: scalar `Tensor`, the step (unused: beta depends on `epoch`).
     epoch: scalar `float32` `Tensor`, training progress in epochs.
-    objective: `objective(rate, distortion, beta)` (`train.objective`: `@beta_vae`,
-      `@target_rate`).
+    objective: `objective(rate, distortion, beta)` (`rate_distortion_loss.objective`:
+      `@beta_vae`, `@target_rate`).
 
   Returns:
     (loss, {'rate', 'distortion', 'elbo', 'beta'}): scalars, nats per example.
@@ -44,3 +55,11 @@ def rate_distortion_loss(model, x, seed, step, epoch, objective=objectives.beta_
   rate, distortion = tf.reduce_mean(rate), tf.reduce_mean(distortion)
   metrics = dict(rate=rate, distortion=distortion, elbo=-(rate + distortion), beta=beta)
   return objective(rate, distortion, beta), metrics
+
+
+def _rate_distortion_metrics_at(epoch):
+  """beta at `epoch` (`objectives.beta_schedule`); raises `UserError` for beta < 0."""
+  return dict(beta=objectives.beta_schedule(epoch))
+
+
+rate_distortion_loss.metrics_at = _rate_distortion_metrics_at

@@ -2,11 +2,11 @@
 
 `model_dir` holds `config.gin` (the config as parsed), `operative_config.gin` (after the
 first steps), TensorBoard event files, checkpoints (`checkpoint`, `ckpt-*`; see
-`checkpoints`) and `metrics.jsonl` (one strict-JSON object per split per evaluation, nats
-per example over the whole split). A resumed run drops the metrics and events past its
-checkpoint, since it computes those steps again. While a process writes to the run it holds
-`.lock` (`RunLock`): a second writer is refused. An attempt that failed leaves
-`failed.json` (`failure_record`).
+`checkpoints`), `metrics.jsonl` (one strict-JSON object per split per evaluation, nats
+per example over the whole split) and, once finished, `run.json` (`run_record`). A
+resumed run drops the metrics and events past its checkpoint, since it computes those steps
+again. While a process writes to the run it holds `.lock` (`RunLock`): a second writer is
+refused. An attempt that failed leaves `failed.json` (`failure_record`).
 
 A run spread over the workers of a cluster (`tf.distribute.MultiWorkerMirroredStrategy`)
 has one writer of `model_dir`, its chief (`is_chief`); every other worker writes the same
@@ -27,12 +27,14 @@ from absl import logging
 import tensorflow as tf
 
 from brokenelbo import errors
+from brokenelbo.training import run_record
 from brokenelbo.utils import files
 
 
 # What a run writes in its model_dir: the only files `--overwrite` removes.
 RUN_FILES = ('config.gin', 'operative_config.gin', 'metrics.jsonl', 'checkpoint', 'ckpt-*',
-             'events.out.tfevents.*', '*.tmp', 'failed.json')
+             'events.out.tfevents.*', '*.tmp', 'failed.json', run_record.RUN_RECORD,
+             run_record.EVALUATION_RECORD)
 LOCK_FILE = '.lock'
 # Written when an attempt fails (`errors.RunFailed`), removed when the next attempt starts: a
 # run whose metrics look final but whose training failed is not taken for finished.

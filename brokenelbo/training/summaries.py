@@ -8,11 +8,16 @@ from brokenelbo.training import objectives
 from brokenelbo.utils import cli
 from brokenelbo.utils import seeds
 
+# The hyper-parameters of a run's HParams session, in order (the one list of them:
+# `visualize.hparams` reads it; a sweep's CSV calls `anneal_epochs` `anneal`).
+HPARAMS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'anneal_epochs',
+           'seed', 'epochs', 'batch_size')
+
 
 def run_hparams(family, dataset, epochs, batch_size, seed):
-  """The hyper-parameters of a run under the current gin config, `{name: str or float}`:
-  the family and its parts, the data, beta and its annealing (`objectives.beta_schedule`'s
-  defaults, then bindings), seed, length and batch.
+  """The hyper-parameters of a run under the current gin config, `{name: str or float}`
+  with the keys `HPARAMS`, in order: the family and its parts, the data, beta and its
+  annealing (`objectives.beta_schedule`'s defaults, then bindings), seed, length and batch.
 
   Args:
     family: Python `str`, three letters (encoder, decoder, marginal); '???' for a model
@@ -23,10 +28,10 @@ def run_hparams(family, dataset, epochs, batch_size, seed):
     seed: Python `int`.
   """
   schedule = cli.configured_arguments(objectives.beta_schedule)
-  return dict(family=family, encoder=family[0], decoder=family[1], marginal=family[2],
-              dataset=getattr(dataset, '__name__', str(dataset)),
-              beta=float(schedule['beta']), anneal_epochs=float(schedule['anneal_epochs']),
-              seed=int(seed), epochs=float(epochs), batch_size=int(batch_size))
+  return dict(zip(HPARAMS, (
+      family, family[0], family[1], family[2], getattr(dataset, '__name__', str(dataset)),
+      float(schedule['beta']), float(schedule['anneal_epochs']), int(seed), float(epochs),
+      int(batch_size))))
 
 
 def hparams_summary(writer, hparams):

@@ -30,10 +30,6 @@ import tensorflow as tf
 from brokenelbo.training import restore
 from brokenelbo.training import summaries
 
-# The hyper-parameters of a run (the dashboard lists them by name).
-HPARAMS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'anneal_epochs',
-           'seed', 'epochs', 'batch_size')
-
 # Metrics every run has: its final evaluation (nats per example).
 EVAL_METRICS = tuple(f'eval/{split}/{name}' for split in ('test', 'train')
                      for name in ('rate', 'distortion', 'elbo'))
@@ -123,7 +119,7 @@ def write_experiment(output_dir, model_dirs):
   """
   sessions = [s for s in map(session, model_dirs) if s is not None]
   hparams = []
-  for name in HPARAMS:
+  for name in summaries.HPARAMS:  # The dashboard lists them by name.
     values = [s[name] for s in sessions if name in s]
     if values:
       hparams.append(hparams_api.HParam(name, _domain(values)))
