@@ -1,47 +1,28 @@
 """Static binarized MNIST: the embedded copy, its digest check, and the TFDS path.
 
-The data set of the paper (Alemi et al., 2018, Section 4) is the *static* binarization of
-MNIST published by Larochelle & Murray (2011): every pixel was sampled once from a
-Bernoulli with the grey level as its mean, and the result was fixed and shared as three
-text files, `binarized_mnist_{train,valid,test}.amat` (50,000 / 10,000 / 10,000 images of
-28x28 pixels in {0, 1}; one image per line, 784 integers separated by single spaces).
+The data set of the paper (Alemi et al. [2], Section 4) is the *static* binarization of
+MNIST of Larochelle & Murray [1]: every pixel sampled once from a Bernoulli with the grey
+level as its mean, fixed and published as `binarized_mnist_{train,valid,test}.amat` (50,000
+/ 10,000 / 10,000 images of 28x28 pixels in {0, 1}, one per line). Their address, which
+TFDS's `binarized_mnist` builder still uses, no longer answers, so the package carries
+`data/assets/binarized_mnist.npz` (rows bit-packed with `np.packbits`, 2.3 MB; built by
+`scripts/pack_mnist.py` from the copy in the public repository
+`mingzhang-yin/ARM-gradient`). A split, once loaded, is written back out as `.amat` text in
+memory, whose SHA-256 must be TFDS's record of that file (`checksums.tsv`): the pixels and
+both orders are the original ones.
 
-The original download address, which tensorflow-datasets' `binarized_mnist` builder still
-uses, no longer answers. This package therefore carries its own copy,
-`brokenelbo/data/assets/binarized_mnist.npz` (rows bit-packed with `np.packbits`, about
-2.3 MB), built by `scripts/pack_mnist.py` from the copy in the public repository
-`mingzhang-yin/ARM-gradient`. Whenever a split is loaded, it is written back out as the
-original `.amat` text, in memory, and its SHA-256 digest must equal the one that
-tensorflow-datasets records for that file (`checksums.tsv` of `binarized_mnist`), so that
-the pixels, their order and the order of the images are all those of the original.
+The same `uint8` array `[N, 28, 28, 1]`, three ways: `static_mnist(split)`, the embedded
+copy (verified once per process and split); `tfds_binarized_mnist(split)`, the real TFDS
+builder fed the `.amat` files through a `manual_dir`; `write_amat_files(directory)`, the
+original text files (`omniglot.omniglot(split)` returns the same kind of array). Batches:
 
-Three ways to get the images, all returning the same `uint8` array `[N, 28, 28, 1]`:
-
-- `static_mnist(split)`: the embedded copy (fast; verified once per process and split).
-- `tfds_binarized_mnist(split)`: the real TFDS `binarized_mnist` builder, fed the `.amat`
-  files through a `manual_dir` (see its docstring), then put back in the original order.
-- `write_amat_files(directory)`: the original text files, for any other tool.
-
-`omniglot.omniglot(split)` (Omniglot) returns the same kind of array, and
-`pipeline.make_dataset` turns such an array into batches of `float32` for training.
-
-#### Examples
-
-```python
-from brokenelbo import data
-
-train = data.static_mnist('train')          # uint8, shape (50000, 28, 28, 1)
-ds = data.make_dataset(train, batch_size=100, shuffle=True, repeat=True, seed=1)
-x = next(iter(ds))                          # float32, shape (100, 28, 28, 1), {0., 1.}
-```
-
-#### References
+    train = data.static_mnist('train')          # uint8, shape (50000, 28, 28, 1)
+    x = next(iter(data.make_dataset(train, batch_size=100, shuffle=True, repeat=True,
+                                    seed=1)))   # float32, shape (100, 28, 28, 1), {0., 1.}
 
 [1]: Hugo Larochelle and Iain Murray. The Neural Autoregressive Distribution Estimator.
      In _AISTATS_, 2011. http://proceedings.mlr.press/v15/larochelle11a.html
-
-[2]: Alexander A. Alemi, Ben Poole, Ian Fischer, Joshua V. Dillon, Rif A. Saurous and
-     Kevin Murphy. Fixing a Broken ELBO. In _ICML_, 2018. https://arxiv.org/abs/1711.00464
+[2]: Alemi, Poole, Fischer, Dillon, Saurous, Murphy. Fixing a Broken ELBO. In _ICML_, 2018.
 """
 
 import hashlib
@@ -257,6 +238,25 @@ def import_tfds():
   return tfds
 
 
+def _prepare_from_amat_files(tfds, builder):
+  """Prepares the TFDS builder from the `.amat` files, written to a temporary `manual_dir`
+  (see `tfds_binarized_mnist`)."""
+  with tempfile.TemporaryDirectory(prefix='binarized_mnist_manual_') as manual_dir:
+    write_amat_files(manual_dir)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+
+
+def _in_published_order(stored, split):
+  """Undoes TFDS's order of a split: example i of `stored` is line keys[i] of the file."""
+  from tensorflow_datasets.core import hashing  # pylint: disable=g-import-not-at-top
+  hasher = hashing.Hasher(split)
+  keys = np.array(sorted(range(NUM_EXAMPLES[split]), key=hasher.hash_key))
+  images = np.empty_like(stored)
+  images[keys] = stored
+  return images
+
+
 @gin.configurable
 def tfds_binarized_mnist(split, data_dir=None):
   """Returns one split of binarized MNIST as built by the TFDS `binarized_mnist` builder.
@@ -292,14 +292,9 @@ def tfds_binarized_mnist(split, data_dir=None):
   """
   _check_split(split)
   tfds = import_tfds()
-  from tensorflow_datasets.core import hashing  # pylint: disable=g-import-not-at-top
-
   builder = tfds.builder('binarized_mnist', data_dir=data_dir)
   if not builder.is_prepared():
-    with tempfile.TemporaryDirectory(prefix='binarized_mnist_manual_') as manual_dir:
-      write_amat_files(manual_dir)
-      builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    _prepare_from_amat_files(tfds, builder)
 
   # Read the one or more shards in order, one at a time, without shuffling.
   dataset = builder.as_dataset(
@@ -311,11 +306,6 @@ def tfds_binarized_mnist(split, data_dir=None):
     raise DataError(f'TFDS binarized_mnist {split} split in {builder.data_dir} is '
                     f'{stored.dtype} {stored.shape}, expected uint8 '
                     f'{(num_examples,) + IMAGE_SHAPE}')
-
-  # Example i of `stored` is line keys[i] of the original file.
-  hasher = hashing.Hasher(split)
-  keys = np.array(sorted(range(num_examples), key=hasher.hash_key))
-  images = np.empty_like(stored)
-  images[keys] = stored
+  images = _in_published_order(stored, split)
   _verify(images, split, f'TFDS {builder.data_dir}')
   return images

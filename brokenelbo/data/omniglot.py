@@ -1,10 +1,28 @@
 """Omniglot, 28x28 and binarized, rebuilt from the 105x105 originals of TFDS `omniglot`.
 
-The paper (Alemi et al., 2018, Section 5) also reports on Omniglot. The drawings come from
-the TFDS `omniglot` builder, downloaded by TFDS or read from its zip files in a folder;
-`omniglot(split)` returns the same `uint8` array `[N, 28, 28, 1]` as `mnist.static_mnist`
-(see its docstring for the exact preprocessing and splits; `configs/omniglot.gin` selects it
-for training).
+The paper (Alemi et al., 2018, Section 5) uses the 28x28 Omniglot of Burda et al. [2]
+(`chardata.mat`: 24,345 training and 8,070 test images in grey levels), which is not
+available here. `omniglot(split)` rebuilds it from the drawings of Lake et al. [1] as the
+TFDS `omniglot` builder packages them (downloaded, or read from its zip files), with other
+splits and pixels: the `uint8` array `[N, 28, 28, 1]` of `mnist.static_mnist`.
+
+Preprocessing (`downsample_omniglot`): each 105x105 1-bit PNG (0 on the strokes) is
+inverted, resized to 28x28 by area (each pixel the stroke fraction of its 3.75x3.75 input
+square, exact in 1/225ths) and thresholded: 1 where the fraction exceeds 0.5 (no seed, no
+ties). Unlike sampling a Bernoulli of each fraction, as is done with `chardata.mat`, this
+keeps the amount of stroke and the thin strokes' connectivity.
+
+Splits: in the builder's fixed pseudo-random order (`omniglot_source`), the last
+`round(validation_fraction * N)` images of `train_source` are 'validation', the others
+'train'; 'test' is `test_source` less the characters (TFDS 'label') of `train_source`. Full
+data ('train'/'test' = images_background/images_evaluation, disjoint alphabets): 17,352 /
+1,928 / 13,180; 'small1'/'small2' (tests, offline): 2,448 / 272 / 2,120 (small2's Greek and
+Latin, 1,000 images, are also small1's and leave its test split).
+
+[1]: Lake, Salakhutdinov, Tenenbaum. Human-level concept learning through probabilistic
+     program induction. _Science_, 350(6266):1332-1338, 2015.
+[2]: Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. _ICLR_, 2016.
+     https://arxiv.org/abs/1509.00519
 """
 
 import hashlib
@@ -314,40 +332,45 @@ def omniglot_source(source, zip_dir=None, data_dir=None, manual_dir=None):
     return _OMNIGLOT_CACHE[key]
 
 
+def _check_omniglot_arguments(split, train_source, test_source, validation_fraction):
+  """Raises a `DataError` for an argument of `omniglot` that selects no images."""
+  if split not in OMNIGLOT_SPLITS:
+    raise DataError(f'unknown Omniglot split {split!r}; expected one of '
+                    f'{", ".join(OMNIGLOT_SPLITS)}')
+  for name, source in (('train_source', train_source), ('test_source', test_source)):
+    if source not in OMNIGLOT_ARCHIVES:
+      raise DataError(f'omniglot.{name} = {source!r} is not a TFDS omniglot split; '
+                      f'expected one of {", ".join(OMNIGLOT_ARCHIVES)}')
+  if train_source == test_source:
+    raise DataError(f'omniglot.train_source and omniglot.test_source are both '
+                    f'{train_source!r}; the test images must be other images')
+  if isinstance(validation_fraction, bool) or not (
+      isinstance(validation_fraction, (int, float)) and 0 <= validation_fraction < 1):
+    raise DataError(f'omniglot.validation_fraction must be in [0, 1), '
+                    f'got {validation_fraction!r}')
+
+
+def _train_or_validation(images, split, validation_fraction):
+  """The 'train' or 'validation' part of the images of `train_source`: the last
+  `round(validation_fraction * N)` images are 'validation'."""
+  num_validation = int(round(validation_fraction * len(images)))
+  num_train = len(images) - num_validation
+  if split == 'validation' and not num_validation:
+    raise DataError(f'no Omniglot validation images: omniglot.validation_fraction is '
+                    f'{validation_fraction!r}')
+  if not num_train:
+    raise DataError(f'no Omniglot training images: omniglot.validation_fraction '
+                    f'{validation_fraction!r} holds out all {len(images)}')
+  return images[:num_train] if split == 'train' else images[num_train:]
+
+
 @gin.configurable
 def omniglot(split, zip_dir=None, data_dir=None, train_source='train', test_source='test',
              validation_fraction=0.1):
   """Returns one split of 28x28 binarized Omniglot, rebuilt from the 105x105 originals.
 
-  Alemi et al. (2018) use the 28x28 Omniglot of Burda et al. (2016), `chardata.mat`
-  (24,345 training and 8,070 test images in grey levels, downsampled by Lake et al.).
-  That file is not available here, so this is a reconstruction from the original
-  drawings of Lake et al. (2015), as packaged by the tensorflow-datasets `omniglot`
-  builder; its splits and its pixels are not those of `chardata.mat`.
-
-  Preprocessing, in `downsample_omniglot`: each 105x105 1-bit PNG (0 on the strokes, 255
-  on the paper) is inverted (stroke = 1), resized to 28x28 by area (box filter: each
-  output pixel is the stroke fraction of its 3.75x3.75 input square, computed exactly in
-  1/225ths; `tf.image.resize(method='area')` gives the same values in float32), and
-  thresholded: 1 where the fraction exceeds 0.5. The threshold is deterministic (no seed)
-  and tie-free (no fraction equals 0.5). Measured on small1, it keeps the amount of
-  stroke (7.59% of the pixels are 1, for a mean stroke fraction of 7.63%) and the
-  drawings' connectivity (1.12 8-connected pieces per image, 1.15 in the originals),
-  whereas sampling each pixel from a Bernoulli with the fraction as its mean, as is
-  done with `chardata.mat`'s grey levels, breaks the thin 28x28 strokes apart (2.06
-  pieces per image).
-
-  Splits: 'train' and 'validation' come from the builder split `train_source`, 'test'
-  from `test_source`. In the builder's order (a fixed pseudo-random permutation, see
-  `omniglot_source`) the last `round(validation_fraction * N)` images of `train_source`
-  are 'validation' and the others 'train'. 'test' holds the images of `test_source` whose
-  character (TFDS 'label') is not in `train_source`:
-
-  - full data, the default (`'train'`/`'test'` = images_background/images_evaluation,
-    disjoint alphabets): train 17,352, validation 1,928, test 13,180;
-  - the two small archives (`'small1'`/`'small2'`, for tests and offline work): small2
-    shares its Greek and Latin characters, 1,000 identical images, with small1, and they
-    leave its test split: train 2,448, validation 272, test 2,120.
+  The module docstring says how the images are preprocessed and split, and how this
+  differs from the `chardata.mat` of Burda et al. (2016) that the paper uses.
 
   Args:
     split: Python `str`, one of `OMNIGLOT_SPLITS`: 'train', 'validation' or 'test'.
@@ -371,30 +394,8 @@ def omniglot(split, zip_dir=None, data_dir=None, train_source='train', test_sour
   Raises:
     DataError: if an argument is invalid, a split would be empty, or the data cannot be
       read (a missing archive is named with its folder).
-
-  #### References
-
-  [1]: Brenden M. Lake, Ruslan Salakhutdinov and Joshua B. Tenenbaum. Human-level
-       concept learning through probabilistic program induction. _Science_,
-       350(6266):1332-1338, 2015.
-
-  [2]: Yuri Burda, Roger Grosse and Ruslan Salakhutdinov. Importance Weighted
-       Autoencoders. In _ICLR_, 2016. https://arxiv.org/abs/1509.00519
   """
-  if split not in OMNIGLOT_SPLITS:
-    raise DataError(f'unknown Omniglot split {split!r}; expected one of '
-                    f'{", ".join(OMNIGLOT_SPLITS)}')
-  for name, source in (('train_source', train_source), ('test_source', test_source)):
-    if source not in OMNIGLOT_ARCHIVES:
-      raise DataError(f'omniglot.{name} = {source!r} is not a TFDS omniglot split; '
-                      f'expected one of {", ".join(OMNIGLOT_ARCHIVES)}')
-  if train_source == test_source:
-    raise DataError(f'omniglot.train_source and omniglot.test_source are both '
-                    f'{train_source!r}; the test images must be other images')
-  if isinstance(validation_fraction, bool) or not (
-      isinstance(validation_fraction, (int, float)) and 0 <= validation_fraction < 1):
-    raise DataError(f'omniglot.validation_fraction must be in [0, 1), '
-                    f'got {validation_fraction!r}')
+  _check_omniglot_arguments(split, train_source, test_source, validation_fraction)
 
   def load(source):
     return omniglot_source(source, zip_dir=zip_dir, data_dir=data_dir)
@@ -405,12 +406,4 @@ def omniglot(split, zip_dir=None, data_dir=None, train_source='train', test_sour
     keep = ~np.isin(labels, train_labels)
     return images if keep.all() else _read_only(images[keep])
   images, _ = load(train_source)
-  num_validation = int(round(validation_fraction * len(images)))
-  num_train = len(images) - num_validation
-  if split == 'validation' and not num_validation:
-    raise DataError(f'no Omniglot validation images: omniglot.validation_fraction is '
-                    f'{validation_fraction!r}')
-  if not num_train:
-    raise DataError(f'no Omniglot training images: omniglot.validation_fraction '
-                    f'{validation_fraction!r} holds out all {len(images)}')
-  return images[:num_train] if split == 'train' else images[num_train:]
+  return _train_or_validation(images, split, validation_fraction)
