@@ -11,16 +11,12 @@ blocks at 28x28, 14x14, 7x7 (down pass) and 7x7, 14x14, 28x28 (up pass) of
 `layers_per_block` gated resnet layers each, strided shifted convolutions between
 resolutions, and each up-pass layer receives the output of the matching down-pass layer
 (shortcut connections). The conditioning map enters both streams after their initial shift
-through a 1x1 convolution: equivalently, the 28x28x2 concatenation [x, c] is convolved with
-a mask that is causal on the image channel and unmasked on the conditioning channel, so
-that c reaches every pixel, pixel 0 included.
+through a 1x1 convolution: equivalently, [x, c] is convolved with a mask that is causal on
+x and unmasked on c, so that c reaches every pixel, pixel 0 included.
 
 The network is written once, as a program of rows (`PixelCNN.row_program`, in the terms of
-`row_sampling`): each activation that is read with a row offset is a node, with the rows of
-its inputs that its rows read. The parallel pass over whole images (training, `log_prob`)
-and the fast raster-order sampler both run that program.
-
-#### References
+`row_sampling`) that both the parallel pass over whole images (training, `log_prob`) and
+the fast raster-order sampler run.
 
 [1] van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves, Kavukcuoglu. Conditional Image
     Generation with PixelCNN Decoders. NeurIPS 2016.
@@ -273,32 +269,17 @@ class PixelCNN(tf.Module):
     """This network as `row_sampling.Node`s: the one description of both of its passes.
 
     `__call__` runs the program over whole images (`row_sampling.run_full`), `sample_raster`
-    row by row (`row_sampling.sample`). Row rules (row k of a node reads, rows above the
-    image being zero):
-    - `u_in`, `ul_in_left` and every `ShiftedConv2D` of a gated resnet (height 2): rows
-      k - 1 and k (`CONV`); `ul_in_above` (height 1) and 1x1 layers: row k (`SAME`).
-    - `down_shift`: row k - 1 (`SHIFT`), so row 0 of `u` and `ul` sees no image row.
-      `u` sums `u_in` shifted down and `cond_u`, `ul` sums `ul_in_above` shifted down,
-      `ul_in_left` shifted right (within its row) and `cond_ul`.
-    - Gated resnet, split where its second convolution reads its first one's output c1
-      (`GatedResnet.nodes`): c1 row k reads x rows k - 1, k and row k of `a`; the output
-      row k reads x row k and c1 rows k - 1, k.
-    - Stride-2 `ShiftedConv2D` (one zero row on top): row k reads rows 2k - 1, 2k (`DOWN`).
-    - Transposed stride-2 `ShiftedConv2D`: row m reads row m // 2 (`UP`).
-
-    Resulting last image row D(k) that row k depends on (`row_sampling.dependencies`,
-    checked in the tests), with s = 1, 2, 4 at 28, 14, 7 rows:
-
-      down pass, up pass after the first gated resnet of a block: u s k - 1, ul s k
-      upsampled input of an up-pass block (s' = 2 s):  u s' (k // 2) - 1, ul s' (k // 2)
-
-    So at 28 rows the u stream never depends on the image row being drawn: it is computed
-    once per image row, after it, never per pixel. At 14 (7) rows, ul row k becomes final
-    with image row 2k (4k), and u row k with image row 2k - 1 (4k - 1). While image row r
-    is drawn, every pixel recomputes row r of each ul layer at 28 rows, row r / 2 of each
-    ul layer at 14 rows if r is even, row r / 4 at 7 rows if r % 4 == 0, and the
-    upsampled ul rows that these feed; every other row it reads comes from the cache. The
-    sampler derives all of this from the rules above and checks it while planning.
+    row by row (`row_sampling.sample`). Row k of a node reads (rows above the image being
+    zero) rows k - 1 and k of its input through a convolution of height 2 (`CONV`: `u_in`,
+    `ul_in_left`, a gated resnet's two), row k through one of height 1 or a 1x1 layer
+    (`SAME`), row k - 1 through `down_shift` (`SHIFT`), rows 2k - 1 and 2k through a
+    stride-2 convolution (`DOWN`) and row k // 2 through a transposed one (`UP`). So, with
+    s = 1, 2, 4 at 28, 14, 7 rows, row k of u depends on the image rows up to s k - 1 and
+    row k of ul up to s k (after an upsampling, s' = 2 s: up to s' (k // 2) - 1 and
+    s' (k // 2)): at 28 rows u never depends on the image row being drawn, and while image
+    row r is drawn each pixel recomputes row r of each ul layer at 28 rows, row r / 2 at 14
+    rows if r is even, row r / 4 at 7 rows if r % 4 == 0, and the upsampled ul rows these
+    feed. The sampler derives this from the rules and checks it while planning.
 
     Args:
       cond_channels: Python `int`, channels of the conditioning map.
@@ -307,10 +288,21 @@ class PixelCNN(tf.Module):
       Python `list` of `row_sampling.Node`, the sources `IMAGE` (`2 x - 1`) and `COND`
       first and `LOGITS` last.
     """
+    program = self._stem(cond_channels)
+    u, ul, scale, skips = self._down_pass(program)
+    ul = self._up_pass(program, u, ul, scale, skips)
+    program.append(row_sampling.Node(row_sampling.LOGITS, 1, 1, ((ul, row_sampling.SAME),),
+                                     lambda ul: self.out(tf.nn.elu(ul))))
+    return program
+
+  def _stem(self, cond_channels):
+    """The program's sources and the first nodes of the streams, `u` and `ul`: `u` sums
+    `u_in` shifted down and `cond_u`, `ul` sums `ul_in_above` shifted down, `ul_in_left`
+    shifted right (within its row) and `cond_ul`."""
     node, f = row_sampling.Node, self.filters
     same, shift = row_sampling.SAME, row_sampling.SHIFT
     image, cond = row_sampling.IMAGE, row_sampling.COND
-    program = [
+    return [
         node(image, 1, 1),
         node(cond, 1, cond_channels),
         self.u_in.node('u_in', 1, image),
@@ -322,38 +314,46 @@ class PixelCNN(tf.Module):
         node('ul', 1, f, (('ul_in_above', shift), ('ul_in_left', same), ('cond_ul', same)),
              lambda above, left, c: above + right_shift(left) + c),
     ]
-    scale = 1
 
-    def resnet(name, layer, x, a=()):
-      program.extend(layer.nodes(name, scale, x, a))
-      return name
-
-    def resample(name, layer, x):
-      program.append(layer.node(name, scale, x))
-      return name
-
-    u, ul = 'u', 'ul'
-    skips = []
+  def _down_pass(self, program):
+    """Appends the down pass to `program`; returns its last `u` and `ul` nodes, their
+    scale, and the `(u, ul)` of its every layer (for the up pass's shortcuts)."""
+    u, ul, scale, skips = 'u', 'ul', 1, []
     for level, block in enumerate(self.down_blocks):
       if level:
         scale *= 2
         down_u, down_ul = self.downsample[level - 1]
-        u = resample(f'down{level}/u', down_u, u)
-        ul = resample(f'down{level}/ul', down_ul, ul)
+        u = _resample(program, f'down{level}/u', down_u, scale, u)
+        ul = _resample(program, f'down{level}/ul', down_ul, scale, ul)
       for i, (res_u, res_ul) in enumerate(block):
-        u = resnet(f'down{level}/{i}/u', res_u, u)
-        ul = resnet(f'down{level}/{i}/ul', res_ul, ul, (u,))
+        u = _resnet(program, f'down{level}/{i}/u', res_u, scale, u)
+        ul = _resnet(program, f'down{level}/{i}/ul', res_ul, scale, ul, (u,))
         skips.append((u, ul))
+    return u, ul, scale, skips
+
+  def _up_pass(self, program, u, ul, scale, skips):
+    """Appends the up pass to `program`, each layer reading the down pass's matching
+    `skips` (last first); returns its last `ul` node."""
     for level, block in enumerate(self.up_blocks):
       if level:
         scale //= 2
         up_u, up_ul = self.upsample[level - 1]
-        u = resample(f'up{level}/u', up_u, u)
-        ul = resample(f'up{level}/ul', up_ul, ul)
+        u = _resample(program, f'up{level}/u', up_u, scale, u)
+        ul = _resample(program, f'up{level}/ul', up_ul, scale, ul)
       for i, (res_u, res_ul) in enumerate(block):
         skip_u, skip_ul = skips.pop()
-        u = resnet(f'up{level}/{i}/u', res_u, u, (skip_u,))
-        ul = resnet(f'up{level}/{i}/ul', res_ul, ul, (u, skip_ul))
-    program.append(node(row_sampling.LOGITS, 1, 1, ((ul, same),),
-                        lambda ul: self.out(tf.nn.elu(ul))))
-    return program
+        u = _resnet(program, f'up{level}/{i}/u', res_u, scale, u, (skip_u,))
+        ul = _resnet(program, f'up{level}/{i}/ul', res_ul, scale, ul, (u, skip_ul))
+    return ul
+
+
+def _resnet(program, name, layer, scale, x, a=()):
+  """Appends the nodes of the `GatedResnet` `layer` to `program`; returns the last."""
+  program.extend(layer.nodes(name, scale, x, a))
+  return name
+
+
+def _resample(program, name, layer, scale, x):
+  """Appends the node of the strided `ShiftedConv2D` `layer` to `program`; returns it."""
+  program.append(layer.node(name, scale, x))
+  return name

@@ -1,46 +1,23 @@
 """A row-causal network as a program of rows: its parallel pass and fast raster sampling.
 
-A network describes itself here as a program of `Node`s (below), and this one description
-gives both of its passes: `run_full` evaluates it over whole activations (the parallel pass
-of training and `log_prob`), `sample` draws from it in raster order, reusing finished rows.
+A network describes itself as a program of `Node`s, which gives both of its passes:
+`run_full` evaluates it over whole activations (training, `log_prob`), `sample` draws from
+it in raster order reusing finished rows [1]. With convolutions that never look down
+(PixelCNN's shifted ones, strided and transposed ones included), row k of every activation
+depends only on the image rows up to some D(k): once image row D(k) is complete, row k is
+final and can be cached. Every activation read with a row offset (a convolution's zero
+padding, a shift) is a node, with the rows of its inputs that its rows read (a `RowRule`).
 
-Sampling an autoregressive image model in raster order naively costs one full network pass
-per pixel. Most of that pass recomputes activations that cannot have changed: in a network
-built from convolutions that never look down (PixelCNN's shifted convolutions, strided and
-transposed ones included), row k of every activation depends only on the image rows up to
-some row D(k). Once image row D(k) is complete, row k is final, and it can be cached [1].
+From the rules alone, `Schedule` derives D(k) for every node (`dependencies`) and plans
+each image row r: per pixel, a *live pass* computes only the rows that the logits of row r
+need and that have D(k) = r, reading the others (D(k) < r) from the cache; once row r is
+drawn, a *final pass* computes and caches every row with D(k) = r.
 
-In the program, every activation that a later one reads with a row offset (through a
-convolution's zero padding or a shift) is a node, with the rows of its inputs that each of
-its rows reads (a `RowRule`) and a function from those rows to its own. `run_full` calls
-each function once with whole activations, with the zero rows above the image that a rule
-reads (concatenated, or added by the function itself). From the rules alone, `Schedule`
-derives D(k) for every node (`dependencies`) and plans every image row r:
-
-- Per pixel of row r, a *live pass* computes only the rows that the logits of row r need
-  (the backward closure of logits row r through the rules) *and* that depend on image row
-  r (D(k) = r). Every other row it reads has D(k) < r and comes from the cache. The pixel
-  is then set to `uniform < sigmoid(logit)` and the next pixel of row r is drawn.
-- When row r is complete, a *final pass* computes every row with D(k) = r (needed now or
-  later) and writes it to the cache.
-
-Exactness: a cached row k was computed in the final pass of row D(k), from inputs that were
-either cached (final) or computed in the same pass, after image row D(k) and every row
-above it were complete; its value is therefore the one a full pass over the finished image
-gives. A row recomputed in the live pass sees the same image as the full pass of the naive
-sampler at that pixel (pixels not yet drawn are 0. in both). So each logit is the one the
-naive sampler computes, up to float rounding of convolutions evaluated on different shapes;
-the pixels agree unless a uniform falls within that rounding (~1e-7) of its probability.
-
-The plans of the rows repeat with period P (the largest downsampling factor; P = 4 for 28,
-14 and 7 rows): the plan of row r + P is the plan of row r with every node's rows moved by
-P / scale. Rows are drawn by a `tf.while_loop` over groups of P rows whose body holds the P
-plans with a dynamic row offset, so the graph size does not grow with the image height;
-rows whose plans do not repeat (row -1, which caches what depends on no pixel) are
-unrolled. Caches are `tf.TensorArray`s of rows (writing a row does not copy the whole
-activation), with zero rows above the image for the convolutions' zero padding.
-
-#### References
+Exactness: a cached row is computed from final rows once every image row it depends on is
+complete, as a full pass over the finished image computes it; a live pass sees the image
+that the naive sampler sees (pixels not drawn yet are 0.). So each logit is the naive one
+up to float rounding of convolutions on other shapes, and each pixel too unless its uniform
+falls within that rounding (~1e-7) of its probability.
 
 [1] Ramachandran, Paine, Khorrami, Babaeizadeh, Chang, Zhang, Hasegawa-Johnson, Campbell,
     Huang. Fast Generation for Convolutional Autoregressive Models. ICLR 2017 Workshop.
@@ -235,6 +212,14 @@ class Step(NamedTuple):
 class Schedule:
   """The live and final passes of every image row, and how they repeat.
 
+  The plans repeat with period P (the largest downsampling factor; P = 4 for 28, 14 and 7
+  rows): the plan of row r + P is the plan of row r with every node's rows moved by
+  P / scale. `sample` draws rows by a `tf.while_loop` over groups of P rows whose body holds
+  the P plans with a dynamic row offset, so the graph does not grow with the image height;
+  rows whose plans do not repeat (row -1, which caches what depends on no pixel) are
+  unrolled. Its caches are `tf.TensorArray`s of rows (writing a row copies no whole
+  activation), after the zero rows above the image that the convolutions' padding reads.
+
   Planned as if the image had P more rows than are drawn, so that the plans of the last
   rows repeat too: they compute a few rows below the image, which no row above reads.
   Planning raises a `ValueError` wherever a pass would read a row that is not final.
@@ -409,6 +394,61 @@ def _write(schedule, plan, fresh, caches, offsets):
   return caches
 
 
+class _RowDrawer:
+  """Draws the rows of one `sample` call, given its `Schedule`, uniforms and map."""
+
+  def __init__(self, schedule, uniforms, cond):
+    self.schedule = schedule
+    self.uniforms, self.cond = uniforms, cond
+    self.height, self.width = uniforms.shape[1], uniforms.shape[2]
+    self.columns = tf.range(self.width)[tf.newaxis, :, tf.newaxis]
+    self.scales = {node.scale for node in schedule.program}
+
+  def __call__(self, r, caches, drawn_logits, group=0):
+    """Draws image row `r + group * P`; row -1 caches the rows that depend on no pixel.
+
+    Returns the caches with the row's final pass written in, and `drawn_logits` with the
+    row's logits written in.
+    """
+    schedule = self.schedule
+    # The index of row k of a node with scale s in its cache is k + offsets[s].
+    offsets = {s: schedule.pad + group * (schedule.period // s) for s in self.scales}
+    if r < 0:
+      below = schedule.planned_rows - self.height  # Rows below the image: any value.
+      sources = {COND: tf.pad(self.cond, [[0, 0], [0, below], [0, 0], [0, 0]])}
+      return self._final_pass(r, caches, offsets, sources), drawn_logits
+    image_row = r + group * schedule.period
+    x_row, logits_row = self._draw_pixels(r, tf.gather(self.uniforms, image_row, axis=1),
+                                          caches, offsets)
+    caches = self._final_pass(r, caches, offsets, {IMAGE: 2. * x_row[:, tf.newaxis] - 1.})
+    return caches, drawn_logits.write(image_row, logits_row)
+
+  def _draw_pixels(self, r, u_row, caches, offsets):
+    """The pixels `[B, W, 1]` of an image row planned as row `r`, drawn left to right with
+    the uniforms `u_row`, each by a live pass, and the logits they were drawn with."""
+    live = self.schedule.live[r]
+    reads = _cached_reads(self.schedule, live, caches, offsets)  # The same for every pixel.
+
+    def draw_pixel(c, x_row, logits_row):
+      fresh = _run(self.schedule, live, reads, {IMAGE: 2. * x_row[:, tf.newaxis] - 1.})
+      logits = fresh[LOGITS][:, 0]
+      pixels = tf.cast(u_row < tf.sigmoid(logits), x_row.dtype)
+      here = tf.equal(self.columns, c)
+      return c + 1, tf.where(here, pixels, x_row), tf.where(here, logits, logits_row)
+
+    zeros = tf.zeros_like(u_row)
+    _, x_row, logits_row = tf.while_loop(lambda c, *_: c < self.width, draw_pixel,
+                                         (tf.constant(0), zeros, zeros))
+    return x_row, logits_row
+
+  def _final_pass(self, r, caches, offsets, sources):
+    """The caches with the rows of the final pass after row `r` computed and written."""
+    final = self.schedule.final[r]
+    fresh = _run(self.schedule, final, _cached_reads(self.schedule, final, caches, offsets),
+                 sources)
+    return _write(self.schedule, final, fresh, caches, offsets)
+
+
 @tf.autograph.experimental.do_not_convert  # Plain Python control flow, traced as is.
 def sample(program, uniforms, cond):
   """Raster-order samples of a row-causal network, and the logits they were drawn with.
@@ -436,40 +476,7 @@ def sample(program, uniforms, cond):
             for node in program if node.name in read_later}
   drawn_logits = tf.TensorArray(tf.float32, size=height,
                                 element_shape=[tf.get_static_value(batch), width, 1])
-  columns = tf.range(width)[tf.newaxis, :, tf.newaxis]
-  scales = {node.scale for node in program}
-
-  def draw_row(r, caches, drawn_logits, group=0):
-    """Draws image row `r + group * P`; row -1 caches the rows that depend on no pixel."""
-    # The index of row k of a node with scale s in its cache is k + offsets[s].
-    offsets = {s: pad + group * (period // s) for s in scales}
-    final = schedule.final[r]
-    if r < 0:
-      below = schedule.planned_rows - height  # Rows below the image: any value will do.
-      sources = {COND: tf.pad(cond, [[0, 0], [0, below], [0, 0], [0, 0]])}
-      fresh = _run(schedule, final, _cached_reads(schedule, final, caches, offsets),
-                   sources)
-      return _write(schedule, final, fresh, caches, offsets), drawn_logits
-    image_row = r + group * period
-    u_row = tf.gather(uniforms, image_row, axis=1)
-    live = schedule.live[r]
-    reads = _cached_reads(schedule, live, caches, offsets)  # The same for every pixel.
-
-    def draw_pixel(c, x_row, logits_row):
-      fresh = _run(schedule, live, reads, {IMAGE: 2. * x_row[:, tf.newaxis] - 1.})
-      logits = fresh[LOGITS][:, 0]
-      pixels = tf.cast(u_row < tf.sigmoid(logits), x_row.dtype)
-      here = tf.equal(columns, c)
-      return c + 1, tf.where(here, pixels, x_row), tf.where(here, logits, logits_row)
-
-    zeros = tf.zeros_like(u_row)
-    _, x_row, logits_row = tf.while_loop(lambda c, *_: c < width, draw_pixel,
-                                         (tf.constant(0), zeros, zeros))
-    fresh = _run(schedule, final, _cached_reads(schedule, final, caches, offsets),
-                 {IMAGE: 2. * x_row[:, tf.newaxis] - 1.})
-    return (_write(schedule, final, fresh, caches, offsets),
-            drawn_logits.write(image_row, logits_row))
-
+  draw_row = _RowDrawer(schedule, uniforms, cond)
   start, groups = schedule.start, schedule.groups
   for r in range(-1, start):
     caches, drawn_logits = draw_row(r, caches, drawn_logits)
