@@ -72,36 +72,58 @@ def information_suite(model, images, seed, num_samples=(1, 10, 100), likelihood_
   """
   encoder, decoder = model.encoder, model.decoder
   marginal = model.marginal_distribution()
-  result = {}
   ks = sorted(set(int(k) for k in num_samples))
   likely = subsets.spread(images, likelihood_examples)
-  bound = information.importance_weighted_bound(
-      encoder, decoder, marginal, likely, seed, num_samples=ks,
-      batch_size=batch_size)
-  for k in ks:
-    result[_key('nll', k)] = bound['nll'][k]
-    result[_key('nll', k) + '_stderr'] = bound['nll_stderr'][k]
+  result = _likelihood_bounds(encoder, decoder, marginal, likely, seed, ks, batch_size)
   informative = subsets.spread(images, information_examples)
-  mutual = information.mutual_information(encoder, marginal, informative,
-                                          _stream(seed, 1), batch_size=batch_size)
-  for name in ('mutual_information', 'marginal_kl'):
-    result[name], result[f'{name}_stderr'] = mutual[name], mutual[f'{name}_stderr']
-  result['rate_information'] = mutual['rate']
-  result['rate_information_stderr'] = mutual['rate_stderr']
-  result['log_num_examples'] = mutual['log_num_examples']
-  result['active_units'] = information.active_units(
-      encoder, informative, threshold=active_unit_threshold, batch_size=batch_size,
-      seed=_stream(seed, 2))['active_units']
-  generative = information.generative_bounds(
-      encoder, decoder, marginal, generative_examples, _stream(seed, 3),
-      num_samples=ks[-1:], batch_size=batch_size)
-  result['generative_e'], result['generative_e_stderr'] = (generative['e'],
-                                                           generative['e_stderr'])
-  result[_key('generative_g', ks[-1])] = generative['g'][ks[-1]]
-  result[_key('generative_g', ks[-1]) + '_stderr'] = generative['g_stderr'][ks[-1]]
+  result.update(_encoder_information(encoder, marginal, informative, seed,
+                                     active_unit_threshold, batch_size))
+  result.update(_generative_bounds(encoder, decoder, marginal, generative_examples, seed,
+                                   ks[-1], batch_size))
   result.update(likelihood_examples=int(likely.shape[0]),
                 information_examples=int(informative.shape[0]),
                 generative_examples=int(generative_examples),
                 likelihood_stride=subsets.stride(images.shape[0], likelihood_examples),
                 information_stride=subsets.stride(images.shape[0], information_examples))
   return result
+
+
+def _likelihood_bounds(encoder, decoder, marginal, images, seed, ks, batch_size):
+  """nll_k<K> and its `_stderr` for each K of `ks`: one importance-weighted bound."""
+  bound = information.importance_weighted_bound(
+      encoder, decoder, marginal, images, seed, num_samples=ks,
+      batch_size=batch_size)
+  result = {}
+  for k in ks:
+    result[_key('nll', k)] = bound['nll'][k]
+    result[_key('nll', k) + '_stderr'] = bound['nll_stderr'][k]
+  return result
+
+
+def _encoder_information(encoder, marginal, images, seed, active_unit_threshold,
+                         batch_size):
+  """I_e, the marginal gap and R from the same draws (with `_stderr`), log N, and the
+  active units, on the same `images`."""
+  mutual = information.mutual_information(encoder, marginal, images, _stream(seed, 1),
+                                          batch_size=batch_size)
+  result = {}
+  for name in ('mutual_information', 'marginal_kl'):
+    result[name], result[f'{name}_stderr'] = mutual[name], mutual[f'{name}_stderr']
+  result['rate_information'] = mutual['rate']
+  result['rate_information_stderr'] = mutual['rate_stderr']
+  result['log_num_examples'] = mutual['log_num_examples']
+  result['active_units'] = information.active_units(
+      encoder, images, threshold=active_unit_threshold, batch_size=batch_size,
+      seed=_stream(seed, 2))['active_units']
+  return result
+
+
+def _generative_bounds(encoder, decoder, marginal, num_examples, seed, k, batch_size):
+  """E and G_K with K = `k` (with `_stderr`) from `num_examples` pairs drawn from the
+  model."""
+  generative = information.generative_bounds(
+      encoder, decoder, marginal, num_examples, _stream(seed, 3),
+      num_samples=[k], batch_size=batch_size)
+  return {'generative_e': generative['e'], 'generative_e_stderr': generative['e_stderr'],
+          _key('generative_g', k): generative['g'][k],
+          _key('generative_g', k) + '_stderr': generative['g_stderr'][k]}

@@ -1,7 +1,25 @@
 """Measurements of a family's speed: training, evaluation and sampling; FLOP utilisation.
 
 `python -m brokenelbo.bench` runs them for each family (its docstring says what is measured
-and how it is timed).
+and how it is timed). `information_suite_seconds` extrapolates what
+`suite.information_suite` would take on a whole split from calls timed once each (compiling
+their `tf.function`s included, as every call of the suite does) on the first examples, with
+the suite's batch size and its estimators' default chunk sizes:
+
+- NLL_K: the N x max(K) decoder passes of its one stream of draws at the rate measured on
+  the importance-weighted bound, plus what compiling the bound's chunk took.
+- I_e, R and the marginal gap (`information.mutual_information`): timed on n and 2n
+  examples, n = the larger of the suite's batch and the encoders per chunk; seconds = fixed
+  + per_block * ceil(N / encoders_per_chunk) * ceil(N / latents_per_chunk), the (encoder
+  batch x latent chunk) blocks of the aggregate posterior, each with its share of the draws
+  and encoder passes. Up to `latents_per_chunk` examples every block has the same size (the
+  latents are padded to one whole chunk), so this follows the work done; beyond, it scales
+  the draws and encoder passes, which grow as N only, as the blocks: an upper bound.
+- Active units (`information.active_units`): timed on one and two batches, linear in the
+  number of batches.
+- E and G_K (`information.generative_bounds`): timed with K = 1 on one and two batches of
+  pairs, linear in the number of batches, plus the other max(K) - 1 decoder passes per pair
+  at the bound's rate.
 """
 
 import contextlib
@@ -154,12 +172,12 @@ def _loop_flops(op):
 
 def _training_call(settings, images, batch_size, steps, jit_compile, reference=False):
   """A call of `steps` training steps (traced now) and its `Trainer`, for the run of
-  `settings` (`restore.run_settings`: its model, loss and objective).
+  `settings` (`restore.run_settings`: its model and loss, the loss with its objective bound
+  in gin, `rate_distortion_loss.objective`).
 
   `reference`: traced under `layers.reference_convolutions()`, which later calls keep.
   """
-  trainer = trainer_lib.Trainer(settings['model'],
-                                trainer_lib.step_loss(settings['loss'], settings['objective']),
+  trainer = trainer_lib.Trainer(settings['model'], settings['loss'],
                                 tf.distribute.get_strategy(), total_steps=10**6,
                                 steps_per_epoch=10**4, seed=0, jit_compile=jit_compile)
   iterator = trainer.distribute(pipeline.train_dataset(images, batch_size, seed=0))
@@ -257,32 +275,42 @@ def _fit_seconds(measure, counts, work):
   return seconds, max(0., seconds[0] - per_unit * units[0]), per_unit
 
 
+def _suite_counts(arguments, split_examples):
+  """The counts of `information_suite(**arguments)` on a split of `split_examples`."""
+  ks = sorted({int(k) for k in np.atleast_1d(arguments['num_samples'])})
+  batch = int(arguments['batch_size'])
+  if ks[0] < 1 or batch < 1:
+    raise errors.UserError('information_suite needs num_samples >= 1 and batch_size >= 1, '
+                           f'got {arguments["num_samples"]} and {arguments["batch_size"]}')
+  return dict(likelihood_examples=min(int(arguments['likelihood_examples']), split_examples),
+              num_samples=ks,
+              information_examples=min(int(arguments['information_examples']),
+                                       split_examples),
+              generative_examples=int(arguments['generative_examples']), batch_size=batch,
+              split_examples=split_examples)
+
+
+def _mutual_information_chunks():
+  """`information.mutual_information`'s default encoders and latents per chunk and draws."""
+  defaults = {name: parameter.default for name, parameter in
+              inspect.signature(information.mutual_information).parameters.items()}
+  return (defaults['encoders_per_chunk'], defaults['latents_per_chunk'],
+          defaults['num_samples'])
+
+
+def _extrapolated(measure, measured, work, count):
+  """`measure(n)` timed at the two counts `measured`, its seconds extrapolated to `count`
+  (`_fit_seconds`)."""
+  seconds, fixed, per_unit = _fit_seconds(measure, measured, work)
+  return dict(seconds=fixed + per_unit * work(count), measured_examples=list(measured),
+              measured_seconds=seconds)
+
+
 def information_suite_seconds(vae, images, arguments, passes_per_second, compile_seconds,
                               split_examples=TEST_EXAMPLES):
   """The seconds that `suite.information_suite(model, split, seed, **arguments)` would take
-  on a split of `split_examples` examples: the likelihood bounds from the rate of decoder
-  passes measured on the importance-weighted bound, the rest timed at small counts and
-  scaled to the suite's.
-
-  - NLL_K: `passes_per_second` for the N x max(K) decoder passes of its one stream of
-    draws, plus `compile_seconds` (what compiling the bound's chunk took).
-  - I_e, R and the marginal gap (`information.mutual_information`): timed on n and 2n
-    examples, n = the larger of the suite's batch and the encoders per chunk; seconds =
-    fixed + per_block * ceil(N / encoders_per_chunk) * ceil(N / latents_per_chunk), the
-    (encoder batch x latent chunk) blocks of the aggregate posterior, each with its share
-    of the draws and encoder passes. Up to `latents_per_chunk` examples every block has the
-    same size (the latents are padded to one whole chunk), so this follows the work done;
-    beyond, it scales the draws and encoder passes, which grow as N only, as the blocks:
-    an upper bound.
-  - Active units (`information.active_units`): timed on one and two batches, linear in
-    the number of batches.
-  - E and G_K (`information.generative_bounds`): timed with K = 1 on one and two batches
-    of pairs, linear in the number of batches, plus the other max(K) - 1 decoder passes per
-    pair at `passes_per_second`.
-
-  Each of the timed calls runs once (its time includes compiling its `tf.function`s, as
-  every call of the suite does), on the first examples of `images`, with the suite's
-  batch size and its estimators' default chunk sizes.
+  on a split of `split_examples` examples (the module docstring says how each measure is
+  timed and extrapolated).
 
   Args:
     vae: a `vae.VAE`.
@@ -300,54 +328,37 @@ def information_suite_seconds(vae, images, arguments, passes_per_second, compile
     timed (measured_examples, measured_seconds) or counted (decoder_passes); seconds, the
     total.
   """
-  ks = sorted({int(k) for k in np.atleast_1d(arguments['num_samples'])})
-  batch = int(arguments['batch_size'])
-  if ks[0] < 1 or batch < 1:
-    raise errors.UserError('information_suite needs num_samples >= 1 and batch_size >= 1, '
-                           f'got {arguments["num_samples"]} and {arguments["batch_size"]}')
-  counts = dict(likelihood_examples=min(int(arguments['likelihood_examples']), split_examples),
-                num_samples=ks,
-                information_examples=min(int(arguments['information_examples']),
-                                         split_examples),
-                generative_examples=int(arguments['generative_examples']), batch_size=batch,
-                split_examples=split_examples)
-  defaults = {name: parameter.default for name, parameter in
-              inspect.signature(information.mutual_information).parameters.items()}
-  encoders, latents = defaults['encoders_per_chunk'], defaults['latents_per_chunk']
-  draws = defaults['num_samples']  # The suite draws one z per example.
+  counts = _suite_counts(arguments, split_examples)
+  ks, batch = counts['num_samples'], counts['batch_size']
+  encoders, latents, draws = _mutual_information_chunks()  # The suite draws one z each.
   information_batch = max(batch, encoders)
   if images.shape[0] < 2 * information_batch:
     raise errors.UserError(f'timing the information suite takes {2 * information_batch} '
                            f'images, got {images.shape[0]}')
   encoder, decoder, marginal = vae.encoder, vae.decoder, vae.marginal_distribution()
-  result = dict(counts=counts)
-
-  def record(name, measure, measured, work, count, passes=0):
-    seconds, fixed, per_unit = _fit_seconds(measure, measured, work)
-    result[name] = dict(seconds=fixed + per_unit * work(count) + passes / passes_per_second,
-                        measured_examples=list(measured), measured_seconds=seconds)
-    if passes:
-      result[name]['decoder_passes'] = passes
-
   passes = counts['likelihood_examples'] * ks[-1]
-  result['likelihood'] = dict(seconds=compile_seconds + passes / passes_per_second,
-                              decoder_passes=passes)
-  record('mutual_information',
-         lambda n: information.mutual_information(encoder, marginal, images[:n], 1,
-                                                  batch_size=batch),
-         (information_batch, 2 * information_batch),
-         lambda n: math.ceil(n / encoders) * math.ceil(n * draws / latents),
-         counts['information_examples'])
-  record('active_units',
-         lambda n: information.active_units(
-             encoder, images[:n], threshold=arguments['active_unit_threshold'],
-             batch_size=batch, seed=2),
-         (batch, 2 * batch), lambda n: math.ceil(n / batch), counts['information_examples'])
-  record('generative',
-         lambda n: information.generative_bounds(encoder, decoder, marginal, n, 3,
-                                                 num_samples=1, batch_size=batch),
-         (batch, 2 * batch), lambda n: math.ceil(n / batch), counts['generative_examples'],
-         passes=counts['generative_examples'] * (ks[-1] - 1))
+  result = dict(counts=counts,
+                likelihood=dict(seconds=compile_seconds + passes / passes_per_second,
+                                decoder_passes=passes))
+  result['mutual_information'] = _extrapolated(
+      lambda n: information.mutual_information(encoder, marginal, images[:n], 1,
+                                               batch_size=batch),
+      (information_batch, 2 * information_batch),
+      lambda n: math.ceil(n / encoders) * math.ceil(n * draws / latents),
+      counts['information_examples'])
+  result['active_units'] = _extrapolated(
+      lambda n: information.active_units(
+          encoder, images[:n], threshold=arguments['active_unit_threshold'],
+          batch_size=batch, seed=2),
+      (batch, 2 * batch), lambda n: math.ceil(n / batch), counts['information_examples'])
+  result['generative'] = _extrapolated(
+      lambda n: information.generative_bounds(encoder, decoder, marginal, n, 3,
+                                              num_samples=1, batch_size=batch),
+      (batch, 2 * batch), lambda n: math.ceil(n / batch), counts['generative_examples'])
+  passes = counts['generative_examples'] * (ks[-1] - 1)  # The other max(K) - 1 per pair.
+  result['generative']['seconds'] += passes / passes_per_second
+  if passes:
+    result['generative']['decoder_passes'] = passes
   result['generative']['measured_num_samples'] = 1
   result['seconds'] = sum(result[name]['seconds'] for name in (
       'likelihood', 'mutual_information', 'active_units', 'generative'))
@@ -382,6 +393,57 @@ def _sampling(vae, num_samples, repeats, warmup, naive_repeats):
   return result
 
 
+def _training_variants(settings, images, steps, xla, reference_convolutions):
+  """The training calls to time, `{name: call}` (plain, then XLA and the Keras
+  convolutions if asked for), and the plain call's `Trainer`."""
+  batch_size = settings['batch_size']
+  train, trainer = _training_call(settings, images, batch_size, steps, jit_compile=False)
+  variants = dict(plain=train)
+  if xla:
+    variants['xla'] = _training_call(settings, images, batch_size, steps, jit_compile=True)[0]
+  if reference_convolutions:
+    variants['reference_convolutions'] = _training_call(
+        settings, images, batch_size, steps, jit_compile=False, reference=True)[0]
+  return variants, trainer
+
+
+def _training_result(trainer, rates, batch_size, peak_flops):
+  """The training step's size, FLOPs and speed, from each variant's images/s `rates`."""
+  train_rate = rates['plain']
+  x = tf.zeros([batch_size, *IMAGE_SHAPE])
+  # A fresh trace at the static batch shape (the loop's own trace has an unknown batch).
+  step = tf.function(trainer._replica_step_fn,  # pylint: disable=protected-access
+                     autograph=False)
+  flops = step_flops(step.get_concrete_function(x).graph)
+  result = dict(batch_size=batch_size,
+                parameters=sum(v.shape.num_elements() for v in trainer.variables),
+                train_images_per_second=train_rate,
+                train_step_flops=flops,
+                train_flops_per_second=flops * train_rate / batch_size)
+  if peak_flops:
+    result['train_flop_utilization'] = result['train_flops_per_second'] / peak_flops
+  for name in ('xla', 'reference_convolutions'):
+    if name in rates:
+      result[f'train_images_per_second_{name}'] = rates[name]
+  return result
+
+
+def _importance_weighted_result(vae, seconds, first_call_seconds, iw_examples,
+                                iw_num_samples, iw_batch_size, iw_samples_per_chunk):
+  """The importance-weighted bound's arguments, FLOPs and speed, from its median
+  `seconds` and its `first_call_seconds`."""
+  passes = iw_examples * iw_num_samples
+  iw_flops = importance_weighted_flops(vae, IMAGE_SHAPE, iw_examples, iw_num_samples,
+                                       iw_batch_size, iw_samples_per_chunk)
+  return dict(iw_examples=iw_examples, iw_num_samples=iw_num_samples,
+              iw_batch_size=iw_batch_size, iw_samples_per_chunk=iw_samples_per_chunk,
+              iw_decoder_passes=passes, iw_seconds=seconds,
+              iw_first_call_seconds=first_call_seconds,
+              iw_decoder_passes_per_second=passes / seconds,
+              iw_seconds_per_example=seconds / iw_examples,
+              iw_flops=iw_flops, iw_flops_per_second=iw_flops / seconds)
+
+
 def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
                      eval_batches=10, num_samples=100, naive_repeats=1, peak_flops=None,
                      reference_convolutions=False, iw_examples=100, iw_num_samples=10,
@@ -404,13 +466,8 @@ def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
   if iw_examples > images.shape[0]:
     raise errors.UserError(f'the importance-weighted bound is timed on {iw_examples} '
                            f'examples, more than the {images.shape[0]} given')
-  train, trainer = _training_call(settings, images, batch_size, steps, jit_compile=False)
-  variants = dict(plain=train)
-  if xla:
-    variants['xla'] = _training_call(settings, images, batch_size, steps, jit_compile=True)[0]
-  if reference_convolutions:
-    variants['reference_convolutions'] = _training_call(
-        settings, images, batch_size, steps, jit_compile=False, reference=True)[0]
+  variants, trainer = _training_variants(settings, images, steps, xla,
+                                         reference_convolutions)
   vae = trainer.vae
   bound = _importance_weighted_call(vae, images[:iw_examples], iw_num_samples, iw_batch_size,
                                     iw_samples_per_chunk)
@@ -419,32 +476,10 @@ def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
   seconds = dict(zip([*variants, 'iw'], interleaved_median_seconds(
       [*variants.values(), bound], repeats, warmup)))
   rates = {name: steps * batch_size / seconds[name] for name in variants}
-  train_rate = rates['plain']
-  x = tf.zeros([batch_size, *IMAGE_SHAPE])
-  # A fresh trace at the static batch shape (the loop's own trace has an unknown batch).
-  step = tf.function(trainer._replica_step_fn,  # pylint: disable=protected-access
-                     autograph=False)
-  flops = step_flops(step.get_concrete_function(x).graph)
-  result = dict(batch_size=batch_size,
-                parameters=sum(v.shape.num_elements() for v in trainer.variables),
-                train_images_per_second=train_rate,
-                train_step_flops=flops,
-                train_flops_per_second=flops * train_rate / batch_size)
-  if peak_flops:
-    result['train_flop_utilization'] = result['train_flops_per_second'] / peak_flops
-  for name in ('xla', 'reference_convolutions'):
-    if name in rates:
-      result[f'train_images_per_second_{name}'] = rates[name]
-  passes = iw_examples * iw_num_samples
-  iw_flops = importance_weighted_flops(vae, IMAGE_SHAPE, iw_examples, iw_num_samples,
-                                       iw_batch_size, iw_samples_per_chunk)
-  result.update(iw_examples=iw_examples, iw_num_samples=iw_num_samples,
-                iw_batch_size=iw_batch_size, iw_samples_per_chunk=iw_samples_per_chunk,
-                iw_decoder_passes=passes, iw_seconds=seconds['iw'],
-                iw_first_call_seconds=iw_first_call,
-                iw_decoder_passes_per_second=passes / seconds['iw'],
-                iw_seconds_per_example=seconds['iw'] / iw_examples,
-                iw_flops=iw_flops, iw_flops_per_second=iw_flops / seconds['iw'])
+  result = _training_result(trainer, rates, batch_size, peak_flops)
+  result.update(_importance_weighted_result(vae, seconds['iw'], iw_first_call, iw_examples,
+                                            iw_num_samples, iw_batch_size,
+                                            iw_samples_per_chunk))
   if peak_flops:
     result['iw_flop_utilization'] = result['iw_flops_per_second'] / peak_flops
   # The ratio of the two utilizations: the peak cancels.
