@@ -1,53 +1,28 @@
 """The discrete toy experiment of Section 4.1 and Appendix E (Figure 2).
 
-Data: `z* ~ Bernoulli(0.7)`, `h | z* ~ Normal(loc[z*], scale[z*])`, and `x` is `h`
-discretized into `J = 30` equal bins on `[low, high]` (the two outer bins also take the
-tails, so that `p*(x)` sums to one exactly). Everything below is an exact sum over the
-`J x K` table `p*(x) e(z|x)`: there is no sampling anywhere, which is the paper's
-"effectively infinite data".
+Data: `z* ~ Bernoulli(0.7)`, `h | z* ~ Normal(loc[z*], scale[z*])`, `x` = `h` in `J = 30`
+equal bins on `[low, high]` (the outer bins take the tails: `p*(x)` sums to one exactly).
+Every quantity is an exact sum over the `J x K` table `p*(x) e(z|x)`: "effectively infinite
+data". `x_j` is the centre of bin `j`, `u_i` that of cell `i` of `K = 30` on `[low, high]`:
 
-Model, with `K = 30` latent states (Appendix E):
+    e(z_i | x_j) ∝ exp(-(w^e_i x_j - b^e_i)**2)     2K parameters, a pair per latent state
+    d(x_j | z_i) ∝ exp(-(w^d_j u_i - b^d_j)**2)     2J parameters, a pair per data bin
+    m(z_i) = softmax(pi)_i                           K parameters
 
-```none
-e(z_i | x_j) ∝ exp(-(w^e_i x_j - b^e_i)**2)       2K parameters, one pair per latent state
-d(x_j | z_i) ∝ exp(-(w^d_j u_i - b^d_j)**2)       2J parameters, one pair per data bin
-m(z_i)       = softmax(pi)_i                       K parameters
-```
+Indexed by data bin, the decoder gives any `d(x)` independent of `z` at `w^d = 0` (Fig. 2b);
+indexed by latent state, every `d(x|z)` is one bump, which cannot fit the bimodal `p*` at
+zero rate (the ELBO then keeps `R ~ 0.55`). The exact quantities (Sections 2 and 4.1):
 
-`x_j` is the centre of bin `j` and `u_i` the centre of the `i`-th of `K` equal cells on the
-same range: both conditionals have the one form "`p(out_k | in) ∝ exp(-(w_k in - b_k)**2)`,
-a pair of parameters per output state, the input state's position as a real number". The
-decoder indexes its parameters by the output (the data bin) so that `w^d = 0` gives an
-arbitrary `d(x)` independent of `z`: that is what lets the ELBO-trained model match `p*`
-with no information in its latent (Fig. 2b). (Reading the decoder as
-`exp(-(w^d_i x_j - b^d_i)**2)` instead makes every `d(x|z)` a single discretized bump,
-which cannot match the bimodal `p*` at zero rate; the ELBO then keeps `R ~ 0.55`.)
+    H = -sum_x p*(x) log p*(x)       R = sum_x p*(x) KL(e(z|x) || m(z))      ELBO = -(D + R)
+    D = -sum_x p*(x) sum_z e(z|x) log d(x|z)     I_e = sum_x p*(x) KL(e(z|x) || e(z))
+    e(z) = sum_x p*(x) e(z|x),   g(x) = sum_z m(z) d(x|z),   H - D <= I_e <= R
 
-The exact quantities (Sections 2 and 4.1):
+The ELBO is maximized by `R = 0`, `d(x|z) = p*(x)` (Fig. 2b). `D + |sigma - R| >= H - sigma`
+is minimized by every model with `I_e = R = sigma` and an exact decoder (Fig. 2a), and by
+every ELBO-tight one with `R >= sigma`: hence the spread over seeds in `toy.json`.
 
-```none
-H   = -sum_x p*(x) log p*(x)
-R   = sum_x p*(x) KL(e(z|x) || m(z))
-D   = -sum_x p*(x) sum_z e(z|x) log d(x|z)
-I_e = sum_x p*(x) KL(e(z|x) || e(z)),    e(z) = sum_x p*(x) e(z|x)
-g(x) = sum_z m(z) d(x|z),                ELBO = -(D + R)
-H - D <= I_e <= R
-```
-
-The ELBO, `-(D + R) <= -H`, is maximized by `R = 0`, `d(x|z) = p*(x)` (Fig. 2b). The
-target-rate loss `D + |sigma - R| >= H - sigma` is minimized by every model with
-`I_e = R = sigma` and a decoder that inverts its encoder (Fig. 2a is one), and also by every
-ELBO-tight model with `R >= sigma`: which of them descent reaches depends on the
-initialization, hence the spread over seeds reported in `toy.json`.
-
-#### References
-
-[1]: Alexander A. Alemi, Ben Poole, Ian Fischer, Joshua V. Dillon, Rif A. Saurous, Kevin
-     Murphy. Fixing a Broken ELBO. In _International Conference on Machine Learning_,
-     2018. https://arxiv.org/abs/1711.00464
-[2]: Diederik P. Kingma, Jimmy Ba. Adam: A Method for Stochastic Optimization. In
-     _International Conference on Learning Representations_, 2015.
-     https://arxiv.org/abs/1412.6980
+[1]: Alemi, Poole, Fischer, Dillon, Saurous, Murphy. Fixing a Broken ELBO. In _ICML_, 2018.
+[2]: Kingma, Ba. Adam: A Method for Stochastic Optimization. In _ICLR_, 2015.
 """
 
 import os
@@ -320,16 +295,45 @@ def initial_params(seeds, num_latents, num_bins, init_scale):
   return ToyParams(*tf.split(tf.stack(draws), sizes, axis=-1))
 
 
+def _adam_step(loss_fn, num_steps, learning_rate, final_learning_rate, decay_start_fraction,
+               dtype):
+  """`step(t, params, first, second)`: step `t + 1` of Adam [2] on `loss_fn(params)`.
+
+  Adam's paper's defaults (`beta_1 = 0.9`, `beta_2 = 0.999`, `epsilon = 1e-8`), with the
+  step size held at `learning_rate` for `decay_start_fraction * num_steps` steps, then
+  decaying exponentially to `final_learning_rate` at the last step.
+  """
+  decay_start = decay_start_fraction * num_steps
+  log_decay = np.log(final_learning_rate / learning_rate) / (num_steps - decay_start)
+  beta_1, beta_2, epsilon = 0.9, 0.999, 1e-8
+
+  def step(t, params, first, second):
+    with tf.GradientTape() as tape:
+      tape.watch(params)
+      loss = loss_fn(params)
+    grads = tape.gradient(loss, params)
+    t = t + 1
+    float_t = tf.cast(t, dtype)
+    decayed = tf.exp(log_decay * tf.maximum(float_t - decay_start, 0.))
+    size = (learning_rate * decayed * tf.sqrt(1. - beta_2 ** float_t)
+            / (1. - beta_1 ** float_t))
+    first = tf.nest.map_structure(lambda m, g: beta_1 * m + (1. - beta_1) * g, first, grads)
+    second = tf.nest.map_structure(lambda v, g: beta_2 * v + (1. - beta_2) * g * g,
+                                   second, grads)
+    params = tf.nest.map_structure(lambda p, m, v: p - size * m / (tf.sqrt(v) + epsilon),
+                                   params, first, second)
+    return t, params, first, second
+
+  return step
+
+
 def fit(losses, params, data, num_latents, num_steps, learning_rate, final_learning_rate,
         decay_start_fraction):
   """Minimizes each exact objective from every initialization at once, full batch.
 
-  Adam [2] (`beta_1 = 0.9`, `beta_2 = 0.999`, `epsilon = 1e-8`, its paper's defaults) with
-  the step size held at `learning_rate` for `decay_start_fraction * num_steps` steps, then
-  decaying exponentially to `final_learning_rate` at the last step. All
-  `len(losses) x num_seeds` models are one batch inside one XLA-compiled loop, run in
-  `TRAIN_DTYPE` (float32: six times faster than float64 on CPU); the caller evaluates the
-  returned parameters exactly, in float64.
+  Adam [2] with the schedule of `_adam_step`. All `len(losses) x num_seeds` models are one
+  batch inside one XLA-compiled loop, run in `TRAIN_DTYPE` (float32: six times faster than
+  float64 on CPU); the caller evaluates the returned parameters exactly, in float64.
 
   Args:
     losses: Python `list` of callables `(rate, distortion) -> loss`, one per objective.
@@ -350,30 +354,13 @@ def fit(losses, params, data, num_latents, num_steps, learning_rate, final_learn
   data_probs = tf.constant(data.probs, dtype)
   params = tf.nest.map_structure(lambda p: tf.cast(tf.stack([p] * len(losses)), dtype),
                                  params)
-  decay_start = decay_start_fraction * num_steps
-  log_decay = np.log(final_learning_rate / learning_rate) / (num_steps - decay_start)
-  beta_1, beta_2, epsilon = 0.9, 0.999, 1e-8
 
   def total_loss(params):
     rate, distortion = rate_and_distortion(make_model(params, x, u), data_probs)
     return sum(tf.reduce_sum(loss(rate[i], distortion[i])) for i, loss in enumerate(losses))
 
-  def step(t, params, first, second):
-    with tf.GradientTape() as tape:
-      tape.watch(params)
-      loss = total_loss(params)
-    grads = tape.gradient(loss, params)
-    t = t + 1
-    float_t = tf.cast(t, dtype)
-    decayed = tf.exp(log_decay * tf.maximum(float_t - decay_start, 0.))
-    size = (learning_rate * decayed * tf.sqrt(1. - beta_2 ** float_t)
-            / (1. - beta_1 ** float_t))
-    first = tf.nest.map_structure(lambda m, g: beta_1 * m + (1. - beta_1) * g, first, grads)
-    second = tf.nest.map_structure(lambda v, g: beta_2 * v + (1. - beta_2) * g * g,
-                                   second, grads)
-    params = tf.nest.map_structure(lambda p, m, v: p - size * m / (tf.sqrt(v) + epsilon),
-                                   params, first, second)
-    return t, params, first, second
+  step = _adam_step(total_loss, num_steps, learning_rate, final_learning_rate,
+                    decay_start_fraction, dtype)
 
   @tf.function(jit_compile=True, autograph=False)  # Traced as written.
   def run(params):
@@ -383,7 +370,6 @@ def fit(losses, params, data, num_latents, num_steps, learning_rate, final_learn
     return params
 
   return tf.nest.map_structure(lambda p: tf.cast(p, DTYPE), run(params))
-
 
 
 def _summary(quantities, seeds, figure_seed):
@@ -402,6 +388,37 @@ def _summary(quantities, seeds, figure_seed):
 def median_index(values):
   """The index of the lower median of `values`: the initialization shown in Figure 2."""
   return int(np.argsort(values, kind='stable')[(len(values) - 1) // 2])
+
+
+def _as_numpy(quantities):
+  return {key: value.numpy() for key, value in quantities.items()}
+
+
+def _trained_quantities(losses, data, seeds, num_latents, init_scale, *fit_args):
+  """`toy_quantities` (as numpy) of the models that `fit(losses, ..., *fit_args)` trains
+  from the initializations of `seeds`: batch `[len(losses), len(seeds)]`."""
+  params = fit(losses, initial_params(seeds, num_latents, data.probs.shape[0], init_scale),
+               data, num_latents, *fit_args)
+  u = tf.constant(latent_positions(num_latents, data.low, data.high), DTYPE)
+  return _as_numpy(toy_quantities(make_model(params, tf.constant(data.x, DTYPE), u), data))
+
+
+def _results_and_columns(data, optimal, trained, seeds, titles):
+  """The results of `toy.json` and the columns of Figure 2, from the quantities of the
+  optimal model and of the trained ones (one per entry of `titles`, in order)."""
+  results = dict(true_mutual_information=true_mutual_information(data),
+                 entropy=float(optimal['entropy']),
+                 models=dict(optimal={key: float(optimal[key]) for key in SCALAR_KEYS}))
+  columns = [('(a) optimal', optimal)]
+  count = f'median-separation seed of {len(seeds)}'
+  for i, name in enumerate(titles):
+    shown = median_index(trained['class_separation'][i])
+    results['models'][name] = _summary({key: trained[key][i] for key in SCALAR_KEYS},
+                                       seeds, seeds[shown])
+    columns.append((f'{titles[name]}\n{count}: seed {seeds[shown]}',
+                    {key: value[i, shown] for key, value in trained.items()
+                     if np.ndim(value) >= 2}))
+  return results, columns
 
 
 @gin.configurable(denylist=['output_dir', 'overwrite'])
@@ -445,36 +462,16 @@ def toy_experiment(output_dir, overwrite=False, num_latents=gin.REQUIRED,
   files.check_writable_dir(output_dir, 'output_dir')  # Before minutes of computing.
   start = time.time()
   data = toy_data()
-  as_numpy = lambda q: {key: value.numpy() for key, value in q.items()}
-  optimal = as_numpy(toy_quantities(optimal_model(data, num_latents), data))
-
+  optimal = _as_numpy(toy_quantities(optimal_model(data, num_latents), data))
   seeds = list(range(num_seeds))
-  names = ('elbo', 'target_rate')
-  losses = (lambda rate, distortion: elbo_loss(rate, distortion, beta),
-            lambda rate, distortion: target_rate_loss(rate, distortion, target_rate))
-  params = fit(losses, initial_params(seeds, num_latents, data.probs.shape[0], init_scale),
-               data, num_latents, num_steps, learning_rate, final_learning_rate,
-               decay_start_fraction)
-  u = tf.constant(latent_positions(num_latents, data.low, data.high), DTYPE)
-  trained = as_numpy(toy_quantities(make_model(params, tf.constant(data.x, DTYPE), u),
-                                    data))
-  logging.info('trained %d models in %.1f s', len(names) * num_seeds, time.time() - start)
-
-  results = dict(true_mutual_information=true_mutual_information(data),
-                 entropy=float(optimal['entropy']),
-                 models=dict(optimal={key: float(optimal[key]) for key in SCALAR_KEYS}))
-  columns = [('(a) optimal', optimal)]
   titles = dict(elbo=f'(b) ELBO (beta = {beta:g})',
                 target_rate=f'(c) target rate (sigma = {target_rate:g})')
-  count = f'median-separation seed of {num_seeds}'
-  for i, name in enumerate(names):
-    shown = median_index(trained['class_separation'][i])
-    results['models'][name] = _summary({key: trained[key][i] for key in SCALAR_KEYS},
-                                       seeds, seeds[shown])
-    columns.append((f'{titles[name]}\n{count}: seed {seeds[shown]}',
-                    {key: value[i, shown] for key, value in trained.items()
-                     if np.ndim(value) >= 2}))
-
+  losses = (lambda rate, distortion: elbo_loss(rate, distortion, beta),
+            lambda rate, distortion: target_rate_loss(rate, distortion, target_rate))
+  trained = _trained_quantities(losses, data, seeds, num_latents, init_scale, num_steps,
+                                learning_rate, final_learning_rate, decay_start_fraction)
+  logging.info('trained %d models in %.1f s', len(losses) * num_seeds, time.time() - start)
+  results, columns = _results_and_columns(data, optimal, trained, seeds, titles)
   figure2.plot_figure2(os.path.join(output_dir, FIGURE_FILE), data, columns)
   files.write_atomic(os.path.join(output_dir, OPERATIVE_CONFIG_FILE),
                      gin.operative_config_str())

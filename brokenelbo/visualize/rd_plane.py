@@ -1,62 +1,28 @@
 r"""Figure 3 of [1] from a sweep's results CSV: the rate-distortion plane.
 
-`python -m brokenelbo.plot` draws these figures (and Figure 4, `grids.figure4`).
+`python -m brokenelbo.plot` draws it from a CSV of a header and one row per run, with
+(at least) the columns, in nats (others only when asked for: `extra_columns`)
 
-The CSV has a header row and one row per run, with (at least) the columns
+    family, encoder, decoder, marginal, dataset, beta, anneal, seed, run_dir,
+    rate, distortion, elbo                      (--split=test, the default)
+    train_rate, train_distortion, train_elbo    (--split=train)
 
-```none
-family, encoder, decoder, marginal, dataset, beta, anneal, seed, run_dir,
-rate, distortion, elbo                      (--split=test, the default)
-train_rate, train_distortion, train_elbo    (--split=train)
-```
+`family` (a string from {-,+} x {-,+} x {-,+,v}) must equal `encoder + decoder + marginal`,
+and `elbo` must equal `-(rate + distortion)` (against sign or column mix-ups); a run is
+annealed when `anneal > 0` (epochs of KL annealing). A run whose R or D is not finite is
+left out with a warning; anything else malformed is an error, as are mixed datasets.
 
-in nats (more columns, such as the sweep's information suite, are read only when asked
-for: `extra_columns`); `family` is the three characters (encoder, decoder, marginal) from
-{-,+} x {-,+} x {-,+,v}, read as a string (it starts with `-` for half the families), and must
-equal `encoder + decoder + marginal`. A run is annealed when `anneal > 0` (epochs of KL
-annealing). `elbo` must equal `-(rate + distortion)` (a check against sign or column
-mix-ups; the figures use `R + D`). Rows whose rate or distortion is not finite (a diverged
-run) are left out with a warning; anything else malformed is an error, as is a CSV holding
-several datasets without `--dataset=NAME` to pick one.
-
-Written to `--output_dir` (never named after a family, so no file name starts with `-`):
-
-```none
-figure3a.png   four panels, as in the paper: (i) every run, D against R, filled markers
-               without and hollow markers with KL annealing, the line D = H - R, the
-               monotone Pareto frontier (staircase) and its lower convex hull (dashed);
-               (ii)-(iv) the frontier of the runs with each encoder, decoder, marginal.
-figure3b.png   -ELBO = R + D against R for every run, with the level H.
-figure4.png    with --figure4=FAMILY:BETA[:ANNEAL[:SEED]],...: a panel per chosen run of
-               reconstructions (x, then x' ~ d(x|z) several times from one z ~ e(z|x))
-               and generations (x ~ d(x|z) several times from one z ~ m(z)), drawn from
-               the run's checkpoint in its run_dir (`grids.figure4`).
-information.png with the test split, when runs carry the sweep's information suite: R,
-               I_e, H - D, the marginal gap and [E, G] against beta, a panel per family
-               (`information.information_figure`).
-```
-
-Figures 3a and 3b have the families' legend (colour per encoder-decoder pair, shade and
-marker per marginal) outside the axes. With `--split=train` the names end in `_train`
-(`figure3a_train.png`), so that the train and test figures sit side by side; `--pdf` writes
-a `.pdf` next to every `.png`. No file is replaced unless `--overwrite` is given (every path
-is checked before anything is drawn), and each is written to a temporary name in the same
-folder, then renamed. `brokenelbo.plot` collects the figures to draw in one `{name: draw}`
-dict before writing, so that figures drawn from the runs' checkpoints (`Run.run_dir`) can
-join them.
-
-`H = min over runs of (R + D)` is the best -ELBO of the sweep: the line `D = H - R` is where
-`H - D = R`, the data entropy bound `H - D <= R` of Section 2 taken at the best achieved
-ELBO, as in the paper. No run lies below it: that would be a better ELBO than the best.
-
-Everything here is numpy and matplotlib (the Agg renderer, through `Figure` objects and no
-pyplot state), no TensorFlow: Figure 4, drawn from restored runs, is `grids.figure4`.
-
-#### References
+`figure3a.png` has four panels, as in the paper: (i) every run, D against R (hollow markers
+with KL annealing), the line D = H - R, the monotone Pareto frontier (staircase) and its
+lower convex hull (dashed); (ii)-(iv) the frontier of the runs with each encoder, decoder,
+marginal. `figure3b.png`: -ELBO = R + D against R for every run, with the level H. The
+families' legend (a colour per encoder-decoder pair, a shade and marker per marginal) is
+outside the axes. `H = min over runs of (R + D)`, the sweep's best -ELBO: `D = H - R` is the
+data entropy bound `H - D <= R` of Section 2 at the best achieved ELBO, as in the paper, and
+no run lies below it. Only numpy and matplotlib (Agg, `Figure` objects, no pyplot state).
 
 [1]: Alexander A. Alemi, Ben Poole, Ian Fischer, Joshua V. Dillon, Rif A. Saurous, Kevin
-     Murphy. Fixing a Broken ELBO. In _International Conference on Machine Learning_,
-     2018. https://arxiv.org/abs/1711.00464
+     Murphy. Fixing a Broken ELBO. In _ICML_, 2018. https://arxiv.org/abs/1711.00464
 """
 
 import csv
@@ -140,8 +106,28 @@ def read_results(path, split='test', dataset=None, extra_columns=()):
     errors.UserError: the file is missing or unreadable, is empty, lacks a column, has a
       malformed value, or mixes datasets with `dataset=None`; or no run is left.
   """
-  rate_column, distortion_column, elbo_column = SPLIT_COLUMNS[split]
-  required = TEXT_COLUMNS + NUMBER_COLUMNS + SPLIT_COLUMNS[split]
+  rate_column, distortion_column, _ = SPLIT_COLUMNS[split]
+  header, rows = _read_csv(path, TEXT_COLUMNS + NUMBER_COLUMNS + SPLIT_COLUMNS[split])
+  extra = {name: header.index(name) for name in extra_columns if name in header}
+  runs, skipped = _finite_runs(path, header, rows, split, extra)
+  datasets = sorted({run.dataset for run in runs})
+  if dataset is not None:
+    runs = [run for run in runs if run.dataset == dataset]
+    if not runs:
+      raise errors.UserError(f'results {path} have no finite run on dataset {dataset!r}; '
+                             f'they have {datasets}')
+  elif len(datasets) > 1:
+    raise errors.UserError(f'results {path} mix the datasets {datasets}; choose one with '
+                           '--dataset')
+  if not runs:
+    raise errors.UserError(f'results {path} have no run with finite {rate_column} and '
+                           f'{distortion_column} ({len(rows)} rows, {skipped} not finite)')
+  return runs
+
+
+def _read_csv(path, required):
+  """The header (stripped names) and the non-empty rows `(line, fields)` of a results CSV
+  that has every `required` column, each once, and at least one row."""
   try:
     with open(path, newline='', encoding='utf-8') as f:
       reader = csv.reader(f, skipinitialspace=True)
@@ -159,9 +145,15 @@ def read_results(path, split='test', dataset=None, extra_columns=()):
     raise errors.UserError(f'results {path} repeat a column: {header}')
   if not rows:
     raise errors.UserError(f'results {path} have a header and no runs')
-  index = {name: header.index(name) for name in required}
-  extra = {name: header.index(name) for name in extra_columns if name in header}
+  return header, rows
 
+
+def _finite_runs(path, header, rows, split, extra):
+  """The `Run`s of `rows` whose R and D are finite, and how many were not (each with a
+  warning); `extra` maps the extra columns to their positions."""
+  rate_column, distortion_column, elbo_column = SPLIT_COLUMNS[split]
+  index = {name: header.index(name)
+           for name in TEXT_COLUMNS + NUMBER_COLUMNS + SPLIT_COLUMNS[split]}
   runs, skipped = [], 0
   for line, row in rows:
     if len(row) != len(header):
@@ -179,20 +171,7 @@ def read_results(path, split='test', dataset=None, extra_columns=()):
                              f'-({rate_column} + {distortion_column}) = '
                              f'{-(run.rate + run.distortion)}')
     runs.append(run)
-
-  datasets = sorted({run.dataset for run in runs})
-  if dataset is not None:
-    runs = [run for run in runs if run.dataset == dataset]
-    if not runs:
-      raise errors.UserError(f'results {path} have no finite run on dataset {dataset!r}; '
-                             f'they have {datasets}')
-  elif len(datasets) > 1:
-    raise errors.UserError(f'results {path} mix the datasets {datasets}; choose one with '
-                           '--dataset')
-  if not runs:
-    raise errors.UserError(f'results {path} have no run with finite {rate_column} and '
-                           f'{distortion_column} ({len(rows)} rows, {skipped} not finite)')
-  return runs
+  return runs, skipped
 
 
 def _parse_row(row, index, split, where):
