@@ -1,12 +1,17 @@
-"""Tests for `brokenelbo.data.synthetic`: the ground-truth models of Appendix E, their draws."""
+"""Tests for `brokenelbo.data.synthetic`: the ground-truth models of Appendix E, their draws;
+and for the seed that `brokenelbo.models.synthetic.SyntheticVAE` takes when given none."""
 
 import gin
 import numpy as np
 import pytest
 import scipy.stats
+import tf_keras
 
 from brokenelbo import errors
 from brokenelbo.data import synthetic
+from brokenelbo.models import synthetic as synthetic_models
+from brokenelbo.training import trainer
+from brokenelbo.utils import cli
 
 DATA_DIMS = {'linear_jtex': 2, 'cubic_jtex': 2, 'gaussian': 4, 'mobius': 2}
 
@@ -169,3 +174,48 @@ def test_loader_is_gin_configurable():
   gin.parse_config("synthetic.name = 'gaussian'\nsynthetic.index = 3")
   np.testing.assert_array_equal(synthetic.synthetic('validation'),
                                 synthetic.synthetic('validation', name='gaussian', index=3))
+
+
+def _initial_parameters(model):
+  return {v.name: v.numpy() for v in model.trainable_variables}
+
+
+def _assert_same_parameters(first, second):
+  first, second = _initial_parameters(first), _initial_parameters(second)
+  assert first.keys() == second.keys()
+  for name, value in first.items():
+    np.testing.assert_array_equal(value, second[name], err_msg=name)
+
+
+def test_default_seed_is_deterministic_and_leaves_numpy_alone():
+  gin.clear_config()
+  np.random.seed(1)
+  state = np.random.get_state()
+  first = synthetic_models.SyntheticVAE(dataset='cubic_jtex', restarts=2)
+  after = np.random.get_state()
+  assert state[0] == after[0] and state[2:] == after[2:]
+  np.testing.assert_array_equal(state[1], after[1])  # Nothing drawn from NumPy's generator.
+  np.random.seed(2)  # Another global state changes nothing.
+  second = synthetic_models.SyntheticVAE(dataset='cubic_jtex', restarts=2)
+  _assert_same_parameters(first, second)
+  assert first.seed == second.seed == synthetic_models.run_seed()
+  other = synthetic_models.SyntheticVAE(dataset='cubic_jtex', restarts=2, seed=first.seed + 1)
+  assert not np.array_equal(first.theta['a'].numpy(), other.theta['a'].numpy())
+
+
+@pytest.mark.parametrize('train_seed', [None, 0, 7])
+def test_default_seed_is_the_one_train_seeded_numpy_with(train_seed):
+  # `train` calls `tf_keras.utils.set_random_seed(train.seed)` just before it builds the
+  # model; the default seed is the first draw that NumPy's global generator then gave.
+  gin.clear_config()
+  if train_seed is not None:
+    gin.parse_config(f'train.seed = {train_seed}')
+  tf_keras.utils.set_random_seed(cli.configured_arguments(trainer.train)['seed'])
+  seeded = int(np.random.randint(2**31 - 1))
+  np.random.seed(123)
+  assert synthetic_models.run_seed() == seeded
+  _assert_same_parameters(synthetic_models.SyntheticVAE(dataset='linear_jtex', restarts=3),
+                          synthetic_models.SyntheticVAE(dataset='linear_jtex', restarts=3,
+                                                        seed=seeded))
+  gin.clear_config()
+

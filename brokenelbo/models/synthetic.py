@@ -1,73 +1,24 @@
 """Restart-batched VAEs of the ground truth's architecture, for the synthetic data sets.
 
-Yacoby, Pan & Doshi-Velez (2020, Appendix E) fit, on each of the four synthetic data sets
+Yacoby, Pan & Doshi-Velez [1] (Appendix E) fit, on each of the four synthetic data sets
 (`data.synthetic`), a generative model of the ground truth's own architecture, with the
-noise variance (and B) fixed to their true values, and a mean-field Gaussian inference
-network:
+noise variance (and B) fixed to their true values, and a mean-field Gaussian q:
 
-  z ~ p(z) = N(0, I_2),   x | z ~ p_theta(x|z) = N(f_theta(z), diag(noise_variance)),
-  q_phi(z|x) = N(loc_phi(x), diag(scale_phi(x)^2)),
+  z ~ N(0, I_2),  x | z ~ N(f_theta(z), diag(noise_variance)),  q_phi(z|x) = N(loc_phi(x),
+  diag(scale_phi(x)^2)), with f_theta and the trunk of q per data set ("Architecture"):
 
-with f_theta and the networks of q per data set ("Architecture", Appendix E):
-
-| data set      | f_theta(z), theta learned                      | loc_phi, log scale_phi       |
-|---------------|------------------------------------------------|------------------------------|
-| 'linear_jtex' | L z, L = cholesky(A A^T + B), theta = A [2, 2] | linear in x                  |
-| 'cubic_jtex'  | (L z)^3 element-wise, the same L               | x -> 4 units (2 sigmoid, 2   |
-|               |                                                | cube-root) -> 20 ReLU ->     |
-| 'gaussian'    | z^T A, theta = A [2, 4]                        | linear in x                  |
-| 'mobius'      | MLP 2-50-50-2, tanh hidden, linear out         | x -> 50 ReLU ->              |
+  'linear_jtex'  L z, L = cholesky(A A^T + B), theta = A [2, 2]   q linear in x
+  'cubic_jtex'   (L z)^3 element-wise, the same L                 x -> 4 units (2 sigmoid,
+                                                                  2 cube-root) -> 20 ReLU
+  'gaussian'     z^T A, theta = A [2, 4]                          q linear in x
+  'mobius'       MLP 2-50-50-2, tanh hidden, linear out           x -> 50 ReLU
 
 The noise is N(0, sigma2 I - B) for the JTEx models (sigma2 = 0.01, B = diag(0.006, 0.006)),
-N(0, 1e-6 I) for 'gaussian', N(0, 1e-5 I) for 'mobius'. The Mobius network has the
-architecture of the stored f of `data.synthetic` (which the paper leaves unstated). The two
-outputs of q, its mean and its log standard deviation, are linear read-outs of one shared
-trunk; the log-scale read-out ("the variance parameters") is the only part of q that its
-mean does not use, which is what LiBI's step 1 relies on (`training.libi`).
-
-**Restarts.** Every variable has a leading axis of `restarts` independent models, trained
-as one batched computation: no operation mixes restarts, restart r's initial parameters
-depend only on (seed, first_restart + r), and its z draws only on (step seed,
-first_restart + r), so a restart trains the same whatever the others. The losses of
-`training.losses`, `training.lagging` and `training.libi` average over restarts, so with
-plain (element-wise) Adam each restart follows Adam on its own loss with epsilon multiplied
-by the number of restarts (Adam of g / R with epsilon e is Adam of g with epsilon R e).
-
-**Rate and distortion.** `rate_distortion(x, seed)` returns `[restarts, B]`: the rate is
-the exact KL(q_phi(z|x) || N(0, I)) (both are Gaussians, so no sampling is needed), the
-distortion -log p_theta(x|z) at one reparameterised z ~ q_phi(z|x); -(R + D) is the ELBO.
-The trainer's evaluation (`statistics.elbo`) reports the mean over restarts and each
-restart's own value.
-
-**Initialisation** (not stated in the paper): A ~ N(0, 1) entry-wise; Glorot-uniform
-kernels and zero biases elsewhere, the two read-outs of q at 1/100 of that scale
-(`READOUT_INIT_SCALE`), so that q starts at N(~0, I) and LiBI's codes near 0. CubicJTEx's
-cube-root units are smoothed at 0 to keep their derivative finite (`_CUBE_ROOT_OFFSET`).
-
-**Keeping the best.** Non-trainable copies of every parameter, with a score per restart
-(`keep_best`, `freeze_best`), let a training method keep the best model it has met
-(LiBI keeps the best of its repeats); once frozen, every computation of a restart uses its
-best copy.
-
-**Test log-likelihood.** `parts(r)` gives restart r's encoder, decoder, marginal and the
-proposal with 2x the variance of q, the arguments of
-`statistics.information.importance_weighted_bound`, which
-`evaluation.synthetic_run.estimate_log_likelihood` runs for every restart with S = 5000
-draws (Appendix E, "Evaluation", eq. 48).
-
-#### Examples
-
-```python
-from brokenelbo.data import synthetic as data
-from brokenelbo.models import synthetic
-
-model = synthetic.SyntheticVAE(dataset='linear_jtex', restarts=3, seed=0)
-x = data.synthetic('train', name='linear_jtex')
-rate, distortion = model.rate_distortion(x, seed=[0, 0])        # [3, 500] each
-model.assign(theta=synthetic.ground_truth_theta('linear_jtex'))
-```
-
-#### References
+N(0, 1e-6 I) for 'gaussian', N(0, 1e-5 I) for 'mobius', whose network has the architecture
+of the stored f of `data.synthetic` (the paper leaves it unstated). q's mean and log
+standard deviation are linear read-outs of one shared trunk: the log-scale read-out ("the
+variance parameters") is the only part of q that its mean does not use, which LiBI's step 1
+relies on (`training.libi`). `SyntheticVAE` says how restarts are batched and initialised.
 
 [1]: Yaniv Yacoby, Weiwei Pan and Finale Doshi-Velez. Characterizing and Avoiding
      Problematic Global Optima of Variational Autoencoders. In _AABI_, 2020.
@@ -231,6 +182,25 @@ def _stop_gradient_if(params, stop):
   return {k: tf.where(stop, tf.stop_gradient(v), v) for k, v in params.items()}
 
 
+def run_seed():
+  """The seed of a `SyntheticVAE` built without one: that of the run, from `train.seed`.
+
+  It is the first draw of `np.random.RandomState(train.seed).randint(2**31 - 1)`, with
+  `train.seed` as bound in gin (`train`'s default, 0, when it is not bound or `train` is not
+  registered). `train` seeds NumPy's global generator with `train.seed` just before it
+  builds the model, and the model used to draw its seed from that generator: this is the
+  same seed (the committed runs' initial parameters), drawn from a generator of its own.
+
+  Returns:
+    Python `int` in [0, 2**31 - 1).
+  """
+  try:
+    train_seed = gin.get_bindings('train').get('seed', 0)
+  except ValueError:  # No `train` in gin's registry: not in a training run.
+    train_seed = 0
+  return int(np.random.RandomState(train_seed).randint(2**31 - 1))
+
+
 @gin.configurable
 class SyntheticVAE(tf.Module):
   """`restarts` independent VAEs of the ground truth's architecture for one data set.
@@ -238,13 +208,50 @@ class SyntheticVAE(tf.Module):
   See the module docstring for the model. Every call takes examples `x` `[B, D]` (shared
   by all restarts) and returns quantities with a leading restart axis.
 
+  **Restarts.** Every variable has a leading axis of `restarts` independent models, trained
+  as one batched computation: no operation mixes restarts, restart r's initial parameters
+  depend only on (seed, first_restart + r), and its z draws only on (step seed,
+  first_restart + r), so a restart trains the same whatever the others. The losses of
+  `training.losses`, `training.lagging` and `training.libi` average over restarts, so with
+  plain (element-wise) Adam each restart follows Adam on its own loss with epsilon
+  multiplied by the number of restarts (Adam of g / R with epsilon e is Adam of g with
+  epsilon R e). The trainer's evaluation (`statistics.elbo`) of `rate_distortion` reports
+  the mean over restarts and each restart's own value.
+
+  **Initialisation** (not stated in the paper): A ~ N(0, 1) entry-wise; Glorot-uniform
+  kernels and zero biases elsewhere, the two read-outs of q at 1/100 of that scale
+  (`READOUT_INIT_SCALE`), so that q starts at N(~0, I) and LiBI's codes near 0. CubicJTEx's
+  cube-root units are smoothed at 0 to keep their derivative finite (`_CUBE_ROOT_OFFSET`).
+
+  **Keeping the best.** Non-trainable copies of every parameter, with a score per restart
+  (`keep_best`, `freeze_best`), let a training method keep the best model it has met
+  (LiBI keeps the best of its repeats); once frozen, every computation of a restart uses
+  its best copy. **Test log-likelihood:** `parts(r)` gives restart r's encoder, decoder,
+  marginal and the proposal with 2x the variance of q, the arguments of
+  `statistics.information.importance_weighted_bound`, which
+  `evaluation.synthetic_run.estimate_log_likelihood` runs for every restart with S = 5000
+  draws (Appendix E, "Evaluation", eq. 48).
+
+  #### Examples
+
+  ```python
+  from brokenelbo.data import synthetic as data
+  from brokenelbo.models import synthetic
+
+  model = synthetic.SyntheticVAE(dataset='linear_jtex', restarts=3, seed=0)
+  x = data.synthetic('train', name='linear_jtex')
+  rate, distortion = model.rate_distortion(x, seed=[0, 0])        # [3, 500] each
+  model.assign(theta=synthetic.ground_truth_theta('linear_jtex'))
+  ```
+
   Args:
     dataset: Python `str`, one of `data.synthetic.NAMES`; `None` (the default): the data
       set of the run, `synthetic.name` as bound in gin.
     restarts: Python `int` >= 1, the number of independent models trained together.
     seed: Python `int`, restart r's initial parameters are drawn from
-      `np.random.default_rng([seed, first_restart + r])`; `None` (the default): a seed
-      drawn from NumPy's global generator, which `train` seeds with `train.seed`.
+      `np.random.default_rng([seed, first_restart + r])`; `None` (the default): the seed of
+      the run, `run_seed()`, derived from `train.seed` as bound in gin (never NumPy's
+      global generator).
     first_restart: Python `int`, the index of the first restart, so that restarts can be
       split across runs (restarts 10-19 are `first_restart = 10, restarts = 10`).
     name: Python `str`, the module's name.
@@ -263,7 +270,7 @@ class SyntheticVAE(tf.Module):
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
       raise errors.UserError(f'SyntheticVAE: restarts must be an integer >= 1, got {restarts!r}')
     if seed is None:
-      seed = int(np.random.randint(2**31 - 1))
+      seed = run_seed()
     self.dataset = dataset
     self.restarts = restarts
     self.first_restart = first_restart
