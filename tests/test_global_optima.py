@@ -26,13 +26,19 @@ def _mc_within(samples, value, num_se=5.0):
 
 @pytest.mark.parametrize('theta', [0.0, 0.03, -0.06, 0.09])
 def test_case2_marginal_variance(theta):
-  rng = np.random.default_rng(1)
-  n = 200_000
-  z = rng.normal(size=n)
-  x = theta * z + np.sqrt(SIGMA2 - theta**2) * rng.normal(size=n)
-  assert go.case2_marginal_variance(theta, SIGMA2) == pytest.approx(SIGMA2)
-  # Variance of the sample variance of a Gaussian: 2 sigma^4 / (n - 1).
-  assert abs(x.var(ddof=1) - SIGMA2) < 5 * np.sqrt(2 / (n - 1)) * SIGMA2
+  # x = theta z + eps, z ~ N(0, 1), eps ~ N(0, sigma2 - theta^2): Var x = sigma2 for all theta.
+  variance = go.case2_marginal_variance(theta, SIGMA2)
+  assert variance == pytest.approx(SIGMA2, rel=1e-12)
+  # With the posterior N(coef x, var), the law of total variance gives back Var z = 1:
+  # E Var(z|x) + Var E(z|x) = var + coef^2 Var x.
+  coef, var = go.case2_posterior(theta, SIGMA2)
+  assert var + coef**2 * variance == pytest.approx(1., rel=1e-12)
+
+
+def test_case2_marginal_variance_keeps_the_shape_of_theta():
+  thetas = np.array([[0.0, 0.05], [-0.09, 0.02]])
+  np.testing.assert_allclose(go.case2_marginal_variance(thetas, SIGMA2),
+                             np.full((2, 2), SIGMA2), rtol=1e-12)
 
 
 @pytest.mark.parametrize('theta', [0.02, 0.07, -0.095])

@@ -1,48 +1,29 @@
 r"""Table 1 of Yacoby, Pan & Doshi-Velez (2020): five methods on four synthetic data sets.
 
-`python -m brokenelbo.libi` runs it (see there for the command). The protocol is the
-paper's (Appendix E, "Training and Model Selection"):
+`python -m brokenelbo.libi` runs it, by the paper's protocol (Appendix E, "Training and
+Model Selection"):
 
-1. For each data-set type, each of several data sets of that type (`data.synthetic`,
-   `index`), each method and each setting of its grid, train 10 random restarts together
-   (`models.synthetic.SyntheticVAE`, one batched computation) with the method's config
-   (`configs/libi/<method>.gin`).
-2. Of the restarts, keep the one that its method's own objective prefers on the
-   validation split (`validation_objective`): the ELBO for the VAE and lagging inference
-   networks, -(D + beta R) for the beta-VAEs (beta at its final value), and for LiBI the
-   importance-weighted bound L_64, by which LiBI also chooses between its repeats
-   (`training.libi`). The paper's "For each random-restart, we selected the learned model
-   preferred by its own objective on the validation set" is read as a choice among the
-   restarts: one model per data set, averaged over the data sets.
-3. Evaluate the kept model on the test split: the test log-likelihood by importance
-   sampling with q_phi's variance inflated 2x and S = 5000 draws (eq. 48,
-   `synthetic_run.estimate_log_likelihood`), and the smooth k-NN statistic between 100 test
-   points and 100 model samples averaged over many draws (`statistics.two_sample`; k = 1,
-   temperature 0.1). Beyond the paper, every restart also gets the mutual information
-   I(X;Z) of its encoder under the test data and the aggregate-posterior gap
-   KL(q(z) || p(z)) (`information.mutual_information`), the quantities of the paper's two
-   pathologies (Section 3): a latent code that the model ignores, and an aggregate
-   posterior that does not match the prior.
-4. For each method, report the setting with the best test log-likelihood averaged over the
-   data sets, as mean +- standard deviation over the data sets (the paper does not say what
-   its +- is).
+1. For each data set of each type (`data.synthetic`, `index`), method and setting of its
+   grid, train 10 random restarts together (`models.synthetic.SyntheticVAE`) with the
+   method's config (`configs/libi/<method>.gin`).
+2. Keep the restart that its method's own objective prefers on the validation split
+   (`validation_objective`): the ELBO (VAE, lagging inference networks), -(D + beta R) at
+   the final beta (beta-VAEs), L_64 (LiBI, as between its repeats): one model per data set.
+3. Evaluate it on the test split: the log-likelihood by importance sampling, q_phi's
+   variance inflated 2x, S = 5000 (eq. 48, `synthetic_run.estimate_log_likelihood`); the
+   smooth k-NN statistic of 100 test points and 100 samples, averaged over draws
+   (`statistics.two_sample`; k = 1, temperature 0.1); beyond the paper, each restart's
+   I(X;Z) and KL(q(z) || p(z)) (`information.mutual_information`).
+4. Per method, report the setting with the best test log-likelihood averaged over the data
+   sets, as mean +- standard deviation over them.
 
-Every trained setting is one run directory, `OUTPUT_DIR/<data set>/<index>/<method>/
-<setting>/`, written by `train` (so an interrupted setting resumes from its checkpoint),
-with `libi.json` beside it once evaluated: all restarts' numbers, the kept restart and the
-protocol. A rerun skips evaluated settings, so the whole table can be stopped and
-continued. `collect` gathers every `libi.json` into one results file.
-
-The ground truth is a reference row: its exact test log-likelihood where one exists
-(LinearJTEx, Gaussian), else the same importance-sampling estimate with the ground truth's
-generative model and a q_phi fitted to it with theta frozen (`fit_inference`; how the
-paper obtains its ground-truth posteriors on CubicJTEx and Mobius), and its smooth k-NN
-statistic from ground-truth samples.
-
-**Profiles.** `PROFILES['paper']` is Appendix E's grid at 30k epochs on 5 data sets per
-type: about 44 settings x 5 data sets x 4 types, far beyond 3 hours of a 2-core machine.
-`PROFILES['cpu']` is the reduced protocol that the committed results use; every reduction
-is listed in its entry and in the results file.
+Each setting trains in a run directory, `OUTPUT_DIR/<dataset>/<index>/<method>/<setting>/`
+(resumable), which holds `libi.json` (every restart's numbers, the kept one) once
+evaluated: a rerun skips it, `collect` gathers them all. The ground truth is a reference
+row: its exact test log-likelihood (LinearJTEx, Gaussian), else the same estimate with a
+q_phi fitted to it with theta frozen (`fit_inference`), and the k-NN statistic of its
+samples. `PROFILES['paper']` is Appendix E's grid (30k epochs, 5 data sets per type);
+`PROFILES['cpu']`, the reduced protocol of the committed results, lists its reductions.
 """
 
 import dataclasses

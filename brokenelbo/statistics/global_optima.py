@@ -1,52 +1,28 @@
 """Closed forms of the two failure cases of the VAE objective in Yacoby et al. [1].
 
-Yacoby, Pan and Doshi-Velez split the negative ELBO into an "MLE objective" and a
-"posterior matching" (PM) objective (their eq. 2):
+The negative ELBO splits into an "MLE objective" and a "posterior matching" (PM) objective
+(their eq. 2), L(theta, phi) = KL(p(x) || p_theta(x)) + E_p(x) KL(q_phi(z|x) ||
+p_theta(z|x)), whose global optima are undesirable in two ways (Section 1, Figure 1). Both
+examples are linear-Gaussian, so everything here is exact: no sampling. The case numbers
+are the main text's (the Appendix C headings swap them).
 
-```none
-L(theta, phi) = KL(p(x) || p_theta(x)) + E_p(x) KL(q_phi(z|x) || p_theta(z|x))
-```
+Case 1 (eq. 3; Appendix C.2, eqs. 17-24), a mean-field family too poor: z ~ N(0, I_2),
+x | z = L z + eps, L = cholesky(A A^T + B), eps ~ N(0, sigma2 I - B), so that p_B(x) =
+N(0, A A^T + sigma2 I) for every diagonal 0 <= B_ii < sigma2 and p_B(z|x) = N(M x, S),
+S = (I + L^T (sigma2 I - B)^-1 L)^-1, M = S L^T (sigma2 I - B)^-1. The best mean-field q
+under KL(q || p) keeps the mean and has variances 1 / (S^-1)_ii (Appendix C.3), so the
+minimal PM objective is one Gaussian KL, the same for every x. With B fixed and theta = A
+learned, the optimum gives up data fit for a nearly diagonal posterior: the paper reports
+L(theta_GT, phi_GT) = 0.532 and L(theta*, phi*) = 0.196 nats (`objective`,
+`minimize_objective`).
 
-and show two ways in which its global optima are undesirable (Section 1, Figure 1). Both
-of their pedagogical examples are linear-Gaussian, so every quantity here is exact: there
-is no sampling anywhere in this module. The case numbers are those of the main text; the
-Appendix C headings swap them.
+Case 2 (eq. 5; Appendix C.1, eqs. 10-16), a family rich enough: z ~ N(0, 1), x | z =
+theta z + eps, eps ~ N(0, sigma2 - theta^2), |theta| < sigma. Every theta is a global
+optimum of the ELBO (both terms are zero), whatever its mutual information (`case2_*`; the
+paper's eq. 15 carries a stray "- 4" and writes the range as [0, sigma^2]).
 
-Case 1, Section 1 eq. 3 and Appendix C.2 (eqs. 17-24): the mean-field family is too poor.
-
-```none
-z ~ N(0, I_2),   x | z = L z + eps,   L = cholesky(A A^T + B),   eps ~ N(0, sigma2 I - B)
-p_B(x)     = N(0, A A^T + sigma2 I)                    for every diagonal 0 <= B_ii < sigma2
-p_B(z | x) = N(M x, S),   S = (I + L^T (sigma2 I - B)^-1 L)^-1,   M = S L^T (sigma2 I - B)^-1
-I_B(X; Z)  = 1/2 [log det(A A^T + sigma2 I) - sum_i log(sigma2 - B_ii)]
-```
-
-The best mean-field Gaussian to `N(m, S)` under `KL(q || p)` keeps the mean `m` and has
-variances `1 / (S^-1)_ii` (Appendix C.3), so with `q(z|x)` mean linear in `x` the minimal PM
-objective is one Gaussian KL that does not depend on `x`. With `B` fixed and `theta = A`
-learned, the model marginal is `N(0, A A^T + sigma2 I)` (the noise covariance `sigma2 I - B`
-cancels the `B` inside `L L^T`), and the VAE objective at its optimum gives up data fit for
-a nearly diagonal posterior: the paper reports `L(theta_GT, phi_GT) = 0.532` and
-`L(theta*, phi*) = 0.196`, which `paper_numbers` reproduces in nats.
-
-Case 2, Section 1 eq. 5 and Appendix C.1 (eqs. 10-16): the family is rich enough.
-
-```none
-z ~ N(0, 1),   x | z = theta z + eps,   eps ~ N(0, sigma2 - theta^2),   |theta| < sigma
-p_theta(x)     = N(0, sigma2)
-p_theta(z | x) = N(theta x / sigma2, (sigma2 - theta^2) / sigma2)
-I_theta(X; Z)  = 1/2 log(sigma2 / (sigma2 - theta^2))
-```
-
-Every `theta` is a global optimum of the ELBO (both terms are zero), whatever its mutual
-information. (The paper's eq. 15 carries a stray "- 4" and writes the range as
-`[0, sigma^2]`; the forms above are the correct Gaussian ones.)
-
-#### References
-
-[1]: Yaniv Yacoby, Weiwei Pan, Finale Doshi-Velez. Characterizing and Avoiding
-     Problematic Global Optima of Variational Autoencoders. In _Symposium on Advances in
-     Approximate Bayesian Inference_, 2020. https://arxiv.org/abs/2003.07756
+[1]: Yaniv Yacoby, Weiwei Pan, Finale Doshi-Velez. Characterizing and Avoiding Problematic
+     Global Optima of Variational Autoencoders. _AABI_, 2020. arXiv:2003.07756
 """
 
 from typing import NamedTuple
@@ -386,21 +362,3 @@ def minimize_objective(data_cov, b=B_FIXED, sigma2=SIGMA2, num_starts=8, seed=0)
   a = best.x.reshape(k, k)
   mle = gaussian_kl(data_cov, a @ a.T + sigma2 * np.eye(k))
   return Optimum(a, float(best.fun), mle, min_posterior_matching(b, a, sigma2))
-
-
-def paper_numbers(num_starts=8, seed=0):
-  """The learned-`A` example of Section 1 (the paper reports 0.532 and 0.196).
-
-  Args:
-    num_starts: Number of L-BFGS-B starts.
-    seed: Seed of the starts.
-
-  Returns:
-    A dict with `ground_truth` (`L(theta_GT, phi_GT)`, nats), `optimum`
-    (`L(theta*, phi*)`), `optimum_mle`, `optimum_pm` and `a_opt`.
-  """
-  data_cov = data_covariance()
-  best = minimize_objective(data_cov, num_starts=num_starts, seed=seed)
-  return dict(
-      ground_truth=objective(A_GT, data_cov), optimum=best.value, optimum_mle=best.mle,
-      optimum_pm=best.pm, a_opt=best.a)
