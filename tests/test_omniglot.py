@@ -292,7 +292,7 @@ def test_gin_files_switch_a_family_to_omniglot(family):
   assert gin.query_parameter('omniglot.zip_dir') is None
   # The other bindings are the family's.
   assert gin.query_parameter('train.batch_size') == 100
-  assert gin.query_parameter('train.objective').selector == 'beta_vae'
+  assert gin.query_parameter('rate_distortion_loss.objective').selector == 'beta_vae'
 
 
 def test_small_gin_file_loads_the_small_archives(small1):
