@@ -7,13 +7,14 @@ Trains every method and setting of the profile's grid on each synthetic data set
 restarts of a setting as one batched computation), keeps each setting's restart by its
 method's validation objective, evaluates it on the test split, and prints Table 1 beside
 the paper's; `experiments.libi_table` states the protocol and `--profile=cpu` (the
-default) its reductions. Runs execute one after another in this process, each writing its
-own run directory; `--results` is rewritten after every run. Stopping and rerunning the
-same command continues: evaluated settings are skipped and an interrupted one resumes from
-its last checkpoint. `--datasets`, `--methods` and `--indices` select a part.
+default) its reductions. Each setting is one run of a study (`experiments.libi_runs`):
+`python -m brokenelbo.train`, then `python -m brokenelbo.evaluate`, on this machine
+(`--parallel` at once) or as a Slurm job array (`--launcher=slurm`, as the sweep's);
+`--results` is rewritten after every run. Stopping and rerunning the same command
+continues: evaluated settings are skipped and an interrupted one resumes from its last
+checkpoint. `--datasets`, `--methods` and `--indices` select a part.
 
-The flags are checked, and `--print_only` prints, before TensorFlow loads; the runs
-themselves are `experiments.libi_runs`.
+The flags are checked, and `--print_only` prints, before TensorFlow loads.
 """
 
 import os
@@ -23,6 +24,7 @@ from absl import flags
 
 from brokenelbo import errors
 from brokenelbo.data import synthetic as data
+from brokenelbo.experiments import launchers
 from brokenelbo.experiments import libi_table
 from brokenelbo.utils import cli
 from brokenelbo.utils import files
@@ -48,12 +50,11 @@ def define_flags():
                       '(LinearJTEx and CubicJTEx data set 0, the VAE and LiBI settings kept '
                       'in Table 1, restored from --output_dir) here.')
   flags.DEFINE_bool('overwrite', False, 'Replace existing figures.')
-  flags.DEFINE_bool('remeasure_information', False,
-                    'Measure I_q(X;Z) and KL(q(z)||p(z)) of every restart of the settings '
-                    'already evaluated again, restoring each from its checkpoint (nothing is '
-                    'trained), e.g. after a change of their estimator.')
+  flags.DEFINE_bool('dry_run', False, 'Print what would run (the commands of the runs to do '
+                    'and, for Slurm, the sbatch script), run nothing.')
   flags.DEFINE_multi_string('gin_bindings', [], 'Extra bindings for every run (e.g. '
                             '"train.log_every_steps = 5000").')
+  launchers.define_flags(parallel=1)
 
 
 def _check_flags():
@@ -75,12 +76,8 @@ def _check_flags():
 
 
 def _print_table(results):
-  # The table from the runs themselves, so that a file written by an older version prints.
-  print(libi_table.format_table(libi_table.summarize(results['runs']),
-                                results['ground_truth']))
-  runs = results['runs']
-  print(f'{len(runs)} runs, {libi_table.elapsed_seconds(runs) / 3600:.2f} h of training '
-        'and evaluation')
+  print(libi_table.format_table(results['table'], results['ground_truth']))
+  print(f'{len(results["runs"])} settings evaluated')
 
 
 def _figures(results):
@@ -106,24 +103,31 @@ def main(argv):
   if not FLAGS.output_dir or not FLAGS.results:
     raise errors.UserError('--output_dir and --results are required')
   indices = _check_flags()
-  files.check_writable_dir(FLAGS.output_dir, '--output_dir')
+  launchers.check_flags(FLAGS)
+  launcher = launchers.from_flags(FLAGS)
+  files.check_can_create_dir(FLAGS.output_dir, '--output_dir')
   # pylint: disable=g-import-not-at-top
   from brokenelbo import configurables  # pylint: disable=unused-import
   from brokenelbo.experiments import libi_runs
   # pylint: enable=g-import-not-at-top
-  results, done, runs = libi_runs.run_table(
-      FLAGS.output_dir, FLAGS.results, FLAGS.profile, FLAGS.datasets, FLAGS.methods,
-      indices, FLAGS.gin_bindings, remeasure=FLAGS.remeasure_information)
-  results_profile = {r['profile'] for r in results['runs']}
-  if len(results_profile) > 1:
-    print(f'note: --output_dir holds runs of several profiles: {sorted(results_profile)}',
+  study = libi_runs.make_study(FLAGS.output_dir, FLAGS.results, FLAGS.profile, FLAGS.datasets,
+                               FLAGS.methods, indices, FLAGS.threads_per_run,
+                               FLAGS.gin_bindings)
+  todo = [run for run in study.runs if not study.is_done(run)]
+  print(f'{len(study.runs)} settings, {len(study.runs) - len(todo)} evaluated before, '
+        f'{len(todo)} to do', file=sys.stderr, flush=True)
+  if FLAGS.dry_run:
+    print('\n'.join(launcher.describe(study, todo)))
+    return 0
+  if launchers.run_study(launcher, study, todo) is None:
+    print('not waiting for the jobs; rerun the same command once they end to collect them',
           file=sys.stderr)
-  _print_table(results)
+    return 0
+  _print_table(libi_table.load_results(FLAGS.results))
   if FLAGS.figures_dir:
-    _figures(results)
+    _figures(libi_table.load_results(FLAGS.results))
   reductions = libi_table.PROFILES[FLAGS.profile].reductions
-  print(f'{done} of {len(runs)} settings were evaluated before; reductions of the '
-        f'protocol: {"; ".join(reductions) or "none"}', file=sys.stderr)
+  print(f'reductions of the protocol: {"; ".join(reductions) or "none"}', file=sys.stderr)
   return 0
 
 

@@ -36,13 +36,11 @@ runs a sweep on a one-node Slurm cluster of its own, or on an existing cluster:
 """
 
 import os
-import sys
 
 from absl import flags
 import gin
 
 # TensorFlow loads only once the flags are checked (`main`): these import none.
-from brokenelbo import errors
 from brokenelbo.experiments import grid as grid_lib
 from brokenelbo.experiments import launchers
 from brokenelbo.models import families as families_lib
@@ -50,18 +48,6 @@ from brokenelbo.utils import cli
 from brokenelbo.utils import files
 
 FLAGS = flags.FLAGS
-
-# The launcher of each `--launcher` value, built from its flags.
-LAUNCHERS = {
-    'local': lambda: launchers.LocalLauncher(FLAGS.parallel, wait=not FLAGS.nowait),
-    'slurm': lambda: launchers.SlurmLauncher(
-        cpus_per_task=(FLAGS.threads_per_run if FLAGS.slurm_cpus_per_task is None
-                       else FLAGS.slurm_cpus_per_task),
-        gpus_per_node=FLAGS.slurm_gpus_per_node, mem_gb=FLAGS.slurm_mem_gb,
-        timeout_min=FLAGS.slurm_timeout_min, partition=FLAGS.slurm_partition,
-        additional=FLAGS.slurm_additional, wait=not FLAGS.nowait),
-}
-
 
 def define_flags():
   """The command line's flags (defined only when run as a program, so that the module
@@ -76,7 +62,6 @@ def define_flags():
                       'Annealed runs (anneal_epochs > 0) only for families whose decoder is '
                       'one of these characters, e.g. "+" for the PixelCNN families.')
   flags.DEFINE_list('seeds', ['0'], 'Seeds (`train.seed`).')
-  flags.DEFINE_integer('threads_per_run', 1, 'TensorFlow intra- and inter-op threads per run.')
   flags.DEFINE_bool('information', True,
                     'After training, measure each run\'s information suite on the test split '
                     '(python -m brokenelbo.evaluate) for the CSV\'s suite columns; a finished '
@@ -91,22 +76,7 @@ def define_flags():
                     '(computes nothing, not even a missing information suite).')
   flags.DEFINE_bool('dry_run', False, 'Print what would run (the commands of the runs to do '
                     'and, for Slurm, the sbatch script), run nothing.')
-  flags.DEFINE_enum('launcher', 'local', list(LAUNCHERS),
-                    'Where runs execute: local (this machine) or slurm (one job array).')
-  flags.DEFINE_integer('parallel', 2, 'Runs at once (local).')
-  flags.DEFINE_bool('nowait', False, 'Return once the jobs are submitted (slurm); '
-                    '--collect_only rewrites the CSV later.')
-  flags.DEFINE_string('slurm_partition', None, 'Partition (default: the cluster\'s).')
-  flags.DEFINE_integer('slurm_cpus_per_task', None,
-                       'CPUs per run (default: --threads_per_run).')
-  flags.DEFINE_integer('slurm_gpus_per_node', 0, 'GPUs per run.')
-  flags.DEFINE_integer('slurm_mem_gb', None, 'Memory per run in GB (default: the '
-                       'partition\'s).')
-  flags.DEFINE_integer('slurm_timeout_min', 24 * 60,
-                       'Time limit per job in minutes; a run that reaches it is '
-                       'checkpointed and requeued (at most 3 times).')
-  flags.DEFINE_list('slurm_additional', [], 'More sbatch options, KEY=VALUE or KEY, e.g. '
-                    'account=abc,qos=high,exclusive.')
+  launchers.define_flags()
   flags.mark_flag_as_required('output_dir')
   cli.define_gin_flags()
 
@@ -116,39 +86,33 @@ def main(argv):
   results = FLAGS.results or os.path.join(FLAGS.output_dir, 'results.csv')
   if not FLAGS.collect_only:
     # The flags' own mistakes are reported before TensorFlow loads (seconds).
-    if FLAGS.parallel < 1 or FLAGS.threads_per_run < 1:
-      raise errors.UserError('--parallel and --threads_per_run must be >= 1')
+    launchers.check_flags(FLAGS)
     grid = grid_lib.make_grid(FLAGS.families, FLAGS.betas, FLAGS.anneal_epochs,
                               FLAGS.anneal_decoders, FLAGS.seeds)
     grid_lib.check_grid_settings_unbound(FLAGS.gin_file, FLAGS.gin_bindings)
     if not FLAGS.dry_run:
       files.check_can_create_dir(FLAGS.output_dir, 'output_dir')
   # pylint: disable=g-import-not-at-top
-  from brokenelbo.experiments import sweep as sweep_lib
   from brokenelbo import configurables  # pylint: disable=unused-import
-  from brokenelbo.visualize import hparams
+  from brokenelbo.experiments import sweep as sweep_lib
+  from brokenelbo.training import run_record
   # pylint: enable=g-import-not-at-top
   if FLAGS.collect_only:
-    for family, model_dir in sweep_lib.finished_runs(FLAGS.output_dir):
-      gin.clear_config()  # Each run's config alone.
-      hparams.ensure_session(model_dir, family)
-    gin.clear_config()
     rows = sweep_lib.write_results(FLAGS.output_dir, results)
     print(f'{rows} finished runs -> {results}')
     return
-  launcher = LAUNCHERS[FLAGS.launcher]()
+  launcher = launchers.from_flags(FLAGS)
   sweep = sweep_lib.Sweep(FLAGS.output_dir, results, FLAGS.gin_file, FLAGS.gin_bindings,
                           FLAGS.threads_per_run, information=FLAGS.information,
                           evaluate_bindings=FLAGS.evaluate_bindings)
   # Every run's config is parsed before any run starts: a bad binding fails at once.
-  settings = []
   for run in grid:
     gin.clear_config()  # Each run's config alone.
-    settings.append(sweep_lib.run_settings(run, FLAGS.gin_file, FLAGS.gin_bindings,
-                                           FLAGS.evaluate_bindings))
+    sweep_lib.check_run_config(run, FLAGS.gin_file, FLAGS.gin_bindings,
+                               FLAGS.evaluate_bindings)
   gin.clear_config()
-  finished = [sweep_lib.is_finished(sweep.model_dir(run)) for run in grid]
-  todo = [(run, s) for run, s in zip(grid, settings) if not sweep.is_done(run)]
+  finished = [run_record.is_finished(sweep.model_dir(run)) for run in grid]
+  todo = [run for run in grid if not sweep.is_done(run)]
   evaluate_only = sum(finished) - (len(grid) - len(todo))  # Finished, not done.
   print(f'{len(grid)} runs, {sum(finished)} finished, {len(todo)} to do' +
         (f' ({evaluate_only} only to evaluate)' if evaluate_only else ''), flush=True)
@@ -157,18 +121,12 @@ def main(argv):
       print(line)
     return
   files.check_writable_dir(FLAGS.output_dir, 'output_dir')
-  failures = launcher.launch(sweep, todo)
-  if failures is None:
+  written = launchers.run_study(launcher, sweep, todo)
+  if written is None:
     print(f'not waiting for the jobs; --collect_only rewrites {results} from the runs that '
           'finished', flush=True)
     return
-  rows = sweep_lib.write_results(FLAGS.output_dir, results)
-  print(f'{rows} finished runs -> {results}', flush=True)
-  if failures:
-    for error in failures:
-      print(f'failed: {error}', file=sys.stderr)
-    raise errors.RunFailed(f'{len(failures)} of {len(todo)} runs failed (listed above); rerun '
-                           'the same command to retry them')
+  print(f'{written} finished runs -> {results}', flush=True)
 
 
 if __name__ == '__main__':

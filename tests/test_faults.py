@@ -26,6 +26,7 @@ from brokenelbo.training import restore
 from brokenelbo.training import run_dir
 from brokenelbo.training import trainer as training
 from brokenelbo.utils import cli
+from brokenelbo.training import run_record
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NATIVE_LOG = re.compile(r'^([IWEF]\d{4} |WARNING: All log messages before absl|'
@@ -131,15 +132,14 @@ def test_sweep_gives_a_failed_run_no_row_and_tries_it_again(tmp_path):
   assert 'no training step' in failed[0]
   with open(os.path.join(output_dir, 'results.csv')) as f:
     assert len(f.read().splitlines()) == 1  # The header: no row for a failed run.
-  assert not os.path.exists(os.path.join(failed_dir, 'sweep.json'))
+  assert not os.path.exists(os.path.join(failed_dir, run_record.RUN_RECORD))
   # Its final metrics are finite (nothing was learned), yet it is no finished run: the next
-  # invocation (what `sweep` decides for its `--dry_run`) would train it again rather than
-  # record it from its metrics.
+  # invocation (what `sweep` decides for its `--dry_run`) would train it again.
   run, = grid.make_grid(['---'], ['1e30'], ['0'], '+', ['0'])
   again = sweep.Sweep(output_dir, os.path.join(output_dir, 'results.csv'),
                       ['configs/smoke.gin'], [], threads_per_run=1)
   assert again.model_dir(run) == failed_dir
-  assert not sweep.is_finished(failed_dir) and not again.is_done(run)
+  assert not run_record.is_finished(failed_dir) and not again.is_done(run)
   command = again.commands(run)[0]
   assert command[1:3] == ['-m', 'brokenelbo.train'] and f'--model_dir={failed_dir}' in command
 

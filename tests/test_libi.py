@@ -28,7 +28,6 @@ from brokenelbo.statistics import henze_zirkler
 from brokenelbo.training import lagging
 from brokenelbo.training import libi
 from brokenelbo.training import losses
-from brokenelbo.training import objectives
 from brokenelbo.training import trainer as trainer_lib
 from brokenelbo.utils import cli
 from brokenelbo.utils import seeds
@@ -303,7 +302,7 @@ def test_stacked_restarts_train_as_each_alone():
 def test_a_restarts_gradient_ignores_the_others_parameters():
   model = synthetic.SyntheticVAE(dataset='mobius', restarts=3, seed=0)
   x = data.synthetic('train', name='mobius')[:100]
-  loss = trainer_lib.step_loss(losses.rate_distortion_loss, objectives.beta_vae)
+  loss = losses.rate_distortion_loss
   step1 = libi.LiBI(epochs=9, repeats=1)
   variance = {model.phi[k].name for k in synthetic.VARIANCE_PARAMETERS}
   for fn, unused in ((lambda: loss(model, x, SEED, 0, 0.)[0], set()),
@@ -379,7 +378,7 @@ def _trained(loss, epochs, restarts, x):
   trainer = trainer_lib.Trainer(
       functools.partial(synthetic.SyntheticVAE, dataset='linear_jtex', restarts=restarts,
                         seed=0),
-      trainer_lib.step_loss(loss, objectives.beta_vae), tf.distribute.get_strategy(),
+      loss, tf.distribute.get_strategy(),
       total_steps=epochs, steps_per_epoch=1, seed=0, example_shape=x.shape[1:],
       normalize=False)
   trainer.train_steps(trainer.distribute(pipeline.train_dataset(x, x.shape[0], 0)),

@@ -326,7 +326,8 @@ def test_each_worker_reads_its_own_half_of_every_global_batch(runs):
 def test_only_the_chief_writes_the_run_directory(runs):
   _check_finished(runs)
   one, two = runs['dirs']['one'], runs['dirs']['two']
-  expected = sorted(['checkpoint', 'config.gin', 'metrics.jsonl', 'operative_config.gin'] + [
+  expected = sorted(['checkpoint', 'config.gin', 'metrics.jsonl', 'operative_config.gin',
+                     'run.json'] + [
       f'ckpt-{s}.{e}' for s in (16, 20, 24) for e in ('data-00000-of-00001', 'index')])
   # One TensorBoard file per process of the chief: the one process's, the two chiefs'.
   for directory, processes in ((one, 1), (two, 2)):

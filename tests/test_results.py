@@ -3,14 +3,13 @@
 
 Each CSV row (`results/mnist_rd.csv`, the rate-distortion sweep; `results/mnist_info.csv`,
 its runs again with the information suite) must come from a run directory in the
-repository whose `metrics.jsonl` holds the row's final test and train evaluations and its
-suite, whose `sweep.json` names the row's settings, and whose `config.gin` binds the row's
-beta, annealing and seed: a row edited by hand, or a run directory that was not committed,
-fails here.
+repository whose records hold the row's final test and train evaluations, its settings
+and its suite (`run.json`, `evaluation.json`), whose `config.gin` binds the row's beta,
+annealing and seed and has the digest its record names: a row edited by hand, or a run
+directory that was not committed, fails here.
 """
 
 import csv
-import json
 import os
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 
 from brokenelbo.experiments import sweep
 from brokenelbo.models import families
+from brokenelbo.training import run_record
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSV = os.path.join(ROOT, 'results', 'mnist_rd.csv')
@@ -43,18 +43,20 @@ def _rows(path=CSV):
 @pytest.mark.parametrize('row', _rows() + _rows(INFO_CSV), ids=lambda r: r['run_dir'])
 def test_row_matches_its_run_records(row):
   run_dir = os.path.join(ROOT, row['run_dir'])
-  with open(os.path.join(run_dir, 'sweep.json')) as f:
-    record = json.load(f)
+  record = run_record.read_run_record(run_dir)
+  settings = record['hparams']
   for key in ('family', 'dataset'):
-    assert record[key] == row[key]
-  for key in ('beta', 'anneal', 'seed', 'epochs'):
-    assert float(record[key]) == float(row[key])
-  final = sweep.final_metrics(run_dir, float(row['epochs']))
+    assert settings[key] == row[key]
+  for key, column in (('beta', 'beta'), ('anneal_epochs', 'anneal'), ('seed', 'seed'),
+                      ('epochs', 'epochs')):
+    assert float(settings[key]) == float(row[column])
+  final = record['metrics']
   for split, prefix in (('test', ''), ('train', 'train_')):
     for metric in ('rate', 'distortion', 'elbo'):
       assert float(row[prefix + metric]) == pytest.approx(final[split][metric], abs=1e-4)
   with open(os.path.join(run_dir, 'config.gin')) as f:
     config = f.read()
+  assert run_record.config_digest(config) == record['config_sha256']
   assert f"beta_schedule.beta = {float(row['beta'])}" in config
   assert f"beta_schedule.anneal_epochs = {float(row['anneal'])}" in config
   assert f"train.seed = {int(float(row['seed']))}" in config
@@ -94,7 +96,7 @@ def test_readme_sweep_command_finds_nothing_to_do_in_the_committed_runs(tmp_path
   source = os.path.join(ROOT, 'results', 'mnist_rd')
   for root, _, names in os.walk(source):
     for name in names:
-      if name in ('sweep.json', 'config.gin', 'metrics.jsonl'):
+      if name in ('run.json', 'evaluation.json', 'config.gin', 'metrics.jsonl'):
         target = os.path.join(tmp_path, os.path.relpath(root, source))
         os.makedirs(target, exist_ok=True)
         shutil.copy(os.path.join(root, name), target)
@@ -105,4 +107,7 @@ def test_readme_sweep_command_finds_nothing_to_do_in_the_committed_runs(tmp_path
              '--dry_run']
   result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
-  assert result.stdout.splitlines()[0] == '48 runs, 48 finished, 0 to do'
+  # The committed runs that the command's grid names (--betas, no annealing).
+  runs = sum(row['beta'] in ('0.1', '0.5', '1', '2') and row['anneal'] == '0'
+             for row in _rows())
+  assert result.stdout.splitlines()[0] == f'{runs} runs, {runs} finished, 0 to do'

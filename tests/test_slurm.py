@@ -1,4 +1,4 @@
-"""The sweep through a real Slurm (`sbatch` via submitit) against the local launcher.
+"""The studies through a real Slurm (`sbatch` via submitit) against the local launcher.
 
 The module starts a one-node Slurm cluster on localhost in a temporary folder: Debian's
 `munged`, `slurmctld` and `slurmd` (installed with apt-get if absent; skipped if they cannot
@@ -12,7 +12,9 @@ One two-run smoke sweep (family `---`, betas 0.5 and 1, 30 epochs of 4 steps) go
 saved a checkpoint, job 0 gets SIGUSR2 (what Slurm sends before a time limit): it must
 checkpoint, be requeued and resume; job 1 is cancelled (SIGTERM): the sweep reports it, and
 running the sweep again resumes it. The CSV must then equal the local launcher's in every
-column but `run_dir`, and the final metrics must be equal to every digit.
+column but `run_dir`, and the final metrics must be equal to every digit. The LiBI table's
+smoke study goes the same way: one of its two jobs cancelled mid-run, the study run again,
+its records equal to the local study's.
 """
 
 import csv
@@ -39,7 +41,7 @@ SWEEP = [sys.executable, '-m', 'brokenelbo.sweep', '--families=---', '--betas=0.
          # checkpoint (an evaluation's), land while they train: 112 steps and 14
          # evaluations are left then (the smoke networks take milliseconds a step).
          '--gin_bindings=train.epochs = 30', '--gin_bindings=train.eval_every_epochs = 2',
-         # No information suite: its evaluation is the same `Sweep.execute` step under
+         # No information suite: its evaluation is the same `Study.execute` step under
          # either launcher (tests/test_sweep.py measures it), and here it would double the
          # processes that each job starts (about 2.5 minutes more on 2 cores).
          '--noinformation']
@@ -185,7 +187,7 @@ def _read_csv(path):
 
 
 def _final_metrics(run_dir):
-  with open(os.path.join(run_dir, 'sweep.json')) as f:
+  with open(os.path.join(run_dir, 'run.json')) as f:
     return json.load(f)['metrics']
 
 
@@ -274,3 +276,59 @@ def test_slurm_sweep_requeues_resumes_and_equals_the_local_sweep(cluster):
   for run_dir in jobs:
     assert _final_metrics(run_dir) == _final_metrics(run_dir.replace(slurm_dir, local_dir))
   print(f'test: {time.time() - start:.1f} s')
+
+
+# The LiBI table's smoke study: the VAE and beta-VAE settings of LinearJTEx data set 0,
+# long enough (2,000 full-batch steps) that a cancellation lands while they train.
+LIBI = [sys.executable, '-m', 'brokenelbo.libi', '--profile=smoke', '--datasets=linear_jtex',
+        '--methods=vae,beta_vae', '--gin_bindings=EPOCHS = 2000',
+        '--gin_bindings=train.checkpoint_every_steps = 50',
+        '--gin_bindings=train.log_every_steps = 50']
+
+
+def _libi_records(output_dir):
+  with open(os.path.join(output_dir, 'table1.json')) as f:
+    return [{k: v for k, v in r.items() if k != 'run_dir'} for r in json.load(f)['runs']]
+
+
+def test_slurm_libi_study_resumes_and_equals_the_local_study(cluster):
+  env = cluster['env']
+  local_dir = os.path.join(cluster['dir'], 'libi_local')
+  slurm_dir = os.path.join(cluster['dir'], 'libi_slurm')
+  slurm = [*LIBI, f'--output_dir={slurm_dir}', f'--results={slurm_dir}/table1.json',
+           '--launcher=slurm', f'--slurm_partition={cluster["partition"]}',
+           '--slurm_cpus_per_task=1', '--slurm_mem_gb=2', '--slurm_timeout_min=60']
+  local, study = (
+      subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+      for command in ([*LIBI, f'--output_dir={local_dir}',
+                       f'--results={local_dir}/table1.json'], slurm))
+  jobs = {}  # run dir -> job id
+  for line in study.stdout:
+    match = re.match(r'  (\d+_\d+) (\S+)$', line)
+    if match:
+      jobs[match.group(2)] = match.group(1)
+    if len(jobs) == 2:
+      break
+  assert len(jobs) == 2, study.stderr.read()[-3000:]
+  cancelled_dir = sorted(jobs)[0]
+  while not os.path.exists(os.path.join(cancelled_dir, 'checkpoint')):
+    assert study.poll() is None, study.stderr.read()[-3000:]
+    time.sleep(0.1)
+  subprocess.run(['scancel', jobs[cancelled_dir]], env=env, check=True)
+  out, err = study.communicate()
+  print(out, err[-1500:])
+  assert study.returncode == 1
+  assert re.search(rf'failed: {re.escape(cancelled_dir)}: Slurm job {jobs[cancelled_dir]} '
+                   r'ended \(CANCELLED\) before the run finished', err), err[-3000:]
+  # Running the study again resubmits the cancelled run only; it resumes.
+  again = subprocess.run(slurm, cwd=REPO, env=env, capture_output=True, text=True,
+                         check=False)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert '2 settings, 1 evaluated before, 1 to do' in again.stderr
+  with open(cancelled_dir + '.log') as f:
+    log = f.read()
+  step = int(re.search(r'preempted: stopped by SIGTERM at step (\d+) of 2000', log).group(1))
+  assert re.search(rf'Resumed from \S+ckpt-{step} at step {step}\.', log)
+  assert local.communicate()[1] is not None and local.returncode == 0, 'local study failed'
+  assert _libi_records(slurm_dir) == _libi_records(local_dir)

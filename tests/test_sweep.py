@@ -5,9 +5,9 @@ by the tests. It is made in two invocations, as a user extends a sweep: beta 1 a
 must train the run and then measure its suite, then betas 0.5 and 1, which must run only
 the new run. Its CSV must hold exactly the runs' final metrics and their suites, a rerun
 must skip both runs, a run without its suite must get it on the next invocation without
-training again (and keep its row while its evaluation fails), a trained run whose record
-is lost must be recorded from its metrics without training, and `evaluate` must reproduce
-a run's own final evaluation exactly with one z sample.
+training again (and keep its row while its evaluation fails), a run whose record is lost
+must get it back from its last checkpoint without a training step, and `evaluate` must
+reproduce a run's own final evaluation exactly with one z sample.
 """
 
 import csv
@@ -30,6 +30,7 @@ from brokenelbo import errors
 from brokenelbo.experiments import grid
 from brokenelbo.experiments import sweep
 from brokenelbo.training import restore
+from brokenelbo.training import run_record
 from brokenelbo.visualize import grids
 from brokenelbo.visualize import hparams
 from brokenelbo.visualize import information
@@ -58,9 +59,9 @@ def _errors(stderr):
 
 
 def _final_records(run_dir):
+  """{split: record} of the run's last evaluation of each split in its metrics.jsonl."""
   with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
-    records = [json.loads(line) for line in f]
-  return {r['split']: r for r in records if 'source' not in r}
+    return {r['split']: r for r in map(json.loads, f)}
 
 
 @pytest.fixture(scope='module')
@@ -85,7 +86,7 @@ def extended(first_sweep):
   and log as they were before it."""
   output_dir, _ = first_sweep
   first_run = os.path.join(output_dir, FIRST_RUN)
-  before = {path: _state(path) for path in (os.path.join(first_run, 'sweep.json'),
+  before = {path: _state(path) for path in (os.path.join(first_run, run_record.RUN_RECORD),
                                              first_run + '.log')}
   result = _run('sweep', f'--output_dir={output_dir}', *SWEEP_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -136,6 +137,10 @@ def test_csv_holds_each_runs_final_metrics(swept):
     assert (row['dataset'], row['anneal'], row['seed'], row['epochs']) == (
         'static_mnist', '0', '0', '1')
     records = _final_records(row['run_dir'])
+    # The run's own record holds the same final metrics.
+    final = run_record.read_run_record(row['run_dir'])['metrics']
+    assert final == {split: {k: v for k, v in r.items() if k not in ('step', 'epoch', 'split')}
+                     for split, r in records.items()}
     for prefix, split in (('', 'test'), ('train_', 'train')):
       for name in ('rate', 'distortion', 'elbo'):
         assert float(row[prefix + name]) == pytest.approx(records[split][name], abs=1e-4)
@@ -197,12 +202,10 @@ SUITELESS_RUN = os.path.join('---', 'beta=0.5_anneal=0_seed=0')
 
 
 def _drop_suite(run_dir):
-  """Leaves the run as trained with --noinformation: no evaluate record in its metrics."""
-  metrics = os.path.join(run_dir, 'metrics.jsonl')
-  with open(metrics) as f:
-    kept = [line for line in f if 'source' not in json.loads(line)]
-  with open(metrics, 'w') as f:
-    f.writelines(kept)
+  """Leaves the run as trained with --noinformation: no evaluation record."""
+  path = os.path.join(run_dir, run_record.EVALUATION_RECORD)
+  if os.path.exists(path):
+    os.remove(path)
 
 
 def _row(results, run_dir):
@@ -237,7 +240,7 @@ def suiteless_run(swept):
   run_dir = os.path.join(swept, SUITELESS_RUN)
   _drop_suite(run_dir)
   return dict(run_dir=run_dir, checkpoints=_checkpoint_files(run_dir),
-              record_mtime=os.stat(os.path.join(run_dir, 'sweep.json')).st_mtime_ns,
+              record_mtime=os.stat(os.path.join(run_dir, run_record.RUN_RECORD)).st_mtime_ns,
               trainings=len(_commands(run_dir + '.log', 'train')))
 
 
@@ -251,7 +254,7 @@ def test_a_failed_evaluation_is_listed_and_the_run_keeps_its_row(swept, suiteles
   failed = [line for line in result.stderr.splitlines() if line.startswith('failed: ')]
   assert failed == [f'failed: {run_dir}: evaluation exit status 2: num_z_samples must be '
                     f'>= 1, got 0; see {run_dir}.log (its training is finished: running the '
-                    'sweep again evaluates it)'], result.stderr[-3000:]
+                    'same command again evaluates it)'], result.stderr[-3000:]
   row = _row(os.path.join(swept, 'results.csv'), run_dir)
   assert row['mutual_information'] == '' and row['rate'] != ''
 
@@ -270,25 +273,24 @@ def test_a_run_without_its_suite_gets_it_on_the_next_invocation_without_training
                                                            abs=5e-5)
   assert float(row['nll_k5']) == pytest.approx(suite['nll_k5'], abs=5e-5)
   assert _checkpoint_files(run_dir) == suiteless_run['checkpoints']
-  assert os.stat(os.path.join(run_dir, 'sweep.json')).st_mtime_ns == suiteless_run[
+  assert os.stat(os.path.join(run_dir, run_record.RUN_RECORD)).st_mtime_ns == suiteless_run[
       'record_mtime']
   assert len(_commands(run_dir + '.log', 'train')) == suiteless_run['trainings']
   assert len(_commands(run_dir + '.log', 'evaluate')) >= 2
 
 
-def test_a_suite_of_the_splits_first_examples_does_not_count(tmp_path):
-  # Such a suite (without `likelihood_stride`) came from one class of MNIST's sorted test
-  # split: the sweep treats the run as lacking its suite, and measures it again.
-  with open(tmp_path / 'sweep.json', 'w') as f:
-    json.dump(dict(metrics=dict(test=dict(step=10))), f)
-  first = dict(source='evaluate', split='test', step=10, mutual_information=1.)
-  spread = dict(first, mutual_information=2., likelihood_stride=20)
-  with open(tmp_path / 'metrics.jsonl', 'w') as f:
-    f.write(json.dumps(first) + '\n')
-  assert sweep.information_record(str(tmp_path)) is None
-  with open(tmp_path / 'metrics.jsonl', 'a') as f:
-    f.write(json.dumps(spread) + '\n' + json.dumps(first) + '\n')
-  assert sweep.information_record(str(tmp_path)) == spread
+def test_the_suite_counts_only_if_made_at_the_step_the_run_finished(tmp_path):
+  model_dir = str(tmp_path)
+  assert sweep.information_record(model_dir) is None  # No run record.
+  run_record.write_run_record(model_dir, 10, 1., dict(test=dict(rate=1.)), 'config')
+  assert sweep.information_record(model_dir) is None  # No evaluation.
+  old = dict(split='test', step=8, mutual_information=1.)
+  run_record.write_evaluation(model_dir, 'test', old)
+  assert sweep.information_record(model_dir) is None  # Of an earlier step.
+  run_record.write_evaluation(model_dir, 'test', dict(old, step=10, nll_k1=3.))
+  assert sweep.information_record(model_dir) == dict(old, step=10, nll_k1=3.)
+  run_record.write_evaluation(model_dir, 'test', dict(split='test', step=10, rate=1.))
+  assert sweep.information_record(model_dir) is None  # Without the suite.
 
 
 def test_the_sweep_writes_its_hparams_experiment_beside_the_runs_sessions(swept):
@@ -308,7 +310,7 @@ def test_the_sweep_writes_its_hparams_experiment_beside_the_runs_sessions(swept)
 
 
 def test_rerun_skips_finished_runs(swept):
-  record = os.path.join(swept, '---', 'beta=1_anneal=0_seed=0', 'sweep.json')
+  record = os.path.join(swept, '---', 'beta=1_anneal=0_seed=0', run_record.RUN_RECORD)
   before = os.stat(record).st_mtime_ns
   result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -316,21 +318,22 @@ def test_rerun_skips_finished_runs(swept):
   assert os.stat(record).st_mtime_ns == before
 
 
-def test_a_trained_run_without_its_record_is_recorded_without_training(swept):
-  # The sweep stopped after the run's final evaluation but before writing its record, or
-  # the run directory came back without checkpoints: its metrics are taken as they are.
+def test_a_run_without_its_record_gets_it_back_without_a_training_step(swept):
+  # A run directory that lost its record (its training was cut off while writing it, say):
+  # the sweep runs `train`, which resumes at the last step, evaluates again and writes it.
   run_dir = os.path.join(swept, '---', 'beta=0.5_anneal=0_seed=0')
-  with open(os.path.join(run_dir, 'sweep.json')) as f:
-    before = json.load(f)
-  os.remove(os.path.join(run_dir, 'sweep.json'))
+  before = run_record.read_run_record(run_dir)
+  os.remove(os.path.join(run_dir, run_record.RUN_RECORD))
   log_size = os.path.getsize(run_dir + '.log')
   result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
   assert '2 runs, 1 finished, 1 to do' in result.stdout
-  assert os.path.getsize(run_dir + '.log') == log_size  # No training command was run.
-  with open(os.path.join(run_dir, 'sweep.json')) as f:
-    after = json.load(f)
-  assert after['metrics'] == before['metrics'] and after['seconds'] is None
+  with open(run_dir + '.log') as f:
+    f.seek(log_size)
+    log = f.read()
+  assert ' -m brokenelbo.train ' in log and ' -m brokenelbo.evaluate ' not in log
+  assert 'Training' in log and ' | ' not in log  # No progress line: no step trained.
+  assert run_record.read_run_record(run_dir) == before
   assert len(_read_csv(os.path.join(swept, 'results.csv'))) == 2
 
 
@@ -349,9 +352,7 @@ def test_evaluate_reproduces_the_runs_own_evaluation(swept):
   assert record['num_examples'] == final['num_examples'] == 50
   for name in ('rate', 'distortion', 'elbo'):
     assert record[name] == pytest.approx(final[name], abs=1e-5)
-  with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
-    last = json.loads(f.read().splitlines()[-1])
-  assert last == record  # Appended to the run's metrics.
+  assert run_record.read_evaluations(run_dir)['test'] == record  # The run's record of it.
   # NLL_1 is the -ELBO of the same z draws; the bound tightens with K; I_e <= min(R, log N)
   # and E <= G, each within 4 standard errors.
   assert record['nll_k1'] == pytest.approx(-record['elbo'], abs=1e-3)
@@ -379,8 +380,7 @@ def test_evaluate_reproduces_the_runs_own_evaluation(swept):
   assert again.stderr.splitlines()[-1] == (f'error: {figure} exists; pass --overwrite to '
                                            'replace it')
   assert os.stat(figure).st_mtime_ns == before
-  with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
-    assert json.loads(f.read().splitlines()[-1]) == record  # Nothing appended.
+  assert run_record.read_evaluations(run_dir)['test'] == record  # Nothing recorded.
 
 
 def test_grids_decode_each_z_several_times(swept):

@@ -2,14 +2,12 @@
 
 Rate, distortion and ELBO (nats per example, whole split, averaged over `num_z_samples`
 draws z ~ e(z|x) per example), and the information suite (`suite`: NLL_K, I_e, the
-marginal gap, active units, E and G), are appended to the run's `metrics.jsonl` with
-`"source": "evaluate"` and written as TensorBoard scalars `evaluate/<split>/<name>`. With
-one z sample the numbers equal those of the run's own final evaluation on that split
-(same seeds). Nothing is drawn here: the `evaluate` command
+marginal gap, active units, E and G), are the run's evaluation record of that split
+(`training.run_record`: `evaluation.json`, a new evaluation of the split replacing the
+last) and TensorBoard scalars `evaluate/<split>/<name>`. With one z sample the numbers
+equal those of the run's own final evaluation on that split (same seeds). Nothing is drawn here: the `evaluate` command
 draws the Figure 4-style grids (`visualize.grids.figure4_grids`).
 """
-
-import os
 
 import gin
 import tensorflow as tf
@@ -18,6 +16,7 @@ from brokenelbo import errors
 from brokenelbo.evaluation import suite
 from brokenelbo.statistics import elbo
 from brokenelbo.training import run_dir
+from brokenelbo.training import run_record
 from brokenelbo.training import summaries
 
 
@@ -39,14 +38,14 @@ def evaluate_run(run, model_dir, split='test', num_z_samples=1, batch_size=500,
       the record.
 
   Returns:
-    The metrics record appended to `metrics.jsonl`.
+    The record, as written to `evaluation.json`.
 
   Raises:
     UserError: if another process (training) holds the run's lock.
   """
   if num_z_samples < 1:
     raise errors.UserError(f'num_z_samples must be >= 1, got {num_z_samples}')
-  with run_dir.RunLock(model_dir):  # Training writes metrics.jsonl too: one at a time.
+  with run_dir.RunLock(model_dir):  # One writer of the run at a time.
     images = evaluation_images(run, split, max_examples)
     seed = run.settings['seed']
     # The same seed as the run's own evaluations: one z sample reproduces them exactly.
@@ -55,11 +54,11 @@ def evaluate_run(run, model_dir, split='test', num_z_samples=1, batch_size=500,
     if information is not None:
       result.update(information(run.model, images, seed + 1))
     record = dict(step=run.step, epoch=run.step / run.steps_per_epoch, split=split,
-                  num_examples=int(images.shape[0]), num_z_samples=num_z_samples,
-                  source='evaluate', **result)
-    run_dir.MetricsLog(os.path.join(model_dir, 'metrics.jsonl'), float('inf')).append(record)
+                  num_examples=int(images.shape[0]), num_z_samples=num_z_samples, **result)
+    run_record.write_evaluation(model_dir, split, record)
     writer = tf.summary.create_file_writer(model_dir)
-    summaries.scalar_summaries(writer, run.step, f'evaluate/{split}', result)
+    summaries.scalar_summaries(writer, run.step, f'evaluate/{split}', {
+        name: value for name, value in result.items() if isinstance(value, (int, float))})
     writer.close()
   return record
 

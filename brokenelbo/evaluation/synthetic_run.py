@@ -15,13 +15,17 @@ frozen, how the paper obtains "the ground-truth variational posterior"), and
 `posterior_means` (E[z | x] under p_theta, by self-normalised importance sampling).
 """
 
+import gin
 import numpy as np
 import tensorflow as tf
 
+from brokenelbo import errors
 from brokenelbo.data import synthetic as data
 from brokenelbo.models import synthetic
 from brokenelbo.statistics import information
 from brokenelbo.statistics import two_sample
+from brokenelbo.training import objectives
+from brokenelbo.utils import cli
 
 # Draws z ~ q_phi(z|x) per example for the validation objectives and the information
 # estimates (not stated in the paper).
@@ -44,7 +48,8 @@ def validation_objective(model, method, x, seed, beta=1.):
                                        LIBI_SELECTION_SAMPLES)
     return tf.reduce_mean(bound, axis=-1).numpy().astype(np.float64)
   if method not in ('vae', 'lagging', 'beta_vae', 'beta_vae_anneal'):
-    raise ValueError(f'unknown method {method!r}')
+    raise errors.UserError(f'unknown method {method!r}; choose from libi, vae, lagging, '
+                           'beta_vae, beta_vae_anneal')
   weight = 1. if method in ('vae', 'lagging') else float(beta)
   total = np.zeros(model.restarts)
   for k in range(OBJECTIVE_SAMPLES):
@@ -270,3 +275,49 @@ def truth_reference(dataset, index, knn_draws, seed=0, fit_steps=5000,
   return dict(dataset=dataset, index=index, log_likelihood_kind=kind,
               knn=dict(mean=knn['mean'], stderr=knn['stderr'], num_draws=knn_draws),
               **restart)
+
+
+def select_restart(validation_objective):
+  """The index of the restart that its method's validation objective prefers (the
+  highest finite value), or `None` if none is finite."""
+  objective = np.asarray(validation_objective, np.float64)
+  if not np.any(np.isfinite(objective)):
+    return None
+  return int(np.nanargmax(np.where(np.isfinite(objective), objective, -np.inf)))
+
+
+@gin.configurable(denylist=['model', 'images', 'seed'])
+def restarts_suite(model, images, seed, method=gin.REQUIRED,
+                   likelihood_samples=synthetic.TEST_NUM_SAMPLES, knn_draws=100):
+  """The LiBI paper's evaluation of a trained setting (Appendix E), for `evaluate_run`.
+
+  Every restart's validation objective (`validation_objective` on the run's validation
+  split, beta at its configured final value) and test numbers (`evaluate_restarts`: the
+  log-likelihood with S = `likelihood_samples`, ELBO, I(X;Z), KL(q(z) || p(z)),
+  I_theta(X;Z)); the restart the objective prefers (`select_restart`) and its smooth k-NN
+  statistic over `knn_draws` draws.
+
+  Args:
+    model: the run's `SyntheticVAE`.
+    images: the test split `[N, D]`.
+    seed: Python `int`, the seed of every draw.
+    method: Python `str`, the run's method (`experiments.libi_table.METHODS`).
+    likelihood_samples: Python `int`, S (paper: 5000).
+    knn_draws: Python `int`.
+
+  Returns:
+    `dict`: restarts (`list` of `dict`s), validation_objective, selected (`int` or
+    `None`), knn (`dict(mean, stderr, num_draws)`).
+  """
+  beta = float(cli.configured_arguments(objectives.beta_schedule)['beta'])
+  x_val = data.synthetic('validation')
+  objective = validation_objective(model, method, x_val, seed, beta)
+  restarts = evaluate_restarts(model, images, seed, likelihood_samples)
+  for r, values in enumerate(restarts):
+    values['validation_objective'] = float(objective[r])
+  selected = select_restart(objective)
+  knn = (dict(mean=None, stderr=None, num_draws=0) if selected is None
+         else knn_statistic(model, selected, images, knn_draws, seed))
+  return dict(restarts=restarts, validation_objective=[float(v) for v in objective],
+              selected=selected, knn=knn)
+

@@ -1,39 +1,23 @@
-r"""Launchers: where the runs of a sweep (`experiments.sweep`) execute.
+r"""Launchers: where the runs of a study (`experiments.study`) execute.
 
-`python -m brokenelbo.sweep --launcher=NAME` picks one. Each launcher calls the same
-`Sweep.execute` once per run that is not done, which trains (or resumes) it, writes its
-`sweep.json`, measures its information suite (`python -m brokenelbo.evaluate`) and
-rewrites the CSV; a launcher only decides where and when that call happens.
+Each launcher calls `study.execute(run)` once per run that is not done; it only decides
+where and when. `define_flags` and `from_flags` give every study command (`sweep`,
+`libi`) the same flags.
 
-- `LocalLauncher` (`--launcher=local`, the default): on this machine, `--parallel` runs
-  at once, each a thread that waits for its training process.
-- `SlurmLauncher` (`--launcher=slurm`): one Slurm job array per sweep invocation, through
+- `LocalLauncher` (`--launcher=local`): on this machine, `--parallel` runs at once, each a
+  thread that waits for its processes.
+- `SlurmLauncher` (`--launcher=slurm`): one Slurm job array per invocation, through
   submitit (https://github.com/facebookincubator/submitit), one job per run
-  (`SlurmRun`), each with the resources of `--slurm_*`. The sweep prints the job ids, then
-  waits for the jobs and rewrites the CSV; with `--nowait` it returns at once and a later
-  `--collect_only` rewrites the CSV. `--dry_run` prints the runs' commands and the
-  sbatch script without submitting. A run that Slurm preempts or times out saves a
-  checkpoint and is requeued, then resumes from it (`SlurmRun` says which signal goes
-  where); a run whose job was cancelled is continued by running the sweep again.
+  (`SlurmRun`), with the resources of `--slurm_*`. It prints the job ids and waits for the
+  jobs (`--nowait`: returns at once). Submitit writes each job's files to
+  `OUTPUT_DIR/slurm/<job id>/` and `<run dir>.slurm` links to the run's latest; those
+  folders and the working directory must be on a file system the compute nodes share. The
+  array is submitted held and released once the folders exist. A run that Slurm preempts
+  or times out saves a checkpoint, is requeued and resumes (`SlurmRun` says which signal
+  goes where); a cancelled run is continued by running the same command again.
 
-The paper-scale sweep (Section 5: 12 families, 200 epochs, betas 0.1 to 10, with and
-without KL annealing) on a Slurm cluster, one GPU per run:
-
-  python -m brokenelbo.sweep --launcher=slurm --output_dir=runs/paper_rd \
-      --betas=0.1,0.2,0.5,1,2,5,10 --anneal_epochs=0,10 --threads_per_run=8 \
-      --slurm_partition=gpu --slurm_gpus_per_node=1 --slurm_mem_gb=32 \
-      --slurm_timeout_min=1440
-
-Submitit writes each job's files (its pickled call, result, stdout and stderr, the sbatch
-script) to `OUTPUT_DIR/slurm/<job id>/`; `<run dir>.slurm` links to the folder of the run's
-latest job. The folders must be on a file system that the compute nodes share, and so must
-the working directory (the training runs there, `configs/` resolves there). The array is
-submitted held (`--hold`) and released once those folders exist, since Slurm cannot open a
-job's output in a folder that does not exist yet.
-
-`tests/test_slurm.py` runs a two-run sweep through the real `sbatch` on a one-node cluster
-that it starts on localhost; to run it on an existing cluster instead, name a partition
-and a folder that the compute nodes share:
+`tests/test_slurm.py` runs a sweep through the real `sbatch` on a one-node cluster it
+starts on localhost, or on an existing cluster:
 
   BROKENELBO_SLURM_PARTITION=debug BROKENELBO_SLURM_DIR=/shared/scratch/$USER \
       python -m pytest -q -n 0 tests/test_slurm.py
@@ -52,6 +36,8 @@ import submitit
 from submitit.core import utils as submitit_utils
 from submitit.slurm import slurm as submitit_slurm
 
+from absl import flags
+
 from brokenelbo import errors
 
 # Job states after which Slurm will not run a job again (squeue's long names); a job that
@@ -61,10 +47,10 @@ ENDED_STATES = frozenset(['BOOT_FAIL', 'CANCELLED', 'COMPLETED', 'DEADLINE', 'FA
                           'NODE_FAIL', 'OUT_OF_MEMORY', 'TIMEOUT'])
 
 
-def _execute(sweep, item):
-  """`Sweep.execute` of one (run, settings); a run stopped by SIGTERM is an error line."""
+def _execute(study, run):
+  """`study.execute(run)`; a run stopped by SIGTERM is an error line."""
   try:
-    return sweep.execute(*item)
+    return study.execute(run)
   except errors.Preempted as e:
     return str(e)
 
@@ -75,22 +61,21 @@ class LocalLauncher:
 
   def __init__(self, parallel, wait=True):
     if not wait:
-      raise errors.UserError('--nowait needs --launcher=slurm: local runs end with the sweep')
+      raise errors.UserError('--nowait needs --launcher=slurm: local runs end with the command')
     self.parallel = parallel
 
-  def describe(self, sweep, todo):
+  def describe(self, study, todo):
     """Lines that say what `launch` would run: the training and evaluation commands."""
-    return [' '.join(command) for run, _ in todo for command in sweep.commands(run)]
+    return [' '.join(command) for run in todo for command in study.commands(run)]
 
-  def launch(self, sweep, todo):
-    """Runs `todo` ((run, settings) pairs); returns the error lines of the runs that failed.
-    """
+  def launch(self, study, todo):
+    """Runs the runs `todo` of `study`; returns the error lines of the runs that failed."""
     with concurrent.futures.ThreadPoolExecutor(self.parallel) as pool:
-      return [e for e in pool.map(lambda item: _execute(sweep, item), todo) if e]
+      return [e for e in pool.map(lambda run: _execute(study, run), todo) if e]
 
 
 class SlurmRun(submitit.helpers.Checkpointable):
-  """One run of a sweep as a Slurm job: `Sweep.execute` for the run, requeued when Slurm
+  """One run of a study as a Slurm job: `study.execute(run)`, requeued when Slurm
   preempts it or its time runs out.
 
   Where each signal goes:
@@ -99,7 +84,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
     preemption where the cluster sends the job's signal, `PreemptParameters=
     send_user_signal`; or `scancel --signal=USR2 JOB`) reaches every process of the job
     step. In this process submitit's handler calls `checkpoint`, which sends SIGTERM to
-    the training process (`Sweep.stop`), waits until it has saved a checkpoint of the step
+    the training process (`Study.stop`), waits until it has saved a checkpoint of the step
     it reached and exited (status 75, `training.preemption`), and returns this call again
     as a `DelayedSubmission`; submitit then requeues the job (`scontrol requeue`), which
     runs the call again: the training resumes from its checkpoint. The training process
@@ -108,26 +93,25 @@ class SlurmRun(submitit.helpers.Checkpointable):
   - SIGTERM (`scancel JOB`, or a preemption that sends no SIGUSR2) reaches every process of
     the job step too. Submitit's handler ignores it in this process; the training process
     saves a checkpoint and exits 75; the job then exits 75 without a result, so that the
-    sweep reports the run unfinished (if Slurm requeues the job itself, as under
+    study reports the run unfinished (if Slurm requeues the job itself, as under
     `PreemptMode=REQUEUE`, the job runs the call again and the training resumes). Running
-    the sweep again also continues it.
+    the same command again also continues it.
 
-  The call runs `Sweep.execute` in a second thread and waits for it in the main thread,
+  The call runs `study.execute` in a second thread and waits for it in the main thread,
   the only one where Python runs signal handlers, waking every second so that a signal
   that the kernel handed to another thread is acted on too.
   """
 
-  def __init__(self, sweep, run, settings):
-    self.sweep = sweep
+  def __init__(self, study, run):
+    self.study = study
     self.run = run
-    self.settings = settings
     self._worker = None
 
   def __getstate__(self):
     return dict(self.__dict__, _worker=None)
 
   def __call__(self):
-    if self.sweep.is_done(self.run):
+    if self.study.is_done(self.run):
       return None  # Done by an earlier attempt that was requeued after its end.
     outcome = {}
     job_signal = signal.Signals['SIG' + submitit.JobEnvironment.USR_SIG]
@@ -135,7 +119,7 @@ class SlurmRun(submitit.helpers.Checkpointable):
     def execute():
       signal.pthread_sigmask(signal.SIG_BLOCK, {job_signal})
       try:
-        outcome['error'] = self.sweep.execute(self.run, self.settings)
+        outcome['error'] = self.study.execute(self.run)
       except BaseException as e:  # pylint: disable=broad-except
         outcome['raised'] = e
 
@@ -155,10 +139,10 @@ class SlurmRun(submitit.helpers.Checkpointable):
     """Called by submitit's SIGUSR2 handler: stops the training after a checkpoint and
     returns the call that continues it."""
     del args, kwargs
-    self.sweep.stop()
+    self.study.stop()
     if self._worker is not None:  # None if the signal came before the run started.
       self._worker.join()
-    return submitit.helpers.DelayedSubmission(SlurmRun(self.sweep, self.run, self.settings))
+    return submitit.helpers.DelayedSubmission(SlurmRun(self.study, self.run))
 
 
 def _additional(options):
@@ -229,46 +213,46 @@ class SlurmLauncher:
     self.max_timeouts = max_timeouts
 
   @staticmethod
-  def folder(sweep):
+  def folder(study):
     """Submitit's folder, one per job (`%j`: `<array id>_<index>`)."""
-    return os.path.join(os.path.abspath(sweep.output_dir), 'slurm', '%j')
+    return os.path.join(os.path.abspath(study.output_dir), 'slurm', '%j')
 
-  def describe(self, sweep, todo):
+  def describe(self, study, todo):
     """Lines that say what `launch` would submit: the runs' training and evaluation
     commands and the sbatch script of the array."""
     # The command and script that `submitit.SlurmExecutor` submits (it needs Slurm's
     # commands on PATH, a dry run does not).
-    folder = self.folder(sweep)
+    folder = self.folder(study)
     command = f'{shlex.quote(sys.executable)} -u -m submitit.core._submit {shlex.quote(folder)}'
     script = submitit_slurm._make_sbatch_string(  # pylint: disable=protected-access
         command=command, folder=folder, map_count=len(todo) if len(todo) > 1 else None,
         **self.parameters)
-    return ([' '.join(command) for run, _ in todo for command in sweep.commands(run)] +
+    return ([' '.join(command) for run in todo for command in study.commands(run)] +
             ([f'# sbatch script of the {len(todo)} runs above:', script] if todo else []))
 
-  def _executor(self, sweep):
+  def _executor(self, study):
     try:
-      executor = submitit.SlurmExecutor(self.folder(sweep), max_num_timeout=self.max_timeouts)
+      executor = submitit.SlurmExecutor(self.folder(study), max_num_timeout=self.max_timeouts)
       executor.update_parameters(**self.parameters)
     except (RuntimeError, ValueError) as e:
       raise errors.UserError(f'--launcher=slurm: {_exception_line(e)}') from None
     return executor
 
-  def launch(self, sweep, todo):
-    """Submits `todo` ((run, settings) pairs) as one job array and prints the job ids; then,
-    if `wait`, waits for the jobs and returns the error lines of the runs that did not
+  def launch(self, study, todo):
+    """Submits the runs `todo` of `study` as one job array and prints the job ids; then, if
+    `wait`, waits for the jobs and returns the error lines of the runs that did not
     finish, else returns `None`."""
     if not todo:
       return []
-    executor = self._executor(sweep)
+    executor = self._executor(study)
     try:
-      jobs = executor.submit_array([SlurmRun(sweep, run, settings) for run, settings in todo])
+      jobs = executor.submit_array([SlurmRun(study, run) for run in todo])
     except submitit_utils.UncompletedJobError as e:
       raise errors.RunFailed(f'sbatch failed: {_exception_line(e)}') from None
     array_id = jobs[0].job_id.split('_')[0]
     print(f'submitted to Slurm, one job per run (array {array_id}):', flush=True)
-    for (run, _), job in zip(todo, jobs):
-      model_dir = sweep.model_dir(run)
+    for run, job in zip(todo, jobs):
+      model_dir = study.model_dir(run)
       link = model_dir + '.slurm'
       os.makedirs(os.path.dirname(model_dir), exist_ok=True)
       if os.path.lexists(link + '.tmp'):
@@ -283,14 +267,14 @@ class SlurmLauncher:
                              f'the array was submitted held: release it by hand')
     if not self.wait:
       return None
-    return self._wait(sweep, todo, jobs, array_id)
+    return self._wait(study, todo, jobs, array_id)
 
-  def _wait(self, sweep, todo, jobs, array_id):
+  def _wait(self, study, todo, jobs, array_id):
     """Waits until every job has written its result or ended (Slurm no longer runs it);
     returns the error lines."""
-    model_dirs = {job.job_id: sweep.model_dir(run) for (run, _), job in zip(todo, jobs)}
+    model_dirs = {job.job_id: study.model_dir(run) for run, job in zip(todo, jobs)}
     pending = {job.job_id: job for job in jobs}
-    states, errors = {}, []
+    states, failures = {}, []
     start = next_query = time.time()
     while pending:
       listed = None
@@ -307,20 +291,80 @@ class SlurmLauncher:
         elif ended:
           error = (f'{model_dirs[job_id]}: Slurm job {job_id} ended '
                    f'({states.get(job_id, "no longer listed")}) before the run finished; '
-                   f'see {model_dirs[job_id]}.slurm/; running the sweep again continues it')
+                   f'see {model_dirs[job_id]}.slurm/; running the same command again continues it')
         else:
           continue
         del pending[job_id]
-        errors += [error] if error else []
+        failures += [error] if error else []
         print(f'job {job_id} ended: {error or "finished " + model_dirs[job_id]}', flush=True)
       if pending:
         time.sleep(1.)
-    return errors
+    return failures
 
   @staticmethod
   def _result(job, model_dir):
-    """The error line of a job that wrote its result (`Sweep.execute`'s return)."""
+    """The error line of a job that wrote its result (`study.execute`'s return)."""
     try:
       return job.result()
     except submitit_utils.UncompletedJobError as e:  # The call raised: its last line.
       return f'{model_dir}: Slurm job {job.job_id} failed: {_exception_line(e)}'
+
+
+def define_flags(parallel=2):
+  """The flags of a command that runs a study: where its runs execute (`--launcher`,
+  `--parallel`, `--threads_per_run`, `--nowait`, `--slurm_*`)."""
+  flags.DEFINE_enum('launcher', 'local', ['local', 'slurm'],
+                    'Where runs execute: local (this machine) or slurm (one job array).')
+  flags.DEFINE_integer('parallel', parallel, 'Runs at once (local).')
+  flags.DEFINE_integer('threads_per_run', 1, 'TensorFlow intra- and inter-op threads per run.')
+  flags.DEFINE_bool('nowait', False, 'Return once the jobs are submitted (slurm); '
+                    '--collect_only rewrites the results later.')
+  flags.DEFINE_string('slurm_partition', None, 'Partition (default: the cluster\'s).')
+  flags.DEFINE_integer('slurm_cpus_per_task', None,
+                       'CPUs per run (default: --threads_per_run).')
+  flags.DEFINE_integer('slurm_gpus_per_node', 0, 'GPUs per run.')
+  flags.DEFINE_integer('slurm_mem_gb', None, 'Memory per run in GB (default: the '
+                       'partition\'s).')
+  flags.DEFINE_integer('slurm_timeout_min', 24 * 60,
+                       'Time limit per job in minutes; a run that reaches it is '
+                       'checkpointed and requeued (at most 3 times).')
+  flags.DEFINE_list('slurm_additional', [], 'More sbatch options, KEY=VALUE or KEY, e.g. '
+                    'account=abc,qos=high,exclusive.')
+
+
+def check_flags(values):
+  """Raises `UserError` for `--parallel` or `--threads_per_run` below 1 (`values`:
+  `flags.FLAGS`)."""
+  if values.parallel < 1 or values.threads_per_run < 1:
+    raise errors.UserError('--parallel and --threads_per_run must be >= 1')
+
+
+def from_flags(values):
+  """The launcher that the flags of `define_flags` name (`values`: `flags.FLAGS`)."""
+  if values.launcher == 'local':
+    return LocalLauncher(values.parallel, wait=not values.nowait)
+  return SlurmLauncher(
+      cpus_per_task=(values.threads_per_run if values.slurm_cpus_per_task is None
+                     else values.slurm_cpus_per_task),
+      gpus_per_node=values.slurm_gpus_per_node, mem_gb=values.slurm_mem_gb,
+      timeout_min=values.slurm_timeout_min, partition=values.slurm_partition,
+      additional=values.slurm_additional, wait=not values.nowait)
+
+
+def run_study(launcher, study, todo):
+  """Launches the runs `todo` of `study`, then rewrites its results; returns the number of
+  runs in them (`Study.collect`), or `None` if the launcher did not wait.
+
+  Raises:
+    RunFailed: naming how many runs failed (their lines on stderr first).
+  """
+  failures = launcher.launch(study, todo)
+  if failures is None:
+    return None
+  written = study.write_results()
+  if failures:
+    for error in failures:
+      print(f'failed: {error}', file=sys.stderr)
+    raise errors.RunFailed(f'{len(failures)} of {len(todo)} runs failed (listed above); rerun '
+                           'the same command to retry them')
+  return written

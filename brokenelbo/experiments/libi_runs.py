@@ -1,14 +1,15 @@
-"""Runs the LiBI paper's Table 1 (`python -m brokenelbo.libi`): trains and evaluates each
-setting, writes the ground truth's records, and draws Figures 1-5.
+"""The LiBI paper's Table 1 as a study (`experiments.study`), its ground truth's records,
+and its Figures 1-5.
 
-`run_table` is the command's work: for each setting of the profile's grid
-(`experiments.libi_table`) on each synthetic data set, the restarts train as one batched
-computation (`train_setting`, a `training.trainer.train` run in its own directory), the
-restart that its method's validation objective prefers is kept, and the setting is
-evaluated on the test split (`evaluate_setting`: test log-likelihood, ELBO, I(X;Z) and the
-aggregate-posterior gap of every restart, the smooth k-NN statistic of the kept one) into
-its `libi.json`; the results JSON is rewritten after every setting. A setting with its
-`libi.json` is not run again; an interrupted one resumes from its last checkpoint.
+Each setting of the profile's grid (`experiments.libi_table`) on each synthetic data set
+is one run of the study: `python -m brokenelbo.train` trains its restarts as one batched
+computation (`models.synthetic.SyntheticVAE`) with the method's config and the setting's
+bindings, then `python -m brokenelbo.evaluate` evaluates them on the test split with
+`evaluation.synthetic_run.restarts_suite` (every restart's validation objective and test
+numbers, the kept restart, its smooth k-NN statistic). The results JSON is rewritten from
+the runs' records (`run.json`, `evaluation.json`) after every run, and from the ground
+truth's records (`truth.json`, one per data set, computed in this process). The runs go
+through a launcher like the sweep's: on this machine or as a Slurm job array.
 """
 
 import os
@@ -16,107 +17,114 @@ import sys
 
 import gin
 
-from brokenelbo.data import synthetic as data
 from brokenelbo.evaluation import synthetic_run
 from brokenelbo.experiments import libi_table
+from brokenelbo.experiments import study
 from brokenelbo.training import restore
-from brokenelbo.training import trainer
-from brokenelbo.utils import cli
+from brokenelbo.training import run_record
 from brokenelbo.utils import files
 
-
-def train_setting(run, profile, model_dir, gin_bindings=()):
-  """Trains one setting (resuming from its checkpoint), with `gin_bindings` after its own;
-  returns the seconds it took."""
-  bindings = [*libi_table.setting_bindings(run.method, run.setting_dict,
-                                           profile.epochs[run.dataset]),
-              f'synthetic.name = {run.dataset!r}', f'synthetic.index = {run.index}',
-              f'SyntheticVAE.restarts = {profile.restarts[run.dataset]}', *gin_bindings]
-  gin.clear_config()
-  cli.parse_gin(run.gin_files(), bindings)
-  start = libi_table.now()
-  trainer.train(model_dir=model_dir)
-  gin.clear_config()
-  return libi_table.now() - start
+TRUTH_FILE = 'truth.json'
+# What every evaluation binds: no Figure 4 grids (the data are vectors, not images).
+EVALUATE_BINDINGS = ('figure4_grids.examples = 0',
+                     'evaluate_run.information = @restarts_suite')
 
 
-def evaluation_seed(index):
-  """The seed of every draw in the evaluation of data set `index`'s settings."""
-  return 1000 + index
+def train_bindings(run, profile, gin_bindings=()):
+  """The gin bindings of `run` (a `libi_table.Run`) under `profile`, then `gin_bindings`."""
+  return [*libi_table.setting_bindings(run.method, run.setting_dict,
+                                       profile.epochs[run.dataset]),
+          f'synthetic.name = {run.dataset!r}', f'synthetic.index = {run.index}',
+          f'SyntheticVAE.restarts = {profile.restarts[run.dataset]}', *gin_bindings]
 
 
-def evaluate_setting(run, profile_name, model_dir, train_seconds):
-  """Evaluates a trained setting of the profile `profile_name`; returns its record
-  (`libi.json`)."""
-  profile = libi_table.PROFILES[profile_name]
-  start = libi_table.now()
-  restored = restore.restore_run(model_dir)
-  settings = dict(restored.settings)
-  beta = gin.query_parameter('beta_schedule.beta')
-  gin.clear_config()
-  model = restored.model
-  seed = evaluation_seed(run.index)
-  x_val = data.synthetic('validation', name=run.dataset, index=run.index)
-  x_test = data.synthetic('test', name=run.dataset, index=run.index)
-  objective = synthetic_run.validation_objective(model, run.method, x_val, seed, beta)
-  restarts = synthetic_run.evaluate_restarts(model, x_test, seed,
-                                             profile.likelihood_samples)
-  for r, values in enumerate(restarts):
-    values['validation_objective'] = float(objective[r])
-  record = dict(dataset=run.dataset, index=run.index, method=run.method,
-                setting=run.setting_dict, epochs=settings['epochs'], step=restored.step,
-                restarts=restarts, validation_objective=[float(v) for v in objective],
-                profile=profile_name, run_dir=model_dir, train_seconds=train_seconds)
-  record['selected'] = libi_table.select_restart(record)
-  if record['selected'] is None:
-    record['knn'] = dict(mean=None, stderr=None, num_draws=0)
-  else:
-    record['knn'] = synthetic_run.knn_statistic(model, record['selected'], x_test,
-                                                profile.knn_draws, seed)
-  record['eval_seconds'] = libi_table.now() - start
-  return record
+def evaluate_bindings(run, profile):
+  """The gin bindings of `run`'s evaluation (`synthetic_run.restarts_suite`)."""
+  return [*EVALUATE_BINDINGS, f'restarts_suite.method = {run.method!r}',
+          f'restarts_suite.likelihood_samples = {profile.likelihood_samples}',
+          f'restarts_suite.knn_draws = {profile.knn_draws}']
 
 
-def add_generative_information(record, model_dir):
-  """Adds I_theta(X;Z) to a record evaluated before it was measured (restores the run, no
-  other evaluation); returns whether the record changed."""
-  if all('generative_mutual_information' in r for r in record['restarts']):
-    return False
-  gin.clear_config()
-  model = restore.restore_run(model_dir).model
-  gin.clear_config()
-  values = synthetic_run.generative_mutual_information(model)
-  for r, restart in enumerate(record['restarts']):
-    restart['generative_mutual_information'] = None if values is None else float(values[r])
-  return True
+def setting_record(run, profile_name, model_dir):
+  """The record of an evaluated setting, from its run's records (`None` if it has none):
+  the setting, every restart's numbers, the kept restart and its k-NN statistic."""
+  record = run_record.read_run_record(model_dir)
+  suite = run_record.read_evaluations(model_dir).get('test')
+  if record is None or suite is None or suite.get('step') != record['step'] or (
+      'restarts' not in suite):
+    return None
+  return dict(dataset=run.dataset, index=run.index, method=run.method,
+              setting=run.setting_dict, epochs=record['hparams'].get('epochs'),
+              step=record['step'], profile=profile_name, run_dir=model_dir,
+              **{k: suite[k] for k in ('restarts', 'validation_objective', 'selected', 'knn')})
 
 
-def remeasure_information(record, model_dir):
-  """Replaces the I_q(X;Z) and KL(q(z)||p(z)) of every restart of `record` by a new
-  measurement of the restored run (the same test points and seed as `evaluate_setting`)."""
-  gin.clear_config()
-  model = restore.restore_run(model_dir).model
-  gin.clear_config()
-  x_test = data.synthetic('test', name=record['dataset'], index=record['index'])
-  infos = synthetic_run.restart_information(model, x_test, evaluation_seed(record['index']))
-  for restart, info in zip(record['restarts'], infos):
-    for name in ('mutual_information', 'marginal_kl'):
-      restart[name], restart[f'{name}_stderr'] = info[name], info[f'{name}_stderr']
+class LibiStudy(study.Study):
+  """Table 1 as a study: the runs of `libi_table.make_runs`, each trained then evaluated
+  by the package's commands; the results JSON rewritten after every run.
+
+  Args:
+    output_dir: Python `str`, where the runs live (`Run.relative_dir` under it).
+    results: Python `str`, the results JSON.
+    profile_name: Python `str`, a key of `libi_table.PROFILES`.
+    runs: the `libi_table.Run`s whose records make the table.
+    threads_per_run: Python `int`, TensorFlow threads of each process.
+    gin_bindings: Python `list` of `str`, bindings of every run's training, after its own.
+  """
+
+  def __init__(self, output_dir, results, profile_name, runs, threads_per_run,
+               gin_bindings=()):
+    super().__init__(output_dir, threads_per_run)
+    self.results = results
+    self.profile_name = profile_name
+    self.runs = list(runs)
+    self.gin_bindings = list(gin_bindings)
+
+  @property
+  def profile(self):
+    return libi_table.PROFILES[self.profile_name]
+
+  def model_dir(self, run):
+    return os.path.join(self.output_dir, run.relative_dir())
+
+  def train_command(self, run):
+    return study.command_line('train', self.model_dir(run), run.gin_files(),
+                              train_bindings(run, self.profile, self.gin_bindings))
+
+  def evaluate_command(self, run):
+    return study.command_line('evaluate', self.model_dir(run), (),
+                              evaluate_bindings(run, self.profile), '--split=test')
+
+  def needs_evaluation(self, run):
+    return setting_record(run, self.profile_name, self.model_dir(run)) is None
+
+  def collect(self):
+    return len(collect(self.output_dir, self.results, self.runs, self.profile_name)['runs'])
+
+
+def collect(output_dir, path, runs, profile_name):
+  """Writes the records of the evaluated `runs` (trained under `profile_name`) under
+  `output_dir` and the ground truth's records into `path` (JSON, atomically) with Table 1;
+  returns the written dict."""
+  records = [setting_record(run, profile_name, os.path.join(output_dir, run.relative_dir()))
+             for run in runs]
+  records = [record for record in records if record is not None]
+  truths = []
+  for root, _, names in sorted(os.walk(output_dir)):
+    if TRUTH_FILE in names:
+      truths.append(libi_table.load_results(os.path.join(root, TRUTH_FILE)))
+  results = dict(table=libi_table.summarize(records), ground_truth=truths, runs=records)
+  files.write_atomic(path, files.to_json(results, indent=1, sort_keys=True) + '\n')
+  return results
 
 
 def write_truth(dataset, index, profile, output_dir):
-  """Writes the ground truth's record of data set `index` (or adds what it lacks)."""
-  path = os.path.join(output_dir, dataset, str(index), libi_table.TRUTH_FILE)
-  if not os.path.exists(path):
-    record = synthetic_run.truth_reference(dataset, index, profile.knn_draws,
-                                           num_samples=profile.likelihood_samples)
-  else:
-    record = libi_table.load_results(path)
-    if 'generative_mutual_information' in record:
-      return
-    values = synthetic_run.generative_mutual_information(
-        synthetic_run.ground_truth_model(dataset))
-    record['generative_mutual_information'] = None if values is None else float(values[0])
+  """Writes the ground truth's record of data set `index`, unless it exists."""
+  path = os.path.join(output_dir, dataset, str(index), TRUTH_FILE)
+  if os.path.exists(path):
+    return
+  record = synthetic_run.truth_reference(dataset, index, profile.knn_draws,
+                                         num_samples=profile.likelihood_samples)
   files.write_atomic(path, files.to_json(record, indent=1, sort_keys=True) + '\n')
 
 
@@ -158,41 +166,14 @@ def draw_figures(results, output_dir, figures_dir, overwrite=False):
   print('\n'.join(written))
 
 
-def run_table(output_dir, results_path, profile_name, datasets, methods, indices=None,
-              gin_bindings=(), remeasure=False):
-  """Runs every setting of `libi_table.make_runs` that has no `libi.json` yet under
-  `output_dir`, and rewrites `results_path` from all of them.
-
-  A setting evaluated before is left as it is, except that I_theta(X;Z) is added where its
-  record lacks it (`add_generative_information`) and, with `remeasure`, I_q(X;Z) and the
-  aggregate-posterior gap are measured again (`remeasure_information`).
-
-  Returns:
-    (results, done, runs): the results (`libi_table.collect`), how many settings were
-    evaluated before, and the `libi_table.Run`s of the selection.
-  """
+def make_study(output_dir, results_path, profile_name, datasets, methods, indices=None,
+               threads_per_run=1, gin_bindings=()):
+  """The study of `libi_table.make_runs`, after writing the ground truth's records of its
+  data sets (computed here, once)."""
   profile = libi_table.PROFILES[profile_name]
   runs = libi_table.make_runs(profile, datasets, methods, indices)
-  done = 0
   for dataset in datasets:
     for index in (range(profile.num_datasets[dataset]) if indices is None else indices):
       write_truth(dataset, index, profile, output_dir)
-  for i, run in enumerate(runs):
-    model_dir = os.path.join(output_dir, run.relative_dir())
-    result_path = os.path.join(model_dir, libi_table.RESULT_FILE)
-    if os.path.exists(result_path):
-      done += 1
-      record = libi_table.load_results(result_path)
-      changed = add_generative_information(record, model_dir)
-      if remeasure:
-        remeasure_information(record, model_dir)
-      if changed or remeasure:
-        files.write_atomic(result_path,
-                           files.to_json(record, indent=1, sort_keys=True) + '\n')
-      continue
-    print(f'[{i + 1}/{len(runs)}] {run.relative_dir()}', file=sys.stderr, flush=True)
-    train_seconds = train_setting(run, profile, model_dir, gin_bindings)
-    record = evaluate_setting(run, profile_name, model_dir, train_seconds)
-    files.write_atomic(result_path, files.to_json(record, indent=1, sort_keys=True) + '\n')
-    libi_table.collect(output_dir, results_path)
-  return libi_table.collect(output_dir, results_path), done, runs
+  return LibiStudy(output_dir, results_path, profile_name, runs, threads_per_run,
+                   gin_bindings)

@@ -1,8 +1,10 @@
 """A run's record: the files that say a run finished and what it measured.
 
 `train` writes `model_dir/run.json` when a run finishes: its final step and epoch, the
-SHA-256 of its `config.gin`, and its final evaluation, `{split: {rate, distortion, elbo,
-beta, num_examples}}` in nats per example. `evaluate` writes `model_dir/evaluation.json`,
+SHA-256 of its `config.gin`, its hyper-parameters (those of its HParams session,
+`summaries.run_hparams`: family, dataset, beta, annealing, seed, epochs, batch) and its
+final evaluation, `{split: {rate, distortion, elbo, beta, num_examples}}` in nats per
+example. `evaluate` writes `model_dir/evaluation.json`,
 `{split: record}` (the whole-split R, D and ELBO and the information suite), one record
 per split evaluated, a new evaluation of a split replacing its record. Both are strict
 JSON written atomically (`utils.files`).
@@ -47,11 +49,12 @@ def _read(path):
   return value
 
 
-def write_run_record(model_dir, step, epoch, metrics, config_text):
+def write_run_record(model_dir, step, epoch, metrics, config_text, hparams=None):
   """Writes `model_dir/run.json`: the run finished at `step` (`epoch`) with `metrics`
-  (`{split: {name: number}}`), under the config whose text is `config_text`."""
+  (`{split: {name: number}}`), under the config whose text is `config_text`, with the
+  hyper-parameters `hparams` (`{name: str or number}`)."""
   record = dict(step=int(step), epoch=float(epoch), config_sha256=config_digest(config_text),
-                metrics=metrics)
+                hparams=hparams or {}, metrics=metrics)
   files.write_atomic(os.path.join(model_dir, RUN_RECORD),
                      files.to_json(record, indent=2, sort_keys=True) + '\n')
   return record

@@ -100,16 +100,14 @@ def _check_result(results, start_step, applied, model_dir):
                            f'run diverged; its metrics are in {model_dir}/metrics.jsonl')
 
 
-def _write_run_record(write_dir, outcome, steps_per_epoch, config_text):
-  """`run.json`: the final step and epoch, and each split's final record of
-  `metrics.jsonl` (all but its step, epoch and split)."""
-  final = {}
-  for record in outcome.records:
-    if 'source' not in record:  # `evaluate`'s records, in runs of older versions, differ.
-      final[record['split']] = {k: v for k, v in record.items()
-                                if k not in ('step', 'epoch', 'split')}
+def _write_run_record(write_dir, outcome, steps_per_epoch, config_text, hparams):
+  """`run.json`: the final step and epoch, each split's final record of `metrics.jsonl`
+  (all but its step, epoch and split), and the run's hyper-parameters."""
+  final = {record['split']: {k: v for k, v in record.items()
+                             if k not in ('step', 'epoch', 'split')}
+           for record in outcome.records}
   run_record.write_run_record(write_dir, outcome.step, outcome.step / steps_per_epoch, final,
-                              config_text)
+                              config_text, hparams)
 
 
 @gin.configurable(denylist=['model_dir', 'overwrite'])
@@ -170,5 +168,5 @@ def train(model_dir,                              # Where the run writes everyth
                                       model_dir, write_dir, batch_size, eval_batch_size,
                                       summary_images, hparams)
     _check_result(outcome.results, outcome.start_step, outcome.applied, model_dir)
-    _write_run_record(write_dir, outcome, schedule.steps_per_epoch, config_text)
+    _write_run_record(write_dir, outcome, schedule.steps_per_epoch, config_text, hparams)
   return outcome.results

@@ -1,0 +1,105 @@
+"""The LiBI table as a study (`python -m brokenelbo.libi`), end to end, through its commands.
+
+One smoke study (LinearJTEx data set 0, the VAE and LiBI settings of the smoke profile,
+trained for 300 full-batch epochs with a checkpoint every 10) is the reference. Its results
+must hold every restart's numbers, the kept restart and the exact ground truth; a rerun
+must do nothing; and the same study killed (SIGKILL, the command and its training
+together) after its first checkpoint and run again must end with the very same records.
+"""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from brokenelbo.data import synthetic as data
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STUDY = ['--profile=smoke', '--datasets=linear_jtex', '--gin_bindings=EPOCHS = 300',
+         '--gin_bindings=train.checkpoint_every_steps = 10',
+         '--gin_bindings=train.log_every_steps = 10']
+
+
+def _libi(root, *args, **kwargs):
+  command = [sys.executable, '-m', 'brokenelbo.libi', f'--output_dir={root}/runs',
+             f'--results={root}/table1.json', *STUDY, *args]
+  return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, **kwargs)
+
+
+def _finish(process):
+  out, err = process.communicate(timeout=600)
+  assert process.returncode == 0, err[-3000:]
+  return out, err
+
+
+def _records(root):
+  """The results' run records without their directory (which names `root`)."""
+  with open(os.path.join(root, 'table1.json')) as f:
+    results = json.load(f)
+  return [{k: v for k, v in r.items() if k != 'run_dir'} for r in results['runs']], results
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  root = tmp_path_factory.mktemp('reference')
+  out, err = _finish(_libi(root, '--methods=vae,libi'))
+  return dict(root=root, out=out, err=err)
+
+
+def test_the_study_records_every_restart_and_the_kept_one(reference):
+  records, results = _records(reference['root'])
+  assert sorted(r['method'] for r in records) == ['libi', 'vae']
+  for record in records:
+    assert record['step'] == 300 and len(record['restarts']) == 2
+    assert record['selected'] == int(np.argmax(record['validation_objective']))
+    for restart in record['restarts']:
+      assert restart['mutual_information'] <= math.log(500) + 1e-6  # I <= log N.
+      assert math.isfinite(restart['log_likelihood'])
+  truth, = results['ground_truth']
+  exact = np.mean(data.ground_truth('linear_jtex').exact_log_likelihood(
+      data.synthetic('test', name='linear_jtex')))
+  assert truth['log_likelihood'] == pytest.approx(exact)
+  assert '| LinearJTEx | VAE |' in reference['out'] and '-3.15 ± 0.04' in reference['out']
+  # Each setting was one training and one evaluation process, logged beside its run.
+  for record in results['runs']:
+    with open(record['run_dir'] + '.log') as f:
+      commands = [line for line in f if line.startswith('# ')]
+    assert [(' -m brokenelbo.train ' in c, ' -m brokenelbo.evaluate ' in c)
+            for c in commands] == [(True, False), (False, True)]
+
+
+def test_a_rerun_does_nothing_and_print_only_prints(reference):
+  root = reference['root']
+  before = (root / 'table1.json').read_text()
+  _, err = _finish(_libi(root, '--methods=vae,libi'))
+  assert '2 settings, 2 evaluated before, 0 to do' in err
+  assert (root / 'table1.json').read_text() == before
+  printed = subprocess.run([sys.executable, '-m', 'brokenelbo.libi',
+                            f'--results={root}/table1.json', '--print_only'],
+                           capture_output=True, text=True, timeout=120, cwd=REPO)
+  assert printed.returncode == 0 and '| LinearJTEx | LiBI |' in printed.stdout
+
+
+def test_a_killed_study_resumes_to_the_same_records(reference, tmp_path):
+  process = _libi(tmp_path, '--methods=vae', start_new_session=True)
+  run_dir = tmp_path / 'runs' / 'linear_jtex' / '0' / 'vae' / 'default'
+  while not (run_dir / 'checkpoint').exists():
+    assert process.poll() is None, process.communicate()[1][-3000:]
+    time.sleep(0.05)
+  os.killpg(process.pid, signal.SIGKILL)  # The command and its training, as a crash would.
+  process.communicate()
+  assert not (run_dir / 'run.json').exists()
+  _, err = _finish(_libi(tmp_path, '--methods=vae'))
+  assert '1 settings, 0 evaluated before, 1 to do' in err
+  with open(str(run_dir) + '.log') as f:
+    assert 'Resumed from' in f.read()
+  resumed, _ = _records(tmp_path)
+  expected = [r for r in _records(reference['root'])[0] if r['method'] == 'vae']
+  assert resumed == expected
