@@ -1,14 +1,14 @@
 """Prints a `brokenelbo.bench` JSON as the markdown table of docs/broken_elbo.md, then its
 checks against the performance targets: training FLOP utilization (60% of the matmul peak
 for `---`, 50% for the PixelCNN families), fast PixelCNN sampling (10x the naive sampler,
-identical samples), the input pipeline (10x the fastest family's training throughput) and, where the
-file has them, the importance-weighted bound's FLOP utilization (70% of the training
+identical samples), the input pipeline (10x the fastest family's training throughput)
+and, where the file has them, the importance-weighted bound's FLOP utilization (70% of the training
 step's, for every family).
 
-Files that measured the importance-weighted bound and the information suite get their
-columns: decoder passes (examples x K) per second, the bound's FLOP utilization and its
-ratio to the training step's, and the whole suite's extrapolated seconds on the test split;
-older files print as before.
+Files of a bench that measured the importance-weighted bound and the information suite
+(without `--nosuite`) get their columns: decoder passes (examples x K) per second, the
+bound's FLOP utilization and its ratio to the training step's, and the whole suite's
+extrapolated seconds on the test split.
 
   python scripts/bench_table.py results/bench_paper.json
 """
@@ -16,7 +16,7 @@ older files print as before.
 import json
 import sys
 
-# Per family; older bench files without these fields are refused.
+# Per family; a file without these fields is refused.
 REQUIRED = ('batch_size', 'train_images_per_second', 'train_flop_utilization',
             'eval_images_per_second', 'sample_seconds')
 

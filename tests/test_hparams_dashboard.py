@@ -2,7 +2,6 @@
 request handlers over TensorBoard's data provider (what the dashboard's table, parallel
 coordinates and scatter plots are drawn from)."""
 
-import json
 import os
 
 import gin
@@ -18,6 +17,7 @@ from tensorboard.plugins.hparams import get_experiment
 from tensorboard.plugins.hparams import list_session_groups
 
 from brokenelbo import configurables  # pylint: disable=unused-import
+from brokenelbo.training import run_record
 from brokenelbo.training import summaries
 from brokenelbo.utils import cli
 from brokenelbo.visualize import hparams
@@ -42,14 +42,11 @@ def _write_run(model_dir, family, beta, test, train, suite):
     for split, values in (('test', test), ('train', train)):
       summaries.scalar_summaries(writer, step, f'eval/{split}',
                                  {k: v * scale for k, v in values.items()})
-  records = []
   if suite:
     summaries.scalar_summaries(writer, 4, 'evaluate/test', suite)
-    records.append(dict(step=4, epoch=1., split='test', source='evaluate', num_examples=500,
-                        **suite, nll_k100_stderr=0.7))
+    run_record.write_evaluation(model_dir, 'test', dict(
+        step=4, epoch=1., split='test', num_examples=500, **suite, nll_k100_stderr=0.7))
   writer.close()
-  with open(os.path.join(model_dir, 'metrics.jsonl'), 'w') as f:
-    f.writelines(json.dumps(r) + '\n' for r in records)
 
 
 def _plugin_context(logdir):
@@ -117,24 +114,3 @@ def test_the_dashboard_shows_each_run_with_its_hyperparameters_and_final_metrics
       assert values[f'evaluate/test/{name}'].value == pytest.approx(value, rel=1e-6)
     if suite is None:
       assert 'evaluate/test/nll_k100' not in values
-
-
-def test_a_run_without_a_session_gets_one_from_its_config(tmp_path):
-  gin.clear_config()
-  cli.parse_gin(['configs/-+v.gin', 'configs/smoke.gin'],
-                ['beta_schedule.beta = 0.5', 'beta_schedule.anneal_epochs = 0.25',
-                 'train.seed = 3'])
-  config = gin.config_str()
-  gin.clear_config()
-  model_dir = tmp_path / 'run'
-  model_dir.mkdir()
-  (model_dir / 'config.gin').write_text(config)
-  assert hparams.session(str(model_dir)) is None
-
-  assert hparams.ensure_session(str(model_dir), '-+v')
-  gin.clear_config()
-  assert not hparams.ensure_session(str(model_dir), '-+v')  # Written once.
-  assert len(os.listdir(model_dir)) == 2
-  assert hparams.session(str(model_dir)) == dict(
-      family='-+v', encoder='-', decoder='+', marginal='v', dataset='static_mnist', beta=0.5,
-      anneal_epochs=0.25, seed=3., epochs=1., batch_size=16.)

@@ -94,4 +94,4 @@ def write_evaluation(model_dir, split, record):
   evaluations = read_evaluations(model_dir)
   evaluations[split] = record
   files.write_atomic(os.path.join(model_dir, EVALUATION_RECORD),
-                     files.to_json(evaluations, indent=2, sort_keys=True) + '\n')
+                     files.to_json(evaluations, indent=2) + '\n')

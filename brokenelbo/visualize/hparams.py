@@ -9,17 +9,13 @@ plane of Section 4.2). Three pieces, all read by TensorBoard's HParams plugin:
   family and parts, data set, beta and its annealing, seed, epochs, batch;
 - its metrics are its own scalars: `eval/<split>/{rate,distortion,elbo}` of every
   evaluation (the last one is the final), and `evaluate/<split>/<name>` of the information
-  suite when `brokenelbo.evaluate` has run on it;
+  suite when `brokenelbo.evaluate` has run on it (its `evaluation.json`);
 - the sweep writes one *experiment* summary at the top of its output folder
   (`write_experiment`): the hyper-parameters with the values its runs take, and the metrics
   by name, so that the dashboard shows these rather than every scalar of every run.
-
-A run trained before sessions were logged gets one from its `config.gin`
-(`ensure_session`), in an event file of its own; nothing else of the run is touched.
 """
 
 import glob
-import json
 import os
 
 from tensorboard.backend.event_processing import event_file_loader
@@ -27,19 +23,18 @@ from tensorboard.plugins.hparams import api as hparams_api
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 import tensorflow as tf
 
-from brokenelbo.training import restore
+from brokenelbo.training import run_record
 from brokenelbo.training import summaries
 
 # Metrics every run has: its final evaluation (nats per example).
 EVAL_METRICS = tuple(f'eval/{split}/{name}' for split in ('test', 'train')
                      for name in ('rate', 'distortion', 'elbo'))
 
-# Fields of an `evaluate` record of metrics.jsonl that are not measurements.
-_NOT_METRICS = ('step', 'epoch', 'split', 'beta', 'num_examples', 'source', 'log_num_examples')
+# Fields of an evaluation record that are not measurements.
+_NOT_METRICS = ('step', 'epoch', 'split', 'beta', 'num_examples', 'log_num_examples')
 
-# Event files this module writes carry these suffixes, so that it replaces only its own.
+# The experiment's event file carries this suffix, so that it replaces only its own.
 EXPERIMENT_SUFFIX = '.sweep_hparams'
-SESSION_SUFFIX = '.session_hparams'
 
 
 def write_session(model_dir, hparams, suffix=''):
@@ -68,38 +63,15 @@ def session(model_dir):
   return None
 
 
-def ensure_session(model_dir, family):
-  """Writes the session of a run trained before sessions were logged, from its
-  `config.gin`; does nothing if it has one. Returns whether it wrote one.
-
-  Like `restore.run_settings`, it parses the run's config into gin's global config, which
-  must hold no bindings before; a caller that goes through several runs clears it between
-  them.
-  """
-  if session(model_dir) is not None:
-    return False
-  settings = restore.run_settings([os.path.join(model_dir, 'config.gin')])
-  write_session(model_dir, summaries.run_hparams(family, settings['dataset'], settings['epochs'],
-                                       settings['batch_size'], settings['seed']),
-                SESSION_SUFFIX)
-  return True
-
-
 def _suite_metrics(model_dir):
-  """`evaluate/<split>/<name>` of every measurement in the run's `evaluate` records."""
+  """`evaluate/<split>/<name>` of every measurement in the run's evaluation records."""
   names = []
-  path = os.path.join(model_dir, 'metrics.jsonl')
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        record = json.loads(line)
-        if record.get('source') != 'evaluate':
-          continue
-        for name, value in record.items():
-          if name in _NOT_METRICS or name.endswith('_stderr') or \
-              not isinstance(value, (int, float)):
-            continue
-          names.append(f"evaluate/{record['split']}/{name}")
+  for split, record in sorted(run_record.read_evaluations(model_dir).items()):
+    for name, value in record.items():
+      if name in _NOT_METRICS or name.endswith('_stderr') or \
+          not isinstance(value, (int, float)):
+        continue
+      names.append(f'evaluate/{split}/{name}')
   return names
 
 
