@@ -17,7 +17,6 @@ are the two studies; a subclass says what a run is: `model_dir`, `train_command`
 """
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -29,6 +28,7 @@ from absl import logging
 
 from brokenelbo import errors
 from brokenelbo.training import run_record
+from brokenelbo.utils import locks
 
 COLLECT_LOCK = '.results.lock'
 
@@ -39,23 +39,11 @@ def collect_lock(output_dir):
   that the writers of one results file (the threads of a local study, the Slurm jobs of a
   study on several nodes) rewrite it one at a time, each from every record before it."""
   path = os.path.join(output_dir, COLLECT_LOCK)
-  while True:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    # A holder removes the file on release: if it did so between our open and our lock,
-    # the lock is on a file no one else sees; start again.
-    try:
-      same = os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-      same = False
-    if same:
-      break
-    os.close(fd)
+  fd = locks.acquire(path)
   try:
     yield
   finally:
-    os.remove(path)
-    os.close(fd)
+    locks.release(path, fd)
 
 
 def command_line(module, model_dir, gin_files=(), gin_bindings=(), *flags):

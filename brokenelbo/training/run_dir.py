@@ -14,8 +14,6 @@ files into a private temporary folder, removed when it ends (`worker_dir`).
 """
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +27,7 @@ import tensorflow as tf
 from brokenelbo import errors
 from brokenelbo.training import run_record
 from brokenelbo.utils import files
+from brokenelbo.utils import locks
 
 
 # What a run writes in its model_dir: the only files `--overwrite` removes.
@@ -112,9 +111,8 @@ def failure_record(model_dir):
 class RunLock:
   """An exclusive lock on a run directory, held while a process writes to it.
 
-  The lock is `flock(2)` on `model_dir/.lock`, which holds the holder's PID: the kernel
-  releases it when the holder exits, however it exits, so a lock left by a dead process is
-  simply taken. The file is removed on release.
+  The lock is `utils.locks` on `model_dir/.lock`, which holds the holder's PID; a lock
+  left by a dead process is simply taken.
 
   Raises (on entering):
     UserError: if another process holds the lock (naming its PID).
@@ -125,26 +123,11 @@ class RunLock:
     self._fd = None
 
   def __enter__(self):
-    while True:
-      fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-      try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-      except OSError as e:
-        os.close(fd)
-        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-          raise
-        raise errors.UserError(f'{os.path.dirname(self.path)} is in use by process '
-                               f'{self._holder()} (it holds {self.path}); wait for it to end, '
-                               'or choose another --model_dir') from None
-      # The file may have been removed by a holder releasing it between our open and our
-      # lock: then the lock is on a file no one else sees; start again.
-      try:
-        same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-      except FileNotFoundError:
-        same = False
-      if same:
-        break
-      os.close(fd)
+    fd = locks.acquire(self.path, blocking=False)
+    if fd is None:
+      raise errors.UserError(f'{os.path.dirname(self.path)} is in use by process '
+                             f'{self._holder()} (it holds {self.path}); wait for it to end, '
+                             'or choose another --model_dir')
     os.ftruncate(fd, 0)
     os.write(fd, f'{os.getpid()}\n'.encode())
     self._fd = fd
@@ -158,11 +141,7 @@ class RunLock:
       return 'unknown'
 
   def __exit__(self, *exc_info):
-    try:
-      os.remove(self.path)
-    except OSError:
-      pass
-    os.close(self._fd)  # Releases the lock.
+    locks.release(self.path, self._fd)
     self._fd = None
 
 
