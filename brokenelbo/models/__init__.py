@@ -5,4 +5,5 @@
   (`pixelcnn/`: the network, its Bernoulli distribution, the fast row sampler).
 - `marginals`: m(z), N(0, I), a MAF (`flows`), or a VampPrior.
 - `layers`: the gated dense and convolutional layers they share.
+- `families`: the paper's 12 families by name; `synthetic`: the LiBI experiments' model.
 """

@@ -1,3 +1,3 @@
-"""Plumbing shared by the library and its command lines: gin and absl (`cli`), crash-safe
-writes (`files`), stateless seeds (`seeds`) and the registry of gin names
-(`configurables`)."""
+"""Plumbing shared by the library and its command lines: gin flags and one-line errors
+(`cli`), crash-safe writes and strict JSON (`files`), file locks (`locks`) and stateless
+seeds (`seeds`)."""
