@@ -1,6 +1,6 @@
 """The package's error types and the exit statuses a command line gives them.
 
-A command line (`utils.cli.run`) reports each as one line on stderr, never a traceback:
+A command line (`utils.cli.start`) reports each as one line on stderr, never a traceback:
 
   `UserError`  a mistake in the user's input (a flag, a binding, a file), exit status 2;
   `RunFailed`  a run that could not finish or whose result is not valid (it diverged, no

@@ -31,7 +31,6 @@ import itertools
 import json
 import math
 import os
-import time
 from typing import Dict, Tuple
 
 import numpy as np
@@ -332,7 +331,3 @@ def load_results(path):
 def elapsed_seconds(records):
   """Total wall time of the records' training and evaluation, in seconds."""
   return float(sum(r.get('train_seconds', 0.) + r.get('eval_seconds', 0.) for r in records))
-
-
-def now():
-  return time.time()

@@ -98,7 +98,7 @@ def require_empty_gin_config(what):
                      'already holds bindings; call gin.clear_config() first')
 
 
-def run(main):
+def start(main):
   """Runs `main(argv)` under absl; each fault above becomes one line and its exit status."""
 
   def wrapped(argv):
