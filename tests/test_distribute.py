@@ -73,13 +73,13 @@ def _train_both(make_model, images, test_images):
   from brokenelbo import data  # pylint: disable=g-import-not-at-top
   from brokenelbo.statistics import elbo  # pylint: disable=g-import-not-at-top
   from brokenelbo.training import losses  # pylint: disable=g-import-not-at-top
-  from brokenelbo.training import trainer as training  # pylint: disable=g-import-not-at-top
+  from brokenelbo.training import step as step_lib  # pylint: disable=g-import-not-at-top
   results = {}
   for name, strategy in (
       ('one_device', tf.distribute.OneDeviceStrategy('/cpu:0')),
       ('mirrored', tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1']))):
     tf_keras.utils.set_random_seed(0)
-    trainer = training.Trainer(make_model, losses.rate_distortion_loss, strategy, total_steps=STEPS,
+    trainer = step_lib.Trainer(make_model, losses.rate_distortion_loss, strategy, total_steps=STEPS,
                                steps_per_epoch=20, seed=0)
     initial = [v.numpy() for v in trainer.variables]
     iterator = trainer.distribute(data.train_dataset(images, 32, seed=0))

@@ -1,4 +1,4 @@
-"""The package's imports point down its layers only.
+"""The package's structure: imports that point down its layers only, and short functions.
 
 Every module of `brokenelbo` belongs to one layer; a module may import from its own layer
 and the layers below, never from a layer above. The layers, bottom to top:
@@ -105,3 +105,14 @@ def test_every_import_points_down():
 ])
 def test_an_upward_import_is_named(module, source, expected):
   assert upward_imports([(module, source)]) == expected
+
+
+def test_no_function_is_over_60_lines():
+  long = []
+  for name, path in package_modules():
+    for node in ast.walk(ast.parse(open(path).read())):
+      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        length = node.end_lineno - node.lineno + 1
+        if length > 60:
+          long.append(f'{name}.{node.name}: {length} lines')
+  assert long == []

@@ -28,6 +28,7 @@ from brokenelbo.statistics import henze_zirkler
 from brokenelbo.training import lagging
 from brokenelbo.training import libi
 from brokenelbo.training import losses
+from brokenelbo.training import step as step_lib
 from brokenelbo.training import trainer as trainer_lib
 from brokenelbo.utils import cli
 from brokenelbo.utils import seeds
@@ -375,7 +376,7 @@ def _trained(loss, epochs, restarts, x):
   full batches of `x`."""
   cli.parse_gin([], ['normalized_adam.learning_rate = 0.01',
                      'normalized_adam.decay_start_fraction = 1.'])
-  trainer = trainer_lib.Trainer(
+  trainer = step_lib.Trainer(
       functools.partial(synthetic.SyntheticVAE, dataset='linear_jtex', restarts=restarts,
                         seed=0),
       loss, tf.distribute.get_strategy(),

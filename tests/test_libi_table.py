@@ -1,9 +1,6 @@
-"""Table 1 of the LiBI paper: its protocol, its evaluation, and its command end to end."""
+"""Table 1 of the LiBI paper: its protocol and its evaluation (the command end to end:
+`tests/test_libi_study.py`)."""
 
-import json
-import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -47,14 +44,14 @@ def _record(dataset, index, method, setting, validation, log_likelihood, knn):
               for ll in log_likelihood]
   record = dict(dataset=dataset, index=index, method=method, setting=setting,
                 validation_objective=validation, restarts=restarts, knn=dict(mean=knn))
-  record['selected'] = libi_table.select_restart(record)
+  record['selected'] = synthetic_run.select_restart(validation)
   return record
 
 
 def test_selection_is_by_validation_objective_not_test_likelihood():
   record = _record('gaussian', 0, 'vae', {}, [1., 3., float('nan'), 2.], [9., 5., 99., 7.], 0.)
   assert record['selected'] == 1
-  assert libi_table.select_restart(dict(validation_objective=[float('nan')] * 2)) is None
+  assert synthetic_run.select_restart([float('nan')] * 2) is None
 
 
 def test_summary_keeps_the_setting_with_best_mean_likelihood():
@@ -141,40 +138,3 @@ def test_generative_mutual_information_is_the_closed_form():
   assert gaussian[0] == pytest.approx(0.5 * (log_det - 4 * np.log(1e-6)), rel=1e-6)
   assert synthetic_run.generative_mutual_information(
       synthetic_run.ground_truth_model('cubic_jtex')) is None
-
-
-def _run_libi(tmp_path, *args):
-  command = [sys.executable, '-m', 'brokenelbo.libi', f'--output_dir={tmp_path / "runs"}',
-             f'--results={tmp_path / "table1.json"}', '--profile=smoke',
-             '--datasets=linear_jtex', *args]
-  return subprocess.run(command, capture_output=True, text=True, timeout=300)
-
-
-def test_libi_command_end_to_end_and_resumes(tmp_path):
-  result = _run_libi(tmp_path, '--methods=vae,libi')
-  assert result.returncode == 0, result.stderr[-2000:]
-  results = json.loads((tmp_path / 'table1.json').read_text())
-  assert len(results['runs']) == 2
-  for record in results['runs']:
-    assert len(record['restarts']) == 2
-    assert record['selected'] == int(np.argmax(record['validation_objective']))
-    for restart in record['restarts']:
-      # The information estimates obey I <= log N (N = 500 test points), the gap >= -MC.
-      assert restart['mutual_information'] <= math.log(500) + 1e-6
-      assert math.isfinite(restart['log_likelihood'])
-  truth, = results['ground_truth']
-  exact = np.mean(data.ground_truth('linear_jtex').exact_log_likelihood(
-      data.synthetic('test', name='linear_jtex')))
-  assert truth['log_likelihood'] == pytest.approx(exact)
-  assert '| LinearJTEx | VAE |' in result.stdout and '-3.15 ± 0.04' in result.stdout
-  # Rerunning skips evaluated settings and collects their records as they were.
-  before = json.loads((tmp_path / 'table1.json').read_text())
-  again = _run_libi(tmp_path, '--methods=vae,libi')
-  assert again.returncode == 0, again.stderr[-2000:]
-  assert '2 settings, 2 evaluated before, 0 to do' in again.stderr
-  assert json.loads((tmp_path / 'table1.json').read_text()) == before
-  printed = subprocess.run(
-      [sys.executable, '-m', 'brokenelbo.libi', f'--results={tmp_path / "table1.json"}',
-       '--print_only'], capture_output=True, text=True, timeout=120)
-  assert printed.returncode == 0 and '| LinearJTEx | LiBI |' in printed.stdout
-

@@ -17,6 +17,7 @@ import tf_keras
 
 from brokenelbo import errors
 from brokenelbo.training import losses
+from brokenelbo.training import step as step_lib
 from brokenelbo.training import trainer as trainer_lib
 from brokenelbo.utils import cli
 
@@ -41,7 +42,7 @@ def test_a_loss_defined_here_trains_with_a_closed_form_trajectory():
   # rounding of its bias corrections).
   cli.parse_gin([], ['normalized_adam.learning_rate = 0.25',
                      'normalized_adam.decay_start_fraction = 1.'])
-  trainer = trainer_lib.Trainer(_OneVariable, _distance_loss, tf.distribute.get_strategy(),
+  trainer = step_lib.Trainer(_OneVariable, _distance_loss, tf.distribute.get_strategy(),
                                 total_steps=100, steps_per_epoch=4, seed=0)
   assert trainer.metric_names == ('w', 'epoch')
   assert [v.name for v in trainer.variables] == ['Variable:0']
@@ -73,7 +74,7 @@ def test_a_loss_with_control_flow_on_tensors_trains_as_a_tf_function():
   # between steps), and the mean loss follows the branches.
   cli.parse_gin([], ['normalized_adam.learning_rate = 0.25',
                      'normalized_adam.decay_start_fraction = 1.'])
-  trainer = trainer_lib.Trainer(_OneVariable, _distance_loss_with_python_branch,
+  trainer = step_lib.Trainer(_OneVariable, _distance_loss_with_python_branch,
                                 tf.distribute.get_strategy(), total_steps=100,
                                 steps_per_epoch=4, seed=0)
   iterator = iter(tf.data.Dataset.from_tensors(tf.zeros([2, 28, 28, 1])).repeat())

@@ -14,14 +14,14 @@ import tf_keras
 
 from brokenelbo.models import vae as model
 from brokenelbo.training import losses
-from brokenelbo.training import trainer as training
+from brokenelbo.training import step as step_lib
 from brokenelbo.utils import cli
 from brokenelbo.utils import seeds
 
 
 def _trainer(precision):
   tf_keras.utils.set_random_seed(0)
-  return training.Trainer(model.VAE, losses.rate_distortion_loss, tf.distribute.get_strategy(),
+  return step_lib.Trainer(model.VAE, losses.rate_distortion_loss, tf.distribute.get_strategy(),
                           total_steps=100, steps_per_epoch=10, seed=0,
                           mixed_precision=precision, loss_scale=8.)
 

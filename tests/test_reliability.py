@@ -30,6 +30,7 @@ from brokenelbo.models import vae as model_lib
 from brokenelbo.training import losses
 from brokenelbo.training import objectives
 from brokenelbo.training import run_record
+from brokenelbo.training import step as step_lib
 from brokenelbo.training import trainer as training
 from brokenelbo.utils import cli
 
@@ -205,7 +206,7 @@ def test_non_finite_steps_are_not_applied_and_training_stops(tmp_path):
 def test_a_non_finite_step_changes_nothing():
   _CALLS.assign(0)
   cli.parse_gin(['configs/---.gin', 'configs/smoke.gin'], ['poisoned_objective.good_calls = 2'])
-  trainer = training.Trainer(model_lib.VAE,
+  trainer = step_lib.Trainer(model_lib.VAE,
                              functools.partial(losses.rate_distortion_loss,
                                                objective=poisoned_objective),
                              tf.distribute.get_strategy(), total_steps=100,

@@ -36,7 +36,7 @@ from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-mem
 from brokenelbo.models import layers
 from brokenelbo.statistics import elbo
 from brokenelbo.statistics import information
-from brokenelbo.training import trainer as trainer_lib
+from brokenelbo.training import step as step_lib
 from brokenelbo.utils import seeds
 
 # Burda et al. (2016) estimate log p(x) on the whole test split (10,000 static MNIST images,
@@ -177,7 +177,7 @@ def _training_call(settings, images, batch_size, steps, jit_compile, reference=F
 
   `reference`: traced under `layers.reference_convolutions()`, which later calls keep.
   """
-  trainer = trainer_lib.Trainer(settings['model'], settings['loss'],
+  trainer = step_lib.Trainer(settings['model'], settings['loss'],
                                 tf.distribute.get_strategy(), total_steps=10**6,
                                 steps_per_epoch=10**4, seed=0, jit_compile=jit_compile)
   iterator = trainer.distribute(pipeline.train_dataset(images, batch_size, seed=0))
@@ -412,7 +412,7 @@ def _training_result(trainer, rates, batch_size, peak_flops):
   train_rate = rates['plain']
   x = tf.zeros([batch_size, *IMAGE_SHAPE])
   # A fresh trace at the static batch shape (the loop's own trace has an unknown batch).
-  step = tf.function(trainer._replica_step_fn,  # pylint: disable=protected-access
+  step = tf.function(trainer.replica_step_fn,
                      autograph=False)
   flops = step_flops(step.get_concrete_function(x).graph)
   result = dict(batch_size=batch_size,

@@ -17,9 +17,9 @@ Model Selection"):
 4. Per method, report the setting with the best test log-likelihood averaged over the data
    sets, as mean +- standard deviation over them.
 
-Each setting trains in a run directory, `OUTPUT_DIR/<dataset>/<index>/<method>/<setting>/`
-(resumable), which holds `libi.json` (every restart's numbers, the kept one) once
-evaluated: a rerun skips it, `collect` gathers them all. The ground truth is a reference
+Each setting is a run, `OUTPUT_DIR/<dataset>/<index>/<method>/<setting>/`, of the study
+in `experiments.libi_runs` (its evaluation record holds every restart's numbers and the
+kept one); `summarize` makes the table from those records. The ground truth is a reference
 row: its exact test log-likelihood (LinearJTEx, Gaussian), else the same estimate with a
 q_phi fitted to it with theta frozen (`fit_inference`), and the k-NN statistic of its
 samples. `PROFILES['paper']` is Appendix E's grid (30k epochs, 5 data sets per type);
@@ -35,7 +35,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from brokenelbo.utils import files
+from brokenelbo import errors
 
 METHODS = ('vae', 'beta_vae', 'beta_vae_anneal', 'lagging', 'libi')
 METHOD_TITLES = {'vae': 'VAE', 'beta_vae': 'beta-VAE', 'beta_vae_anneal': 'beta-VAE + anneal',
@@ -141,10 +141,6 @@ PAPER_TABLE = {
                'libi': (1.91, .05, .17, .06)},
 }
 
-RESULT_FILE = 'libi.json'
-TRUTH_FILE = 'truth.json'
-
-
 def setting_name(setting):
   """`{'beta': 0.5}` -> 'beta=0.5'; the empty setting (the VAE) -> 'default'."""
   if not setting:
@@ -202,22 +198,14 @@ def make_runs(profile, datasets=DATASETS, methods=METHODS, indices=None):
 
 
 # ----------------------------------------------------------------------------------------
-# Selection and summary: plain Python on the records, no TensorFlow.
-
-def select_restart(record):
-  """The index of the restart that the method's validation objective prefers (highest)."""
-  objective = np.asarray(record['validation_objective'], np.float64)
-  if not np.any(np.isfinite(objective)):
-    return None
-  return int(np.nanargmax(np.where(np.isfinite(objective), objective, -np.inf)))
-
+# The table: plain Python on the records, no TensorFlow.
 
 def summarize(records):
   """Table 1 from run records: per (data set, method), the setting with the best mean test
   log-likelihood over the data sets, and its mean and standard deviation over them.
 
   Args:
-    records: iterable of `libi.json` dicts.
+    records: iterable of setting records (`libi_runs.setting_record`).
 
   Returns:
     `{dataset: {method: dict(setting, num_datasets, log_likelihood, log_likelihood_std,
@@ -300,34 +288,14 @@ def format_table(table, truths=None):
   return '\n'.join(lines)
 
 
-# ----------------------------------------------------------------------------------------
-# Results files.
-
-def read_records(output_dir, name=RESULT_FILE):
-  """Every `name` under `output_dir`, sorted by path."""
-  records = []
-  for root, _, names in sorted(os.walk(output_dir)):
-    if name in names:
-      with open(os.path.join(root, name)) as f:
-        records.append(json.load(f))
-  return records
-
-
-def collect(output_dir, path):
-  """Writes every run's and ground truth's record under `output_dir` into `path` (JSON,
-  atomically) with Table 1; returns the written dict."""
-  runs = read_records(output_dir)
-  truths = read_records(output_dir, TRUTH_FILE)
-  results = dict(table=summarize(runs), ground_truth=truths, runs=runs)
-  files.write_atomic(path, files.to_json(results, indent=1, sort_keys=True) + "\n")
-  return results
-
-
 def load_results(path):
-  with open(path) as f:
-    return json.load(f)
+  """The results JSON that `python -m brokenelbo.libi` writes.
 
-
-def elapsed_seconds(records):
-  """Total wall time of the records' training and evaluation, in seconds."""
-  return float(sum(r.get('train_seconds', 0.) + r.get('eval_seconds', 0.) for r in records))
+  Raises:
+    UserError: if `path` is not valid JSON, naming it.
+  """
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise errors.UserError(f'{path} is not valid JSON ({e})') from None

@@ -109,7 +109,7 @@ class Trainer:
     # Every function here is written in TensorFlow's own control flow and traced without
     # AutoGraph, so that nothing is converted from source, which would cost seconds at
     # every process's start (the model and the loss are traced as they are written).
-    self._replica_step = tf.function(self._replica_step_fn, jit_compile=jit_compile,
+    self._replica_step = tf.function(self.replica_step_fn, jit_compile=jit_compile,
                                      autograph=False)
     self.train_steps = tf.function(self._train_steps_fn, autograph=False)
 
@@ -134,7 +134,7 @@ class Trainer:
     (`distributed.distribute_dataset`)."""
     return distributed.distribute_dataset(self.strategy, dataset)
 
-  def _replica_step_fn(self, x):
+  def replica_step_fn(self, x):
     """Loss, metrics and gradients of one replica's share of the global batch.
 
     The loss is divided by the number of replicas, so that the sum of the replicas'

@@ -13,13 +13,9 @@ is not applied; a run that never applied one, or whose final evaluation is not f
 (`errors.RunFailed`), and so does one after `max_consecutive_bad_steps` bad steps in a row.
 What a step minimises is a configurable, `train.loss` (see `losses`), whose own settings are
 bound to it (`rate_distortion_loss.objective`); the optimizer is `train.optimizer`.
-
-`Trainer`, `precision_policy` (`step`) and `step_loss` are here for callers that import
-them from this module.
 """
 
 import contextlib
-import functools
 import math
 
 import gin
@@ -32,26 +28,12 @@ from brokenelbo.models import vae as vae_lib
 from brokenelbo.training import distributed
 from brokenelbo.training import loop
 from brokenelbo.training import losses
-from brokenelbo.training import objectives
 from brokenelbo.training import optimizers
 from brokenelbo.training import preemption
 from brokenelbo.training import run_dir
 from brokenelbo.training import run_record
 from brokenelbo.training import step as step_lib
 from brokenelbo.training import summaries
-
-Trainer = step_lib.Trainer
-precision_policy = step_lib.precision_policy
-
-
-def step_loss(loss, objective):
-  """`loss` with `objective` passed to it, for callers written before the objective became
-  the loss's own binding (`rate_distortion_loss.objective`): `loss` itself for the default
-  `beta_vae`. To be removed once no caller uses it."""
-  if objective is objectives.beta_vae:
-    return loss
-  return functools.partial(loss, objective=objective)
-
 
 def _load_data(dataset, max_train_examples, eval_splits, max_eval_examples, batch_size):
   """The training images and `{split: images}` to evaluate; bad input raises first."""
