@@ -191,6 +191,19 @@ def _final_metrics(run_dir):
     return json.load(f)['metrics']
 
 
+def _submitted_jobs(process, count):
+  """{run dir: job id} of the first `count` jobs a study command prints as submitted."""
+  jobs = {}
+  for line in process.stdout:
+    match = re.match(r'  (\d+_\d+) (\S+)$', line)
+    if match:
+      jobs[match.group(2)] = match.group(1)
+    if len(jobs) == count:
+      break
+  assert len(jobs) == count, process.stderr.read()[-3000:]
+  return jobs
+
+
 def _state(job_id, env):
   out = subprocess.run(['squeue', '--noheader', '--states=all', f'--jobs={job_id}',
                         '--format=%T'], env=env, capture_output=True, text=True,
@@ -212,14 +225,7 @@ def test_slurm_sweep_requeues_resumes_and_equals_the_local_sweep(cluster):
                        stderr=subprocess.PIPE, text=True)
       for command in ([*SWEEP, f'--output_dir={local_dir}'],
                       [*slurm, f'--output_dir={slurm_dir}_dry', '--dry_run'], slurm))
-  jobs = {}  # run dir -> job id
-  for line in sweep.stdout:
-    match = re.match(r'  (\d+_\d+) (\S+)$', line)
-    if match:
-      jobs[match.group(2)] = match.group(1)
-    if len(jobs) == 2:
-      break
-  assert len(jobs) == 2, sweep.stderr.read()[-3000:]
+  jobs = _submitted_jobs(sweep, 2)
   (requeued_dir, requeued), (cancelled_dir, cancelled) = sorted(jobs.items())
   print(f'jobs: {jobs}')
   # Once each run has saved a checkpoint: SIGUSR2 to one job, SIGTERM (scancel) to the other.
@@ -303,14 +309,7 @@ def test_slurm_libi_study_resumes_and_equals_the_local_study(cluster):
                        stderr=subprocess.PIPE, text=True)
       for command in ([*LIBI, f'--output_dir={local_dir}',
                        f'--results={local_dir}/table1.json'], slurm))
-  jobs = {}  # run dir -> job id
-  for line in study.stdout:
-    match = re.match(r'  (\d+_\d+) (\S+)$', line)
-    if match:
-      jobs[match.group(2)] = match.group(1)
-    if len(jobs) == 2:
-      break
-  assert len(jobs) == 2, study.stderr.read()[-3000:]
+  jobs = _submitted_jobs(study, 2)
   cancelled_dir = sorted(jobs)[0]
   while not os.path.exists(os.path.join(cancelled_dir, 'checkpoint')):
     assert study.poll() is None, study.stderr.read()[-3000:]
