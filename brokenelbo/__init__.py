@@ -1,13 +1,11 @@
 """brokenelbo: a TensorFlow Probability reproduction of *Fixing a Broken ELBO* and LiBI.
 
 The package is layered; each layer imports only from those below it (tests/test_layering):
-
   errors, utils   the error types and exit statuses; files, seeds, command-line plumbing
   data            MNIST, Omniglot, the input pipeline, the LiBI paper's synthetic data
   models          encoders, decoders, marginals, flows, the PixelCNN, the VAE, the families
-  statistics      estimators and closed forms: R/D/ELBO over a split, likelihood bounds
-                  and mutual information, Henze-Zirkler, the two-sample statistic, the
-                  LiBI paper's global optima
+  statistics      estimators and closed forms: R/D/ELBO over a split, likelihood bounds,
+                  mutual information, Henze-Zirkler, the two-sample statistic, LiBI's optima
   training        objectives, losses, the training loop, checkpoints, restoring a run
   evaluation      what a trained run is measured by (the information suite, LiBI's table)
   visualize       figures
@@ -16,19 +14,15 @@ The package is layered; each layer imports only from those below it (tests/test_
                   (`configurables`) and this module's `load_run`
 
 #### Examples
-
 ```python
 import brokenelbo
-
 run = brokenelbo.load_run('results/mnist_rd/-+v/beta=1_anneal=0_seed=0')
 run.model, run.step, run.settings['dataset']('test')
 ```
 
 #### References
-
 [1] Alemi, Poole, Fischer, Dillon, Saurous, Murphy. Fixing a Broken ELBO. ICML 2018.
-[2] Yacoby, Pan, Doshi-Velez. Characterizing and Avoiding Problematic Global Optima of
-    Variational Autoencoders. AABI 2020.
+[2] Yacoby, Pan, Doshi-Velez. Avoiding Problematic Global Optima of VAEs. AABI 2020.
 """
 
 import os

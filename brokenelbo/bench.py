@@ -3,34 +3,21 @@ r"""Benchmark: training, evaluation and sampling speed of each family; FLOP util
   python -m brokenelbo.bench --gin_file=configs/cpu.gin --output=bench.json
   python -m brokenelbo.bench --families=---,-+v --gin_file=configs/cpu.gin
 
-For each family, at the configured batch sizes (`train.batch_size`,
-`train.eval_batch_size`):
-- training images/s of the compiled multi-step loop, with plain `tf.function` and with XLA
-  (`jit_compile`), the faster of which `train.jit_compile` should select, and with
-  `--reference_convolutions` without `layers.GatedConv2D`'s matrix-product rewrites;
-- the training step's FLOPs, counted from the step's graph (`experiments.bench.step_flops`), and the
-  achieved FLOP/s as a fraction of the dense float32 matmul peak measured in this process;
+For each family at its batch sizes (`train.batch_size`, `train.eval_batch_size`):
+- training images/s of the compiled multi-step loop with plain `tf.function`, with XLA
+  (`jit_compile`) and with `--reference_convolutions`; the training step's FLOPs, counted
+  from its graph, and its FLOP/s as a fraction of the measured dense float32 matmul peak;
 - evaluation images/s (rate, distortion, ELBO; one z per example);
-- the seconds to draw 100 samples x ~ d(x|z), z ~ m(z): the decoder's sampler and, for
-  PixelCNN decoders, the naive sampler (one full network pass per pixel) on the same
-  random numbers, with a check that both give the same images.
-- the importance-weighted bound of `statistics.information` (Burda et al. 2016), as
-  `evaluation.suite` computes it with the encoder as proposal, on `--iw_examples` training
-  images with K = `--iw_num_samples` (the suite's `information_suite.batch_size` examples
-  per batch, `--iw_samples_per_chunk` draws per chunk): decoder passes (examples x K) per
-  second in the steady state, timed in alternation with the training step, its FLOPs
-  counted from the graph of its compiled chunk as the training step's are, and its FLOP
-  utilization as a fraction of the training step's (the same networks, forward only); the
-  first call, which compiles the chunk as every call of the bound does, is timed apart;
-- with `--suite`, the seconds that the whole information suite (`information_suite`, at its
-  counts: its defaults or `--gin_bindings='information_suite.likelihood_examples = 10000'`)
-  would take on the 10,000-image test split, extrapolated: its likelihood bounds from the
-  rate above, the rest from single timed calls at one and two batches
-  (`experiments.bench.information_suite_seconds` says how each part scales); and what
-  NLL_5000 (Burda et al.'s K) on the whole test split would take at that rate.
-Then the input pipeline's images/s on its own. Every time is the median of `--repeats`
-timings after `--warmup` untimed calls (the naive sampler: `--naive_repeats`, no warm-up
-call, its graph traced beforehand; the suite's calls: once each).
+- the seconds to draw 100 samples x ~ d(x|z), z ~ m(z), with PixelCNN decoders also by the
+  naive sampler (one full network pass per pixel), checked to give the same images;
+- the importance-weighted bound L_K of `statistics.information` (Burda et al. 2016) on
+  `--iw_examples` training images with K = `--iw_num_samples`: decoder passes per second,
+  FLOPs and FLOP utilisation against the training step's; its first call timed apart;
+- with `--suite`, the extrapolated seconds of the whole information suite, and of
+  NLL_5000, on the 10,000-image test split;
+- the input pipeline's images/s on its own.
+Every time is the median of `--repeats` timings after `--warmup` untimed calls. Each
+measure and its exceptions in full: docs/methods.md.
 
 #### References
 

@@ -1,36 +1,25 @@
 r"""Runs a sweep over families x betas x KL annealing x seeds (`experiments.sweep`).
 
 On this machine, two runs at a time (`--launcher=local`, the default):
-
   python -m brokenelbo.sweep --output_dir=runs/mnist_rd --results=results/mnist_rd.csv \
       --gin_file=configs/cpu.gin --betas=0.1,0.5,1,2 --anneal_epochs=0,1 \
       --anneal_decoders=+ --parallel=2
 
-The paper-scale sweep on a Slurm cluster, one job per run with one GPU each
-(`--launcher=slurm`, `experiments.launchers`):
-
+The paper-scale sweep on Slurm, one job per run with one GPU each (`--launcher=slurm`;
+`--nowait`, `--collect_only` and `--dry_run` in docs/methods.md):
   python -m brokenelbo.sweep --launcher=slurm --output_dir=runs/paper_rd \
       --betas=0.1,0.2,0.5,1,2,5,10 --anneal_epochs=0,10 --threads_per_run=8 \
       --slurm_partition=gpu --slurm_gpus_per_node=1 --slurm_mem_gb=32 \
       --slurm_timeout_min=1440
 
-It prints the job ids and waits for the jobs (`--nowait`: returns at once, and a later
-`--collect_only` rewrites the CSV); `--dry_run` prints the commands and the sbatch script.
-
-After its training, each run's information suite (NLL_K, I_e, the marginal gap, active
-units, the generative bounds E and G; `evaluation.suite`) is measured on the test split by
-`python -m brokenelbo.evaluate`, with the bindings of `--evaluate_bindings`, e.g. larger
-counts where there is a GPU:
-
+Each trained run's information suite (`evaluation.suite`) is then measured on the test
+split by `python -m brokenelbo.evaluate` (`--noinformation` skips it), e.g. on a GPU:
   python -m brokenelbo.sweep --output_dir=runs/mnist_rd --gin_file=configs/cpu.gin \
       --evaluate_bindings='information_suite.likelihood_examples = 10000' \
       --evaluate_bindings='information_suite.num_samples = (1, 10, 100, 1000)'
 
-`--noinformation` skips it. Running the same command again skips done runs, resumes
-unfinished ones, and evaluates finished runs that lack their suite (without training them
-again); `experiments.sweep` says where runs live and what the CSV holds. `tests/test_slurm.py`
-runs a sweep on a one-node Slurm cluster of its own, or on an existing cluster:
-
+Rerunning a command skips done runs, resumes unfinished ones and evaluates those lacking
+their suite (more: docs/methods.md). The Slurm system test (`tests/test_slurm.py`):
   BROKENELBO_SLURM_PARTITION=debug BROKENELBO_SLURM_DIR=/shared/scratch/$USER \
       python -m pytest -q -n 0 tests/test_slurm.py
 """

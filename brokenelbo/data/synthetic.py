@@ -2,54 +2,26 @@
 
 Every data set is drawn from a known model with a 2-dimensional standard normal latent,
 
-    z ~ N(0, I_2),    x | z = f(z) + eps,    eps ~ N(0, diag(noise_variance)),
+    z ~ N(0, I_2),    x | z = f(z) + eps,    eps ~ N(0, diag(noise_variance)):
 
-and this module owns those models, their parameters (so that a model of the ground
-truth's architecture can be built from them), and the fixed draws used for training and
-evaluation (Appendix E, "Training and Model Selection": 500 training, 500 validation and
-500 test points, 5 independent data sets per type).
-
-- `LinearJTEx` ('linear_jtex'; Equation 3 of Section 3, Appendix E item 1):
-  f(z) = L z with L = cholesky(A A^T + B), eps ~ N(0, sigma2 I - B), sigma2 = 0.01,
-  B = diag(0.006, 0.006), A = [[0.75, 0.25], [1.5, -1.0]]. Its marginal is
-  N(0, A A^T + sigma2 I), whatever B: `exact_log_likelihood` gives log p(x).
+- `LinearJTEx` ('linear_jtex'; Section 3, eq. 3; Appendix E item 1): f(z) = L z,
+  L = cholesky(A A^T + B), eps ~ N(0, sigma2 I - B), sigma2 = 0.01, B = diag(0.006, 0.006),
+  A = [[0.75, 0.25], [1.5, -1.0]]; marginal N(0, A A^T + sigma2 I): `exact_log_likelihood`.
 - `CubicJTEx` ('cubic_jtex'; item 2): the same with f(z) = (L z)^3, element-wise.
-- `Gaussian` ('gaussian'; item 3): x in R^4, f(z) = z^T A with A of shape [2, 4],
-  eps ~ N(0, 1e-6 I); marginal N(0, A^T A + 1e-6 I), `exact_log_likelihood` in closed
-  form.
-- `Mobius` ('mobius'; item 4): f is a small network fitted to the Mobius transform
-  m(z) = (a z + b) / (c z + d) of z = z1 + i z2 (`mobius_transform`), with a = 1,
-  b = 1 + 4i, c = 1, d = 7 + 4i; eps ~ N(0, 1e-5 I). The paper does not give f's
-  architecture; here it is the multilayer perceptron 2 -> 50 -> 50 -> 2 with tanh hidden
-  units and a linear output (`mlp`), fitted by `fit_mobius_network` and stored in
-  `brokenelbo/data/assets/mobius_f.npz`, so that the data do not depend on the fit's
-  floating-point details on the machine at hand. Its RMS error against m(z) on fresh
-  z ~ N(0, I) is `MOBIUS_RMS_ERROR`, 2.1e-4 (5.8e-5 on its training points), a
-  fifteenth of the noise's standard deviation, 3.2e-3. That average is dominated by
-  rare draws with |z| > 4 towards the pole of m at z = -7 - 4i, where f extrapolates
-  (errors up to about 0.1); on |z| < 3.5 (99.8% of the mass) it is
-  `MOBIUS_BULK_RMS_ERROR`, 4.8e-5. The fit takes about 50 s on one CPU core.
+- `Gaussian` ('gaussian'; item 3): x in R^4, f(z) = z^T A, A of shape [2, 4],
+  eps ~ N(0, 1e-6 I); marginal N(0, A^T A + 1e-6 I): `exact_log_likelihood`.
+- `Mobius` ('mobius'; item 4): f is a tanh MLP 2 -> 50 -> 50 -> 2 (`mlp`) fitted to
+  m(z) = (a z + b) / (c z + d) of z = z1 + i z2 (`mobius_transform`), a = 1, b = 1 + 4i,
+  c = 1, d = 7 + 4i, stored in `brokenelbo/data/assets/mobius_f.npz`; eps ~ N(0, 1e-5 I).
 
-`sample(n, seed)` of each model returns `(x, z)` as `float32`; `synthetic(split, name,
-index)` returns the fixed `[500, D]` array of one split of one data set, every (name,
-index, split) seeded on its own so that splits and indices are independent draws.
-
-#### Examples
-
-```python
-from brokenelbo.data import synthetic
-
-train = synthetic.synthetic('train', name='linear_jtex', index=0)   # float32, (500, 2)
-model = synthetic.ground_truth('linear_jtex')
-model.exact_log_likelihood(train).mean()                             # about -3.0
-x, z = synthetic.ground_truth('mobius').sample(1000, seed=1)          # (1000, 2) each
-```
+It owns the models, their parameters and the fixed draws: `sample(n, seed)` gives `(x, z)`
+(`float32`), `synthetic(split, name, index)` the fixed `[500, D]` array of one split (500
+training, validation, test points; 5 data sets per type). More: docs/methods.md.
 
 #### References
 
 [1]: Yaniv Yacoby, Weiwei Pan and Finale Doshi-Velez. Characterizing and Avoiding
      Problematic Global Optima of Variational Autoencoders. In _AABI_, 2020.
-     https://arxiv.org/abs/2003.07756
 """
 
 import dataclasses

@@ -3,30 +3,17 @@
 For a sample x_1..x_N in R^d with mean m and covariance S = (1/N) sum_j (x_j - m)(x_j - m)^T
 (the biased normalisation of `pingouin.multivariate_normality`), squared Mahalanobis
 distances D_j = (x_j - m)^T S^-1 (x_j - m) and D_jk = (x_j - x_k)^T S^-1 (x_j - x_k), and
-the smoothing parameter
-
-  beta = (1 / sqrt 2) ((2d + 1) N / 4)^(1 / (d + 4))
-
-(Henze & Zirkler 1990, the value that is optimal for a normal kernel density estimate),
+beta = (1 / sqrt 2) ((2d + 1) N / 4)^(1 / (d + 4)) (Henze & Zirkler 1990),
 
   HZ = (1/N) sum_{j,k} exp(-beta^2 D_jk / 2)
        - 2 (1 + beta^2)^(-d/2) sum_j exp(-beta^2 D_j / (2 (1 + beta^2)))
        + N (1 + 2 beta^2)^(-d/2).
 
-HZ is N times a weighted L2 distance between the empirical characteristic function of the
-standardised sample and that of N(0, I): it is affine invariant, non-negative, and large
-when the sample is far from Gaussian. Yacoby et al. (2020, Appendix D) use exp(HZ) of the
-codes as a penalty that pulls them towards a Gaussian, so `henze_zirkler` is written in
-TensorFlow with finite gradients everywhere: the covariance is inverted through a Cholesky
-factor (with a jitter of a few float epsilons relative to its mean variance, so that a
-degenerate sample stays finite), and only squared distances enter, never a square root.
-Where S is singular pingouin returns 4N instead; here the jitter stands in for the inverse,
-so the two agree on full-rank samples only.
-
-Under normality HZ is approximately log-normal with the first two moments of Henze &
-Zirkler (1990), which `henze_zirkler_null` returns together with the log-normal parameters
-matched to them, and `henze_zirkler_pvalue` uses for the upper-tail p-value (both as in
-pingouin).
+`henze_zirkler` is TensorFlow with finite gradients everywhere, for the exp(HZ) penalty of
+Yacoby et al. (2020, Appendix D): S is inverted through a jittered Cholesky factor and only
+squared distances enter. Under normality HZ is approximately log-normal:
+`henze_zirkler_null` returns its moments, `henze_zirkler_pvalue` the upper-tail p-value (as
+in pingouin). What HZ measures, the jitter and where pingouin differs: docs/methods.md.
 
 #### References
 

@@ -1,13 +1,8 @@
 """Information measures of a trained VAE beyond R and D: likelihood bounds and mutual information.
 
-Every estimator here is generic over the three parts of a VAE, given as plain objects:
-
-  encoder(x)  -> `tfd.Distribution` e(z|x) over z, batch shape `[B]`,
-  decoder(z)  -> `tfd.Distribution` d(x|z) over images, `log_prob(x)` -> `[B]`
-                 (z is always passed as `[B, latent]`),
-  marginal    -- a `tfd.Distribution` m(z) over z (e.g. `vae.marginal_distribution()`).
-
-The quantities, all in nats per example:
+The estimators take a VAE's three parts as plain objects: encoder(x) -> `tfd.Distribution`
+e(z|x), batch shape `[B]`; decoder(z) -> `tfd.Distribution` d(x|z), `log_prob(x)` ->
+`[B]` (z always `[B, latent]`); marginal, a `tfd.Distribution` m(z). In nats per example:
 
   L_K(x)   = log (1/K) sum_k d(x|z_k) m(z_k) / q(z_k|x),  z_k ~ q(z|x)  (Burda et al. 2016)
   I_e      = E_{p(x) e(z|x)} [log e(z|x) - log e(z)]                  (Section 2, eq. 1)
@@ -15,38 +10,18 @@ The quantities, all in nats per example:
   KL(e(z) || m(z)) = R - I_e                               (Hoffman & Johnson 2016)
   E <= I_d(X; Z) <= G                                      (Appendix C, eqs. 6-9)
 
-with e(z) the aggregate posterior. Each comes with a Monte Carlo standard error: the
-standard deviation of its per-example terms over the square root of their number. That is
-the error of the mean as an estimate over a sample of examples; for a fixed set of examples
-it bounds the error due to the z draws alone from above.
-
-Randomness is stateless. `seed` is a shape-`[2]` integer `Tensor` (as returned by
-`seeds.step_seed`), or a Python `int` s, which stands for `[s, 0]`: the base seed of
-`seeds.step_seed(s, ...)`. Draw k of the examples in batch b uses the seed
-`stateless_fold_in(stateless_fold_in(seed, b), k)`, which is `seeds.step_seed(s, b,
-replica=k)`, the seed with which `elbo.make_evaluate(..., seed=s)` draws its k-th z.
-The draws therefore depend on `batch_size` (as in `elbo`), but not on how the work within a
-batch is chunked (`samples_per_chunk`, `encoders_per_chunk`, `latents_per_chunk`), and
-draw k is the same whatever the number of draws: the first K draws are shared by all K.
-
-Memory is bounded by the chunk sizes, whatever K or the number of examples N: at most
-`batch_size * samples_per_chunk` latents at once for the likelihood bounds (their decoder
-takes one draw per example, `batch_size` latents, per call), and
-`latents_per_chunk * encoders_per_chunk` pairwise densities for the aggregate posterior
-(besides the N * num_samples latents themselves, which `mutual_information` keeps).
-
-Images are taken batch by batch from an array (not through `pipeline.make_dataset`, which
-casts to `float32`): floating-point images keep their dtype, integer or boolean ones are
-cast to `float32`.
+with e(z) the aggregate posterior; each with a Monte Carlo standard error (the standard
+deviation of its per-example terms over the square root of their number). `seed` is a
+shape-`[2]` integer `Tensor`, or a Python `int` s for `[s, 0]`; draw k of batch b uses
+`stateless_fold_in(stateless_fold_in(seed, b), k)` (`seeds.step_seed(s, b, replica=k)`),
+however the work is chunked; chunk sizes bound the memory. More: docs/methods.md.
 
 #### References
 
 [1] Alemi, Poole, Fischer, Dillon, Saurous, Murphy. Fixing a Broken ELBO. ICML 2018.
 [2] Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
-[3] Hoffman, Johnson. ELBO surgery: yet another way to carve up the variational evidence
-    lower bound. NIPS Workshop on Advances in Approximate Bayesian Inference, 2016.
-[4] Poole, Ozair, van den Oord, Alemi, Tucker. On Variational Bounds of Mutual
-    Information. ICML 2019.
+[3] Hoffman, Johnson. ELBO surgery. NIPS Workshop on Approximate Bayesian Inference, 2016.
+[4] Poole, Ozair, van den Oord, Alemi, Tucker. On Variational Bounds of MI. ICML 2019.
 """
 
 import numpy as np

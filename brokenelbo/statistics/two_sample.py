@@ -1,58 +1,26 @@
 """The smooth k-nearest-neighbour two-sample statistic of Djolonga & Krause (2017).
 
-Yacoby et al. (2020, Appendix E) compare a model with the data by this statistic between
-100 data points and 100 model samples, averaged over 20,000 such draws (lower is better).
-They do not state k or the temperature; the choices made here are below.
+Yacoby et al. (2020, Appendix E) compare a model with the data by it (lower is better).
+Pool x_1..x_{n1} and y_1..y_{n2} into n = n1 + n2 points u_i with Euclidean distances d_ij;
+for k = 1 and temperature t, under the permutation null (m = sum_ij P_ij):
 
-**The statistic.** Pool the samples x_1..x_{n1} and y_1..y_{n2} into n = n1 + n2 points
-u_i with Euclidean distances d_ij. The classical 1-NN test (Friedman & Rafsky 1983;
-Schilling 1986) counts the directed nearest-neighbour edges i -> nn(i) that join the two
-samples. Djolonga & Krause relax the choice of neighbour into a Gibbs distribution at
-temperature t, which for k = 1 is a softmax over the other points:
-
-  P_ij = exp(-d_ij / t) / sum_{l != i} exp(-d_il / t),   P_ii = 0,
-
-and the count into its expectation T = sum_{i, j in different samples} P_ij. As t -> 0, T
-is the classical count. Under the permutation null (the sample labels assigned to the
-pooled points uniformly at random, P fixed), T has mean and variance, with m = sum P_ij,
-chi_1 = n1 n2 / (n (n - 1)) and chi_2 = 4 (n1 - 1)(n2 - 1) / ((n - 2)(n - 3)),
-
+  P_ij  = exp(-d_ij / t) / sum_{l != i} exp(-d_il / t),   P_ii = 0,
+  T     = sum_{i, j in different samples} P_ij            (as t -> 0, the 1-NN count),
+  chi_1 = n1 n2 / (n (n - 1)),   chi_2 = 4 (n1 - 1)(n2 - 1) / ((n - 2)(n - 3)),
   E T   = 2 m chi_1,
   Var T = chi_1 (1 - chi_2) sum_i (sum_j P_ij + P_ji)^2 + chi_1 chi_2 sum_ij P_ij^2
           + chi_1 chi_2 sum_ij P_ij P_ji + chi_1 (chi_2 - 4 chi_1) m^2,
+  S     = -(T - E T) / sqrt(Var T)     (about 0 for one distribution; lower: more alike).
 
-(the second-moment formula of the reference implementation, `torch-two-sample`), and the
-statistic is the negated z-score
-
-  S = -(T - E T) / sqrt(Var T):
-
-about 0 (mean 0, variance 1 over the labellings) when the two samples come from one
-distribution, and large and positive when few neighbours cross between them. The negation
-follows the reference implementation, so that a better model has a lower S, as in Yacoby
-et al.'s Table 1.
-
-**Choices.** k = 1: the softmax above is exact; k > 1 needs marginals of a cardinality
-potential (exactly k neighbours per point), which Djolonga & Krause compute by message
-passing, and is not implemented here. The temperature is a single t = 0.1 (inverse
-temperature alpha = 1/t = 10) in the units of the data: the synthetic data sets of Yacoby
-et al. have unit-order scale, where nearest-neighbour distances among 200 points in 2-4
-dimensions are of order 0.1, so the relaxation is mild but not negligible (the reference
-implementation averages P over a list of inverse temperatures; one is used here).
-Distances are exact Euclidean, without the 1e-5 under the square root of the reference,
-and Var T is not offset by 1e-5 (it is of order n).
-
-Everything here is NumPy (float64): an evaluation metric, not a training loss.
+Chosen here: k = 1, t = 0.1. NumPy (float64): an evaluation metric, not a training loss.
+The derivation, the choices and the differences from `torch-two-sample`: docs/methods.md.
 
 #### References
 
-[1] Djolonga, Krause. Learning Implicit Generative Models Using Differentiable Graph
-    Tests. arXiv:1709.01006, 2017.
-[2] Friedman, Rafsky. Graph-theoretic measures of multivariate association and prediction.
-    Annals of Statistics 11(2):377-391, 1983.
-[3] Schilling. Multivariate two-sample tests based on nearest neighbors. JASA
-    81(395):799-806, 1986.
-[4] Yacoby, Pan, Doshi-Velez. Characterizing and Avoiding Problematic Global Optima of
-    Variational Autoencoders. AABI 2020 (arXiv:2003.07756).
+[1] Djolonga, Krause. Learning Implicit Generative Models Using Differentiable Graph Tests.
+[2] Friedman, Rafsky. Annals of Statistics 11(2):377-391, 1983.
+[3] Schilling. Multivariate two-sample tests based on nearest neighbors. JASA 81(395), 1986.
+[4] Yacoby, Pan, Doshi-Velez. Avoiding Problematic Global Optima of VAEs. AABI 2020.
 """
 
 import numpy as np

@@ -1,27 +1,19 @@
 """Lagging inference networks (He et al. 2019) as Yacoby et al. (2020) run them: a loss.
 
-He et al. observe that early in VAE training the inference network lags behind the true
-posterior of the current generative model, which then learns to ignore z; their remedy
-trains the inference network "aggressively", alone, before each update of the generative
-model. Yacoby et al. (2020, Appendix E, "Hyper-parameter Search") use this schedule: the
-training epochs are cut into R equal segments, and in each segment the inference network is
-first trained alone, then both networks together. Throughout, the objective is the negative
-ELBO (rate + distortion, `models.synthetic.SyntheticVAE.rate_distortion`); in the first
-part of a segment the gradient of the generative parameters theta is stopped:
+He et al. train the inference network "aggressively", alone, before each update of the
+generative model. Yacoby et al. (2020, Appendix E, "Hyper-parameter Search") cut the
+training epochs into R equal segments; in each, the inference network is first trained
+alone, then both networks together. The objective is the negative ELBO (rate + distortion,
+`models.synthetic.SyntheticVAE.rate_distortion`), with the gradient of the generative
+parameters theta stopped in the first part of a segment:
 
   segment length  T = epochs / R,
   inference-only  while  (epoch mod T) < inference_fraction * T,
   loss            = mean over restarts and examples of  R(x) + D(x),
                     with theta held fixed in the inference-only part.
 
-The paper does not say how a segment is split: `inference_fraction = 0.5` (half alone, half
-jointly) is our choice. Their grids of R (segments) are {40, 50, 60, 70} for LinearJTEx,
-{30, 40, 50, 60} for CubicJTEx, {5, 10, 15, 20} for Gaussian and {60, 70, 80, 90} for
-Mobius, over 30k epochs.
-
-With one optimiser for all parameters (`train`'s Adam), stopping theta's gradient stops its
-own updates only after Adam's first moment has decayed (a few tens of steps at beta_1 =
-0.9); the gradient itself is exactly zero.
+`inference_fraction = 0.5` is our choice. The motivation, the paper's grids of R and how
+Adam treats the stopped gradient: docs/methods.md.
 
 #### References
 

@@ -1,68 +1,26 @@
 """LiBI, Likelihood Before Inference (Yacoby, Pan & Doshi-Velez 2020), as a training loss.
 
-LiBI fits the generative model first and the inference network after, so that the
-posterior-matching term of the ELBO cannot bias the generative model (Section 2,
-Appendix D). With h(x) a deterministic code network, it repeats R times:
+With h(x) a deterministic code network, LiBI repeats R times (Section 2, Appendix D):
 
   Step 1 (eq. 44), over theta and h:
-      (1/N) sum_n -log p_theta(x_n | h(x_n))
-      + eps_HZ exp(HZ({h(x_n)}))
-      + exp(||Sigma_hat - I||_F^2 / eps_Sigma)
-      + exp(||mu_hat||_2^2 / eps_mu),
+      (1/N) sum_n -log p_theta(x_n | h(x_n)) + eps_HZ exp(HZ({h(x_n)}))
+      + exp(||Sigma_hat - I||_F^2 / eps_Sigma) + exp(||mu_hat||_2^2 / eps_mu),
   Step 2 (eqs. 45-46), over phi, theta fixed: the negative ELBO, mean of R(x) + D(x);
-  Step 3: re-initialise h to the mean of q_phi(z|x),
+  Step 3: re-initialise h to the mean of q_phi(z|x) (free: h *is* that mean network),
 
-and returns the best theta (with its phi) over the repeats. HZ is the Henze-Zirkler
-statistic of the N codes (`statistics.henze_zirkler`), mu_hat and Sigma_hat their sample
-mean and covariance (divided by N). eps_HZ multiplies and eps_Sigma, eps_mu divide, as
-eq. 44 is printed. The paper writes the covariance penalty with ||.||_2^2; we read it as
-the squared Frobenius norm (the sum of squared entries). The constraints stop the codes
-from shrinking towards 0, which the joint MAP objective of eq. 31 otherwise prefers
-(eqs. 32-41: rescaling z and theta leaves p_theta(x|z) unchanged).
-
-**As one compiled loss.** `LiBI(...)(model, x, seed, step, epoch)` picks the phase from
-`epoch` inside the compiled step, with no Python branching on tensors: both objectives are
-computed (the step-1 penalty, the only costly part, under a `tf.cond` in step 1 alone) and
-`tf.where` passes the gradient of the current one only. The schedule:
+and returns the best theta (with its phi) over the repeats. HZ: the Henze-Zirkler statistic
+of the N codes (`statistics.henze_zirkler`); mu_hat, Sigma_hat: their mean and covariance
+(divided by N). The compiled loss `LiBI(...)(model, x, seed, step, epoch)` picks the phase:
 
   repeat length  T = (epochs - 1) / R           (the last epoch is kept for the choice),
-  step 1         while (epoch mod T) < step1_fraction * T,
-  step 2         for the rest of each repeat.
+  step 1         while (epoch mod T) < step1_fraction * T; step 2 for the rest.
 
-h *is* the mean network of q_phi (`SyntheticVAE.codes`: the shared trunk and the mean
-read-out), so step 3 costs nothing: step 2 starts from the h of step 1, and the next step 1
-from the mean of the q_phi of step 2. Step 1 uses no variance parameter of q_phi (they get
-no gradient); step 2 stops theta's gradient (`rate_distortion(..., stop_theta=True)`). With
-one Adam optimiser for both, theta still moves for a few tens of steps after step 1 ends,
-while Adam's first moment decays; its gradient is zero.
-
-**Keeping the best repeat.** At the first step of every repeat after the first, and at the
-first step of the last epoch, the loss scores the model that the previous repeat ended with
-and keeps, per restart, the best one so far (`SyntheticVAE.keep_best`); after the last
-choice each restart computes with its best model (`freeze_best`), which the run's final
-evaluation then reports. The paper chooses "by its own validation objective"; a loss sees
-only the training batch, so the score here is the importance-weighted bound L_K on the
-training data (K = `selection_samples` draws from q_phi, Burda et al. 2016): an estimate
-of log p_theta(x), the quantity step 1 approximates (eqs. 28-31), with q_phi fitted to
-that theta. (K = 1 would choose by the ELBO, which favours easy posteriors, the bias LiBI
-avoids.) With full-batch training the batch is the whole training set.
-
-**Numerics.** Each exp(u) is exp(u) up to u = `max_exponent` and continues along its
-tangent beyond (exp(c) (1 + u - c)): a penalty far outside its constraint then pulls with a
-finite gradient instead of overflowing to inf (which would make the step non-finite and
-skip it for every restart).
-
-Not stated in the paper, chosen here: `step1_fraction = 0.5`; the selection score above;
-full-batch training (HZ, mu_hat and Sigma_hat need the whole set of codes; the paper's
-"30k epochs" read as 30k full-batch steps). The paper's grid: eps_HZ in {0.001, 1, 10, 20}
-(Mobius without 0.001), eps_Sigma, eps_mu in {0.2, 0.5}, R in {1, 6}.
+Each restart keeps its best repeat by L_K on the training batch. More: docs/methods.md.
 
 #### References
 
-[1] Yacoby, Pan, Doshi-Velez. Characterizing and Avoiding Problematic Global Optima of
-    Variational Autoencoders. AABI 2020 (arXiv:2003.07756), Section 2 and Appendix D.
-[2] Henze, Zirkler. A class of invariant consistent tests for multivariate normality.
-    Communications in Statistics - Theory and Methods 19(10):3595-3617, 1990.
+[1] Yacoby, Pan, Doshi-Velez. AABI 2020 (arXiv:2003.07756), Section 2 and Appendix D.
+[2] Henze, Zirkler. Communications in Statistics - Theory and Methods 19(10), 1990.
 [3] Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
 """
 

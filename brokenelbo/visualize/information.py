@@ -1,56 +1,27 @@
 r"""The information picture of a sweep: R, I_e, H - D, the marginal gap and [E, G] against beta.
 
-Section 2 of [1] brackets the mutual information between the data and the code under the
-encoder, I_e(X; Z) of p*(x) e(z|x) (eq. 1), by the rate and the distortion,
+Section 2 of [1] brackets I_e(X; Z) of p*(x) e(z|x) (eq. 1) by the rate and the distortion,
+H the data entropy, the gap above being the KL of the aggregate posterior e(z) from the
+marginal m(z) [2]; Appendix C brackets the generative model's I_d:
 
-  H - D <= I_e(X; Z) <= R,                                   (Section 2, eqs. 2-3)
-
-H the data entropy. The upper gap R - I_e is the marginal KL(e(z) || m(z)) of the
-aggregate posterior e(z) from the model's marginal m(z) (Hoffman & Johnson 2016 [2]).
-Appendix C brackets the mutual information of the generative model m(z) d(x|z) in turn:
-
+  H - D <= I_e(X; Z) <= R,    R - I_e = KL(e(z) || m(z))          (Section 2, eqs. 2-3)
   E <= I_d(X; Z) <= G.                                        (Appendix C, eqs. 6-9)
 
 `information_figure` draws these for the runs of a sweep's results CSV that carry the
 information suite (`experiments.sweep` writes its columns, `evaluation.suite` computes
 them; `COLUMNS` are the ones read), one panel per family present, in the order of
-`FAMILIES`, three to a row, against the beta of D + beta R on a log axis:
-
-```none
-R                  `rate`: the test rate on the whole split, as in Figure 3;
-I_e                `mutual_information`, on the suite's N test examples, with
-                   log N (`log_num_examples`) as a dashed horizontal line: no estimate
-                   from N examples exceeds it, so I_e at log N means N is too small;
-H - D              `distortion` subtracted from H = the best -ELBO of the sweep
-                   (`rd_plane.best_negative_elbo` over every run of the data set, with or
-                   without the suite), the H of Figure 3. -ELBO >= -log p(x) per example,
-                   and its mean over the data is at least H: this H estimates the data
-                   entropy from above, so the line lies above the true lower bound of I_e;
-KL(e(z) || m(z))   `marginal_kl`, from the same draws as I_e;
-[E, G]             `generative_e` to `generative_g` (G at the suite's largest K), shaded.
-```
-
-The vertical axis is symmetric-logarithmic, linear within +-`LINEAR_NATS`: E can lie
-hundreds of nats below zero where the encoder misreads the model's own samples (a loose
-lower bound, not a property of the data), and on a linear axis it would flatten I_e, log N
-and the gap into one line.
-
-Runs without KL annealing (`anneal = 0`) are drawn with solid lines and filled markers;
-annealed runs with another line style per annealing length and hollow markers. Where
-several seeds share a beta, the lines go through their mean and each run adds a dot.
-Runs with beta = 0 have no place on the log axis and are left out with a warning.
-
-matplotlib (and `rd_plane`, which imports it) is imported by the functions that draw, so
-that reading the module's names costs nothing.
+`FAMILIES`, three to a row, against the beta of D + beta R on a log axis, with log N
+dashed, [E, G] shaded, H the sweep's best -ELBO, and a symmetric-log vertical axis
+(linear within +-`LINEAR_NATS`). Beta = 0 runs are left out with a warning. matplotlib is
+imported by the functions that draw. Each line, the axis and the styles: docs/methods.md.
 
 #### References
 
 [1]: Alexander A. Alemi, Ben Poole, Ian Fischer, Joshua V. Dillon, Rif A. Saurous, Kevin
      Murphy. Fixing a Broken ELBO. In _International Conference on Machine Learning_,
      2018. https://arxiv.org/abs/1711.00464
-[2]: Matthew D. Hoffman, Matthew J. Johnson. ELBO surgery: yet another way to carve up the
-     variational evidence lower bound. NIPS Workshop on Advances in Approximate Bayesian
-     Inference, 2016.
+[2]: Matthew D. Hoffman, Matthew J. Johnson. ELBO surgery. NIPS Workshop on Advances in
+     Approximate Bayesian Inference, 2016.
 """
 
 import math
