@@ -81,8 +81,12 @@ def _print_table(results):
 
 
 def _figures(results):
-  # Imported here: the flags and the table need no TensorFlow.
-  from brokenelbo.experiments import libi_runs  # pylint: disable=g-import-not-at-top
+  # Imported here: the flags and the table need no TensorFlow. Figures 2-5 restore runs,
+  # whose configs name the registry's configurables.
+  # pylint: disable=g-import-not-at-top
+  from brokenelbo import configurables  # pylint: disable=unused-import
+  from brokenelbo.experiments import libi_runs
+  # pylint: enable=g-import-not-at-top
   libi_runs.draw_figures(results, FLAGS.output_dir, FLAGS.figures_dir,
                          overwrite=FLAGS.overwrite)
 
@@ -106,10 +110,7 @@ def main(argv):
   launchers.check_flags(FLAGS)
   launcher = launchers.from_flags(FLAGS)
   files.check_can_create_dir(FLAGS.output_dir, '--output_dir')
-  # pylint: disable=g-import-not-at-top
-  from brokenelbo import configurables  # pylint: disable=unused-import
-  from brokenelbo.experiments import libi_runs
-  # pylint: enable=g-import-not-at-top
+  from brokenelbo.experiments import libi_runs  # pylint: disable=g-import-not-at-top
   study = libi_runs.make_study(FLAGS.output_dir, FLAGS.results, FLAGS.profile, FLAGS.datasets,
                                FLAGS.methods, indices, FLAGS.threads_per_run,
                                FLAGS.gin_bindings)

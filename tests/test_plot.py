@@ -136,7 +136,7 @@ def test_read_results_keeps_families_as_strings_and_reads_the_split(tmp_path):
   path = _write_csv(tmp_path / 'sweep.csv', rows)
   runs = plot.read_results(path)
   assert [run.family for run in runs] == [row['family'] for row in rows]
-  assert runs[0] == plot.Run('---', '-', '-', '-', 'static_mnist', 1., 0., 0, 5., 90.,
+  assert runs[0] == plot.Point('---', '-', '-', '-', 'static_mnist', 1., 0., 0, 5., 90.,
                              'runs/---_beta1.0_anneal0.0')
   train = plot.read_results(path, split='train')
   assert (train[3].rate, train[3].distortion) == (rows[3]['rate'] + 1.,
@@ -412,7 +412,7 @@ def test_figure5_takes_every_family_at_the_beta_in_order_and_names_the_missing(t
     run_dir.mkdir()
     if checkpoint:
       (run_dir / 'checkpoint').write_text('')
-    return plot.Run(family, family[0], family[1], family[2], 'static_mnist', beta, anneal,
+    return plot.Point(family, family[0], family[1], family[2], 'static_mnist', beta, anneal,
                     0, 1., 2., str(run_dir))
 
   runs = [run('++v', 1.), run('---', 1.), run('-+v', 0.1), run('-+v', 1., anneal=0.5),

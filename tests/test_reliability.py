@@ -44,7 +44,7 @@ FAULT_RUN = ['train.epochs = 20', 'train.eval_every_epochs = 5',
 FAULT_STEPS = 80
 EVAL_STEPS = (20, 40, 60, 80)
 # The signals of the interruptions, in order.
-INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM) * 3
+INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM) * 2
 
 
 def _train_command(model_dir, bindings=(), family='---'):

@@ -17,12 +17,14 @@ import sys
 
 import gin
 
-from brokenelbo.evaluation import synthetic_run
 from brokenelbo.experiments import libi_table
 from brokenelbo.experiments import study
-from brokenelbo.training import restore
 from brokenelbo.training import run_record
 from brokenelbo.utils import files
+
+# `evaluation.synthetic_run` and `training.restore` load TensorFlow: imported where the
+# ground truth is computed or a figure restores a run, so that a study whose runs and
+# truths exist (a rerun, a Slurm submission) starts in a fraction of a second.
 
 TRUTH_FILE = 'truth.json'
 # What every evaluation binds: no Figure 4 grids (the data are vectors, not images).
@@ -123,6 +125,7 @@ def write_truth(dataset, index, profile, output_dir):
   path = os.path.join(output_dir, dataset, str(index), TRUTH_FILE)
   if os.path.exists(path):
     return
+  from brokenelbo.evaluation import synthetic_run  # pylint: disable=g-import-not-at-top
   record = synthetic_run.truth_reference(dataset, index, profile.knn_draws,
                                          num_samples=profile.likelihood_samples)
   files.write_atomic(path, files.to_json(record, indent=1, sort_keys=True) + '\n')
@@ -132,9 +135,12 @@ def draw_figures(results, output_dir, figures_dir, overwrite=False):
   """Draws Figure 1, and Figures 2-5 from the kept runs that `output_dir` holds (or, without
   it, from the run directories that `results` names), into `figures_dir`; prints the paths
   written. An existing figure is replaced only with `overwrite`."""
-  # Imported here: the table alone needs no matplotlib.
-  from brokenelbo.visualize import libi_figures  # pylint: disable=g-import-not-at-top
-  from brokenelbo.visualize import rd_plane  # pylint: disable=g-import-not-at-top
+  # Imported here: the table alone needs neither TensorFlow nor matplotlib.
+  # pylint: disable=g-import-not-at-top
+  from brokenelbo.training import restore
+  from brokenelbo.visualize import libi_figures
+  from brokenelbo.visualize import rd_plane
+  # pylint: enable=g-import-not-at-top
   figures = {'figure1': libi_figures.figure1}
   numbers = {('linear_jtex', 'vae'): 2, ('linear_jtex', 'libi'): 3,
              ('cubic_jtex', 'vae'): 4, ('cubic_jtex', 'libi'): 5}

@@ -47,7 +47,7 @@ LINEAR_NATS = 10.
 
 
 def suite_runs(runs):
-  """The runs (`rd_plane.Run`, read with `extra_columns=COLUMNS`) that have the suite."""
+  """The runs (`rd_plane.Point`, read with `extra_columns=COLUMNS`) that have the suite."""
   return [run for run in runs if all(name in run.extra for name in COLUMNS)]
 
 
@@ -87,7 +87,7 @@ def plot_family(ax, runs, entropy, anneals):
 
   Args:
     ax: matplotlib `Axes`.
-    runs: `list` of `rd_plane.Run` of one family, with the suite and beta > 0.
+    runs: `list` of `rd_plane.Point` of one family, with the suite and beta > 0.
     entropy: Python `float`, H (the best -ELBO of the sweep).
     anneals: sorted `list` of the annealing lengths of the whole figure (for the styles).
   """
@@ -143,7 +143,7 @@ def information_figure(runs, title):
   """The information picture of a sweep, as a matplotlib `Figure`.
 
   Args:
-    runs: `list` of `rd_plane.Run` of one data set's test split, read with
+    runs: `list` of `rd_plane.Point` of one data set's test split, read with
       `extra_columns=COLUMNS`: all of them set H, those with the suite are drawn.
     title: Python `str`, the figure's title.
 

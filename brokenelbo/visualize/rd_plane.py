@@ -56,8 +56,8 @@ ELBO_TOLERANCE = 1e-3
 FIGURE_DPI = 100
 
 
-class Run(NamedTuple):
-  """One row of the results CSV, for one split.
+class Point(NamedTuple):
+  """One row of the results CSV, for one split: a point of the rate-distortion plane.
 
   Attributes:
     family: Python `str`, e.g. `'-+v'`.
@@ -97,10 +97,10 @@ def read_results(path, split='test', dataset=None, extra_columns=()):
     dataset: Python `str` or `None`: keep only the runs on this dataset; `None` requires the
       CSV to hold a single dataset.
     extra_columns: Python `tuple` of `str`, optional number columns to read into
-      `Run.extra`: a column the CSV lacks, or an empty cell, is left out of it.
+      `Point.extra`: a column the CSV lacks, or an empty cell, is left out of it.
 
   Returns:
-    A `list` of `Run`, in file order, without the runs whose R or D is not finite.
+    A `list` of `Point`, in file order, without the runs whose R or D is not finite.
 
   Raises:
     errors.UserError: the file is missing or unreadable, is empty, lacks a column, has a
@@ -149,7 +149,7 @@ def _read_csv(path, required):
 
 
 def _finite_runs(path, header, rows, split, extra):
-  """The `Run`s of `rows` whose R and D are finite, and how many were not (each with a
+  """The `Point`s of `rows` whose R and D are finite, and how many were not (each with a
   warning); `extra` maps the extra columns to their positions."""
   rate_column, distortion_column, elbo_column = SPLIT_COLUMNS[split]
   index = {name: header.index(name)
@@ -175,7 +175,7 @@ def _finite_runs(path, header, rows, split, extra):
 
 
 def _parse_row(row, index, split, where):
-  """One CSV row as a `Run` and its ELBO; `index` maps column names to positions."""
+  """One CSV row as a `Point` and its ELBO; `index` maps column names to positions."""
   text = {name: row[i].strip() for name, i in index.items()}
   numbers = {}
   for name in NUMBER_COLUMNS + SPLIT_COLUMNS[split]:
@@ -186,7 +186,7 @@ def _parse_row(row, index, split, where):
       expected = 'an integer' if kind is int else 'a number'
       raise errors.UserError(f'{where}: {name} is not {expected}: {text[name]!r}') from None
   rate, distortion, elbo = (numbers[name] for name in SPLIT_COLUMNS[split])
-  run = Run(family=text['family'], encoder=text['encoder'], decoder=text['decoder'],
+  run = Point(family=text['family'], encoder=text['encoder'], decoder=text['decoder'],
             marginal=text['marginal'], dataset=text['dataset'], beta=numbers['beta'],
             anneal=numbers['anneal'], seed=numbers['seed'], rate=rate, distortion=distortion,
             run_dir=text['run_dir'])
@@ -210,7 +210,7 @@ def _parse_extra(row, index, where):
       values[name] = float(text)
     except ValueError:
       raise errors.UserError(f'{where}: {name} is not a number: {text!r}') from None
-  return types.MappingProxyType(values) if values else Run._field_defaults['extra']
+  return types.MappingProxyType(values) if values else Point._field_defaults['extra']
 
 
 def pareto_frontier(points):
@@ -277,7 +277,7 @@ def group_frontiers(runs, part):
   """The Pareto frontier of the runs sharing each value of one part of the family.
 
   Args:
-    runs: `list` of `Run`.
+    runs: `list` of `Point`.
     part: Python `str`, `'encoder'`, `'decoder'` or `'marginal'`.
 
   Returns:
@@ -307,7 +307,7 @@ def scatter_runs(ax, runs, y_of):
 
   Args:
     ax: matplotlib `Axes`.
-    runs: `list` of `Run`.
+    runs: `list` of `Point`.
     y_of: function of the arrays `R, D` giving the vertical coordinates.
 
   Returns:
