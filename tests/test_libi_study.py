@@ -10,6 +10,7 @@ its first checkpoint and run again must end with the very same records.
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,6 +92,11 @@ def test_a_rerun_does_nothing_and_print_only_prints(reference):
 
 
 def test_a_killed_study_resumes_to_the_same_records(reference, tmp_path):
+  # The ground truth's record as the reference computed it: the command then loads no
+  # TensorFlow of its own, and only the training and evaluation processes run.
+  truth = os.path.join('runs', 'linear_jtex', '0', 'truth.json')
+  os.makedirs(os.path.dirname(tmp_path / truth))
+  shutil.copy(reference['root'] / truth, tmp_path / truth)
   process = _libi(tmp_path, start_new_session=True)
   run_dir = tmp_path / 'runs' / 'linear_jtex' / '0' / 'libi' / SETTING
   while not (run_dir / 'checkpoint').exists():
