@@ -113,7 +113,7 @@ def main(argv):
   from brokenelbo.experiments import libi_runs  # pylint: disable=g-import-not-at-top
   study = libi_runs.make_study(FLAGS.output_dir, FLAGS.results, FLAGS.profile, FLAGS.datasets,
                                FLAGS.methods, indices, FLAGS.threads_per_run,
-                               FLAGS.gin_bindings)
+                               FLAGS.gin_bindings, write_truths=not FLAGS.dry_run)
   todo = [run for run in study.runs if not study.is_done(run)]
   print(f'{len(study.runs)} settings, {len(study.runs) - len(todo)} evaluated before, '
         f'{len(todo)} to do', file=sys.stderr, flush=True)

@@ -111,3 +111,12 @@ def test_a_killed_study_resumes_to_the_same_records(reference, tmp_path):
     assert 'Resumed from' in f.read()
   resumed, _ = _records(tmp_path)
   assert resumed == _records(reference['root'])[0]
+
+
+def test_a_dry_run_prints_the_commands_and_writes_nothing(tmp_path):
+  out, err = _finish(_libi(tmp_path, '--dry_run'))
+  assert '1 settings, 0 evaluated before, 1 to do' in err
+  lines = out.splitlines()
+  assert len(lines) == 2 and ' -m brokenelbo.train ' in lines[0], out
+  assert ' -m brokenelbo.evaluate ' in lines[1] and 'restarts_suite.method = ' in lines[1]
+  assert os.listdir(tmp_path) == []

@@ -173,12 +173,12 @@ def draw_figures(results, output_dir, figures_dir, overwrite=False):
 
 
 def make_study(output_dir, results_path, profile_name, datasets, methods, indices=None,
-               threads_per_run=1, gin_bindings=()):
+               threads_per_run=1, gin_bindings=(), write_truths=True):
   """The study of `libi_table.make_runs`, after writing the ground truth's records of its
-  data sets (computed here, once)."""
+  data sets (computed here, once) unless not `write_truths` (a dry run)."""
   profile = libi_table.PROFILES[profile_name]
   runs = libi_table.make_runs(profile, datasets, methods, indices)
-  for dataset in datasets:
+  for dataset in datasets if write_truths else ():
     for index in (range(profile.num_datasets[dataset]) if indices is None else indices):
       write_truth(dataset, index, profile, output_dir)
   return LibiStudy(output_dir, results_path, profile_name, runs, threads_per_run,
