@@ -13,7 +13,6 @@ draws none) go to `OUTPUT_DIR/figure4_<split>.png`; existing figures are kept un
 
 import os
 
-
 from absl import flags
 
 from brokenelbo import errors

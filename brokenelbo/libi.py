@@ -94,7 +94,7 @@ def _figures(results):
 def main(argv):
   del argv
   # `--print_only` and every mistake in the flags need no TensorFlow (a fraction of a
-  # second); it loads with `libi_runs`.
+  # second); it loads only where a ground truth is computed or a figure restores a run.
   if FLAGS.print_only:
     if not FLAGS.results or not os.path.isfile(FLAGS.results):
       raise errors.UserError(f'--print_only needs an existing --results file, got '
