@@ -124,9 +124,10 @@ def main(argv):
     print('not waiting for the jobs; rerun the same command once they end to collect them',
           file=sys.stderr)
     return 0
-  _print_table(libi_table.load_results(FLAGS.results))
+  results = libi_table.load_results(FLAGS.results)
+  _print_table(results)
   if FLAGS.figures_dir:
-    _figures(libi_table.load_results(FLAGS.results))
+    _figures(results)
   reductions = libi_table.PROFILES[FLAGS.profile].reductions
   print(f'reductions of the protocol: {"; ".join(reductions) or "none"}', file=sys.stderr)
   return 0

@@ -50,14 +50,12 @@ def evaluate_bindings(run, profile):
 def setting_record(run, profile_name, model_dir):
   """The record of an evaluated setting, from its run's records (`None` if it has none):
   the setting, every restart's numbers, the kept restart and its k-NN statistic."""
-  record = run_record.read_run_record(model_dir)
-  suite = run_record.read_evaluations(model_dir).get('test')
-  if record is None or suite is None or suite.get('step') != record['step'] or (
-      'restarts' not in suite):
+  suite = run_record.final_evaluation(model_dir, 'test')
+  if suite is None or 'restarts' not in suite:
     return None
+  epochs = run_record.read_run_record(model_dir)['hparams'].get('epochs')
   return dict(dataset=run.dataset, index=run.index, method=run.method,
-              setting=run.setting_dict, epochs=record['hparams'].get('epochs'),
-              step=record['step'], profile=profile_name, run_dir=model_dir,
+              setting=run.setting_dict, epochs=epochs, step=suite['step'], profile=profile_name, run_dir=model_dir,
               **{k: suite[k] for k in ('restarts', 'validation_objective', 'selected', 'knn')})
 
 

@@ -46,6 +46,15 @@ def collect_lock(output_dir):
     locks.release(path, fd)
 
 
+def locked_collect(output_dir, collect):
+  """`collect()` under `collect_lock(output_dir)`, or alone where `output_dir` does not
+  exist yet (no run, and no other writer)."""
+  if not os.path.isdir(output_dir):
+    return collect()
+  with collect_lock(output_dir):
+    return collect()
+
+
 def command_line(module, model_dir, gin_files=(), gin_bindings=(), *flags):
   """`python -m brokenelbo.<module> --model_dir=... [--gin_file=F]... [--gin_bindings=B]...`
   followed by `flags`."""
@@ -135,10 +144,7 @@ class Study:
 
   def write_results(self):
     """`collect` under `collect_lock`."""
-    if not os.path.isdir(self.output_dir):
-      return self.collect()
-    with collect_lock(self.output_dir):
-      return self.collect()
+    return locked_collect(self.output_dir, self.collect)
 
   def stop(self):
     """Sends SIGTERM to every process that `execute` is running, and keeps `execute` from

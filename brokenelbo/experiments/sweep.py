@@ -90,11 +90,8 @@ def information_record(model_dir):
   """The information suite of a finished run: its evaluation record of the test split
   (`run_record.read_evaluations`) if it holds the suite (`mutual_information`) and was made
   at the step the run finished (`run.json`); `None` otherwise."""
-  record = run_record.read_run_record(model_dir)
-  suite = run_record.read_evaluations(model_dir).get('test')
-  if record is None or suite is None or suite.get('step') != record['step']:
-    return None
-  return suite if 'mutual_information' in suite else None
+  suite = run_record.final_evaluation(model_dir, 'test')
+  return suite if suite is not None and 'mutual_information' in suite else None
 
 
 def recorded_num_samples(suite):
@@ -245,7 +242,4 @@ class Sweep(study.Study):
 def write_results(output_dir, path):
   """Rewrites the CSV at `path` from every finished run under `output_dir` (under
   `study.collect_lock`); returns the number of rows."""
-  if not os.path.isdir(output_dir):
-    return _write_results(output_dir, path)
-  with study.collect_lock(output_dir):
-    return _write_results(output_dir, path)
+  return study.locked_collect(output_dir, lambda: _write_results(output_dir, path))

@@ -83,6 +83,16 @@ def is_finished(model_dir):
   return all(isinstance(v, (int, float)) for v in values)
 
 
+def final_evaluation(model_dir, split):
+  """`evaluate`'s record of `split` if the run is finished and the record was made at the
+  step it finished (`run.json`); `None` otherwise (no record, or one of an earlier step)."""
+  record = read_run_record(model_dir)
+  evaluation = read_evaluations(model_dir).get(split)
+  if record is None or evaluation is None or evaluation.get('step') != record['step']:
+    return None
+  return evaluation
+
+
 def read_evaluations(model_dir):
   """`{split: record}` of `evaluate`'s records in `model_dir` (empty if none)."""
   return _read(os.path.join(model_dir, EVALUATION_RECORD)) or {}
