@@ -76,8 +76,7 @@ def main(argv):
   del argv
   families.check_families(FLAGS.families)
   if FLAGS.output:  # An unwritable output fails now, not after the measurements.
-    files.write_atomic(FLAGS.output + '.probe', '')
-    tf.io.gfile.remove(FLAGS.output + '.probe')
+    files.check_can_write_file(FLAGS.output, '--output')
   images = data.static_mnist('train')
   results = dict(
       machine=dict(platform=platform.platform(), processor=platform.processor(),

@@ -16,6 +16,7 @@ import os
 from absl import flags
 
 from brokenelbo import errors
+from brokenelbo.training import run_record  # Imports no TensorFlow.
 from brokenelbo.utils import cli
 from brokenelbo.utils import files
 
@@ -34,10 +35,24 @@ def define_flags():
   flags.mark_flag_as_required('model_dir')
 
 
+def _check_files():
+  """Checks, creating nothing, what the evaluation reads and writes: the run (its
+  `config.gin`, and its records, read), its `evaluation.json` (written) and the figures'
+  folder `--output_dir`."""
+  files.run_config(FLAGS.model_dir)
+  run_record.read_run_record(FLAGS.model_dir)
+  run_record.read_evaluations(FLAGS.model_dir)
+  files.check_can_write_file(os.path.join(FLAGS.model_dir, run_record.EVALUATION_RECORD),
+                             '--model_dir')
+  if FLAGS.output_dir:
+    files.check_can_create_dir(FLAGS.output_dir, '--output_dir')
+
+
 def main(argv):
   del argv
-  # A folder that holds no run is reported before TensorFlow loads (seconds).
-  files.run_config(FLAGS.model_dir)
+  # A folder that holds no run, a damaged record and an output that cannot be written are
+  # reported before TensorFlow loads (seconds).
+  _check_files()
   # pylint: disable=g-import-not-at-top
   from brokenelbo import configurables  # pylint: disable=unused-import
   from brokenelbo.evaluation import evaluate_run
@@ -50,6 +65,8 @@ def main(argv):
   draw = cli.configured_arguments(grids.figure4_grids)['examples']
   if draw and os.path.exists(figure) and not FLAGS.overwrite:
     raise errors.UserError(f'{figure} exists; pass --overwrite to replace it')
+  if draw:
+    files.check_can_write_file(figure, '--output_dir')
   record = evaluate_run.evaluate_run(run, FLAGS.model_dir, FLAGS.split)
   if draw:
     images = evaluate_run.evaluation_images(

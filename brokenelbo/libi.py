@@ -14,7 +14,8 @@ default) its reductions. Each setting is one run of a study (`experiments.libi_r
 continues: evaluated settings are skipped and an interrupted one resumes from its last
 checkpoint. `--datasets`, `--methods` and `--indices` select a part.
 
-The flags are checked, and `--print_only` prints, before TensorFlow loads.
+The flags, every input file and every output path are checked, and `--print_only` prints,
+before TensorFlow loads.
 """
 
 import os
@@ -75,6 +76,18 @@ def _check_flags():
   return indices
 
 
+def _check_outputs():
+  """Checks, creating nothing, every path a run of the study writes, before any work:
+  `--output_dir`, `--figures_dir`, and `--results`, which must be a results file if it
+  exists (it is rewritten from the runs' records: anything else is refused, not replaced)."""
+  files.check_can_create_dir(FLAGS.output_dir, '--output_dir')
+  files.check_can_write_file(FLAGS.results, '--results')
+  if os.path.exists(FLAGS.results):
+    libi_table.load_results(FLAGS.results)
+  if FLAGS.figures_dir:
+    files.check_can_create_dir(FLAGS.figures_dir, '--figures_dir')
+
+
 def _print_table(results):
   print(libi_table.format_table(results['table'], results['ground_truth']))
   print(f'{len(results["runs"])} settings evaluated')
@@ -96,10 +109,11 @@ def main(argv):
   # `--print_only` and every mistake in the flags need no TensorFlow (a fraction of a
   # second); it loads only where a ground truth is computed or a figure restores a run.
   if FLAGS.print_only:
-    if not FLAGS.results or not os.path.isfile(FLAGS.results):
-      raise errors.UserError(f'--print_only needs an existing --results file, got '
-                             f'{FLAGS.results!r}')
+    if not FLAGS.results:
+      raise errors.UserError('--print_only needs --results, the file to print')
     results = libi_table.load_results(FLAGS.results)
+    if FLAGS.figures_dir:
+      files.check_can_create_dir(FLAGS.figures_dir, '--figures_dir')
     _print_table(results)
     if FLAGS.figures_dir:
       _figures(results)
@@ -109,7 +123,7 @@ def main(argv):
   indices = _check_flags()
   launchers.check_flags(FLAGS)
   launcher = launchers.from_flags(FLAGS)
-  files.check_can_create_dir(FLAGS.output_dir, '--output_dir')
+  _check_outputs()
   from brokenelbo.experiments import libi_runs  # pylint: disable=g-import-not-at-top
   study = libi_runs.make_study(FLAGS.output_dir, FLAGS.results, FLAGS.profile, FLAGS.datasets,
                                FLAGS.methods, indices, FLAGS.threads_per_run,

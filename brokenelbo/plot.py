@@ -10,8 +10,9 @@ r"""Figures 3, 4 and 5 of the paper, and the information picture, from a sweep's
 runs that carry the sweep's information suite (`experiments.sweep`) are also drawn as
 `information.png`: R, I_e, H - D, the marginal gap and [E, G] against beta, a panel per
 family (`visualize.information`); a CSV without them gets a one-line note instead. No
-file is replaced unless `--overwrite` is given; every path is checked before anything is
-drawn.
+file is replaced unless `--overwrite` is given; the CSV (each cell a number where one is
+due, named by line and column on error) and every output path are checked before anything
+is drawn.
 """
 
 import os
@@ -22,6 +23,7 @@ import gin
 
 from brokenelbo import errors
 from brokenelbo.utils import cli
+from brokenelbo.utils import files
 from brokenelbo.visualize import information
 from brokenelbo.visualize import rd_plane
 
@@ -111,6 +113,7 @@ def main(argv):
     raise errors.UserError(f'unexpected arguments: {" ".join(argv[1:])}')
   runs = rd_plane.read_results(FLAGS.results, FLAGS.split, FLAGS.dataset,
                                extra_columns=information.COLUMNS)
+  files.check_can_create_dir(FLAGS.output_dir, '--output_dir')
   title = f'{runs[0].dataset}, {FLAGS.split} split'
   figures = rd_plane.figure3(runs, title)
   if FLAGS.split == 'test':  # The suite is measured on the test split.

@@ -79,8 +79,9 @@ def main(argv):
     grid = grid_lib.make_grid(FLAGS.families, FLAGS.betas, FLAGS.anneal_epochs,
                               FLAGS.anneal_decoders, FLAGS.seeds)
     grid_lib.check_grid_settings_unbound(FLAGS.gin_file, FLAGS.gin_bindings)
-    if not FLAGS.dry_run:
-      files.check_can_create_dir(FLAGS.output_dir, 'output_dir')
+  if not FLAGS.dry_run:  # Every output, before any work.
+    files.check_can_create_dir(FLAGS.output_dir, 'output_dir')
+    files.check_can_write_file(results, '--results')
   # pylint: disable=g-import-not-at-top
   from brokenelbo import configurables  # pylint: disable=unused-import
   from brokenelbo.experiments import sweep as sweep_lib
@@ -100,6 +101,8 @@ def main(argv):
     sweep_lib.check_run_config(run, FLAGS.gin_file, FLAGS.gin_bindings,
                                FLAGS.evaluate_bindings)
   gin.clear_config()
+  # Every record the CSV is made from is read now: a damaged one fails before any run.
+  sweep_lib.read_records(FLAGS.output_dir)
   finished = [run_record.is_finished(sweep.model_dir(run)) for run in grid]
   todo = [run for run in grid if not sweep.is_done(run)]
   evaluate_only = sum(finished) - (len(grid) - len(todo))  # Finished, not done.

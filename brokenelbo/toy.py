@@ -4,6 +4,8 @@ Applies the packaged `configs/toy.gin`, then any `--gin_file`s and `--gin_bindin
 `DIR/toy.json`, `DIR/figure2.png` and `DIR/operative_config.gin`.
 """
 
+import os
+
 from absl import flags
 
 from brokenelbo import errors
@@ -24,6 +26,8 @@ def main(argv):
   gin_files = cli.resolve_gin_files(['configs/toy.gin'] + FLAGS.gin_file)
   files.check_can_create_dir(FLAGS.output_dir, 'output_dir')
   from brokenelbo.experiments import toy  # pylint: disable=g-import-not-at-top
+  for name in (toy.RESULTS_FILE, toy.FIGURE_FILE, toy.OPERATIVE_CONFIG_FILE):
+    files.check_can_write_file(os.path.join(FLAGS.output_dir, name), 'output_dir')
   cli.parse_gin(gin_files, FLAGS.gin_bindings)
   toy.toy_experiment(FLAGS.output_dir, overwrite=FLAGS.overwrite)
 

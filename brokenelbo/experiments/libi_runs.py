@@ -47,15 +47,28 @@ def evaluate_bindings(run, profile):
           f'restarts_suite.knn_draws = {profile.knn_draws}']
 
 
+# What `setting_record` reads of a run's evaluation of the test split
+# (`synthetic_run.restarts_suite`).
+_SUITE_SCHEMA = {'test': {'restarts': [{}], 'validation_objective': [files.NUMBER_OR_NULL],
+                          'selected': (int, type(None)), 'knn': {'mean': files.NUMBER_OR_NULL}}}
+
+
 def setting_record(run, profile_name, model_dir):
   """The record of an evaluated setting, from its run's records (`None` if it has none):
-  the setting, every restart's numbers, the kept restart and its k-NN statistic."""
+  the setting, every restart's numbers, the kept restart and its k-NN statistic.
+
+  Raises:
+    UserError: if a record cannot be read or lacks what the table reads, naming it.
+  """
   suite = run_record.final_evaluation(model_dir, 'test')
   if suite is None or 'restarts' not in suite:
     return None
+  files.check_schema({'test': suite}, _SUITE_SCHEMA, 'evaluation record',
+                     os.path.join(model_dir, run_record.EVALUATION_RECORD))
   epochs = run_record.read_run_record(model_dir)['hparams'].get('epochs')
   return dict(dataset=run.dataset, index=run.index, method=run.method,
-              setting=run.setting_dict, epochs=epochs, step=suite['step'], profile=profile_name, run_dir=model_dir,
+              setting=run.setting_dict, epochs=epochs, step=suite['step'], profile=profile_name,
+              run_dir=model_dir,
               **{k: suite[k] for k in ('restarts', 'validation_objective', 'selected', 'knn')})
 
 
@@ -109,13 +122,20 @@ def collect(output_dir, path, runs, profile_name):
   records = [setting_record(run, profile_name, os.path.join(output_dir, run.relative_dir()))
              for run in runs]
   records = [record for record in records if record is not None]
-  truths = []
-  for root, _, names in sorted(os.walk(output_dir)):
-    if TRUTH_FILE in names:
-      truths.append(libi_table.load_results(os.path.join(root, TRUTH_FILE)))
-  results = dict(table=libi_table.summarize(records), ground_truth=truths, runs=records)
+  results = dict(table=libi_table.summarize(records), ground_truth=read_truths(output_dir),
+                 runs=records)
   files.write_atomic(path, files.to_json(results, indent=1, sort_keys=True) + '\n')
   return results
+
+
+def read_truths(output_dir):
+  """The ground truth's records under `output_dir` (`libi_table.load_truth`), in path order.
+
+  Raises:
+    UserError: if one cannot be read or lacks what the table reads, naming it.
+  """
+  return [libi_table.load_truth(os.path.join(root, TRUTH_FILE))
+          for root, _, names in sorted(os.walk(output_dir)) if TRUTH_FILE in names]
 
 
 def write_truth(dataset, index, profile, output_dir):
@@ -173,9 +193,19 @@ def draw_figures(results, output_dir, figures_dir, overwrite=False):
 def make_study(output_dir, results_path, profile_name, datasets, methods, indices=None,
                threads_per_run=1, gin_bindings=(), write_truths=True):
   """The study of `libi_table.make_runs`, after writing the ground truth's records of its
-  data sets (computed here, once) unless not `write_truths` (a dry run)."""
+  data sets (computed here, once) unless not `write_truths` (a dry run).
+
+  Every record that the study's results are made from (the ground truth's, the runs') is
+  read first, so that a damaged one is reported before anything is computed or written.
+
+  Raises:
+    UserError: if a record under `output_dir` cannot be read or lacks what the table reads.
+  """
   profile = libi_table.PROFILES[profile_name]
   runs = libi_table.make_runs(profile, datasets, methods, indices)
+  read_truths(output_dir)
+  for run in runs:
+    setting_record(run, profile_name, os.path.join(output_dir, run.relative_dir()))
   for dataset in datasets if write_truths else ():
     for index in (range(profile.num_datasets[dataset]) if indices is None else indices):
       write_truth(dataset, index, profile, output_dir)

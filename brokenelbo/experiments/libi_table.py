@@ -28,14 +28,13 @@ samples. `PROFILES['paper']` is Appendix E's grid (30k epochs, 5 data sets per t
 
 import dataclasses
 import itertools
-import json
 import math
 import os
 from typing import Dict, Tuple
 
 import numpy as np
 
-from brokenelbo import errors
+from brokenelbo.utils import files
 
 METHODS = ('vae', 'beta_vae', 'beta_vae_anneal', 'lagging', 'libi')
 METHOD_TITLES = {'vae': 'VAE', 'beta_vae': 'beta-VAE', 'beta_vae_anneal': 'beta-VAE + anneal',
@@ -246,6 +245,11 @@ def _cell(mean, std, digits=2):
   return f'{mean:.{digits}f}{spread}'
 
 
+def _truth_values(records, key):
+  """`records`' values of `key` as float64, a missing or `null` one as NaN."""
+  return np.array([math.nan if r.get(key) is None else r[key] for r in records], np.float64)
+
+
 def format_table(table, truths=None):
   """Markdown: for each data set, ours beside the paper's Table 1, per method."""
   lines = ['| data set | method | test LL (ours) | test LL (paper) | S-kNN (ours) | '
@@ -272,12 +276,10 @@ def format_table(table, truths=None):
           f'{ours["setting"]} (of {ours["settings_compared"]}) | {ours["num_datasets"]} |')
     truth = [t for t in (truths or []) if t['dataset'] == dataset]
     if truth:
-      ll = np.array([t['log_likelihood'] for t in truth])
-      knn = np.array([t['knn']['mean'] for t in truth])
-      mi = np.array([t['mutual_information'] for t in truth])
-      gap = np.array([t['marginal_kl'] for t in truth])
-      gmi = np.array([math.nan if t.get('generative_mutual_information') is None
-                      else t['generative_mutual_information'] for t in truth])
+      ll, mi, gap, gmi = (_truth_values(truth, key) for key in (
+          'log_likelihood', 'mutual_information', 'marginal_kl',
+          'generative_mutual_information'))
+      knn = _truth_values([t['knn'] for t in truth], 'mean')
       std = (lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan)
       lines.append(
           f'| {DATASET_TITLES[dataset]} | ground truth | {_cell(ll.mean(), std(ll))} | - | '
@@ -288,14 +290,40 @@ def format_table(table, truths=None):
   return '\n'.join(lines)
 
 
-def load_results(path):
+# What the table reads of each file (`files.check_schema`): a number may be `null` (not
+# finite, as `files.to_json` writes it).
+_NUMBER = files.NUMBER_OR_NULL
+# The ground truth's record of one data set (`libi_runs.write_truth`).
+TRUTH_SCHEMA = {'dataset': str, 'index': int, 'log_likelihood': _NUMBER,
+                'log_likelihood_kind': str, 'knn': {'mean': _NUMBER},
+                'mutual_information': _NUMBER, 'marginal_kl': _NUMBER}
+# The record of one evaluated setting (`libi_runs.setting_record`).
+RECORD_SCHEMA = {'dataset': str, 'index': int, 'method': str, 'setting': {str: files.NUMBER},
+                 'restarts': [{}], 'selected': (int, type(None)), 'knn': {'mean': _NUMBER},
+                 'run_dir': str}
+# One cell of the table (`summarize`).
+_ENTRY_SCHEMA = {'setting': str, 'num_datasets': int, 'settings_compared': int,
+                 **{f'{key}{end}': _NUMBER for key in ('log_likelihood', 'knn',
+                                                       'mutual_information', 'marginal_kl')
+                    for end in ('', '_std')}}
+RESULTS_SCHEMA = {'table': {str: {str: _ENTRY_SCHEMA}}, 'ground_truth': [TRUTH_SCHEMA],
+                  'runs': [RECORD_SCHEMA]}
+
+
+def load_results(path, what='--results'):
   """The results JSON that `python -m brokenelbo.libi` writes.
 
   Raises:
-    UserError: if `path` is not valid JSON, naming it.
+    UserError: naming `what` and `path`, if the file cannot be read, is not valid JSON
+      (the line and column), or lacks what the table reads (the key).
   """
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise errors.UserError(f'{path} is not valid JSON ({e})') from None
+  return files.read_json(path, what, RESULTS_SCHEMA)
+
+
+def load_truth(path):
+  """The ground truth's record of one data set (`TRUTH_SCHEMA`).
+
+  Raises:
+    UserError: as `load_results`.
+  """
+  return files.read_json(path, 'ground-truth record', TRUTH_SCHEMA)

@@ -89,9 +89,19 @@ def check_run_config(run, gin_files, gin_bindings, evaluate_bindings=()):
 def information_record(model_dir):
   """The information suite of a finished run: its evaluation record of the test split
   (`run_record.read_evaluations`) if it holds the suite (`mutual_information`) and was made
-  at the step the run finished (`run.json`); `None` otherwise."""
+  at the step the run finished (`run.json`); `None` otherwise.
+
+  Raises:
+    UserError: if a record cannot be read, or a number of the suite is not one.
+  """
   suite = run_record.final_evaluation(model_dir, 'test')
-  return suite if suite is not None and 'mutual_information' in suite else None
+  if suite is None or 'mutual_information' not in suite:
+    return None
+  numbers = {name: files.NUMBER_OR_NULL for name in suite
+             if name in SUITE_COLUMNS or name.startswith(('nll_k', 'generative_g_k'))}
+  files.check_schema({'test': suite}, {'test': numbers}, 'evaluation record',
+                     os.path.join(model_dir, run_record.EVALUATION_RECORD))
+  return suite
 
 
 def recorded_num_samples(suite):
@@ -153,16 +163,38 @@ def finished_runs(output_dir):
   return runs
 
 
-def _write_results(output_dir, path):
-  """The CSV, then the sweep's HParams experiment (`visualize.hparams`)."""
-  records, model_dirs = [], []
+# What a row reads of a finished run's record (`csv_row`), beyond `run_record.RUN_SCHEMA`.
+_SPLIT_SCHEMA = {'rate': files.NUMBER, 'distortion': files.NUMBER, 'elbo': files.NUMBER}
+RECORD_SCHEMA = {
+    'hparams': {'family': str, 'dataset': str, 'beta': files.NUMBER,
+                'anneal_epochs': files.NUMBER, 'seed': int, 'epochs': files.NUMBER},
+    'metrics': {'test': _SPLIT_SCHEMA, 'train': _SPLIT_SCHEMA}}
+
+
+def read_records(output_dir):
+  """`(model_dir, run record, suite record or None)` of every finished run under
+  `output_dir` (`finished_runs`), in its order.
+
+  Raises:
+    UserError: if a record cannot be read or lacks what a row reads, naming it and the key.
+  """
+  records = []
   for _, model_dir in finished_runs(output_dir):
-    records.append((model_dir, run_record.read_run_record(model_dir),
-                    information_record(model_dir)))
-    model_dirs.append(model_dir)
+    record = run_record.read_run_record(model_dir)
+    files.check_schema(record, RECORD_SCHEMA, 'run record',
+                       os.path.join(model_dir, run_record.RUN_RECORD))
+    records.append((model_dir, record, information_record(model_dir)))
+  return records
+
+
+def _write_results(output_dir, path):
+  """The CSV, its rows ordered by dataset, family, annealing, beta and seed, then the
+  sweep's HParams experiment (`visualize.hparams`)."""
+  records = read_records(output_dir)
+  model_dirs = [model_dir for model_dir, _, _ in records]
   order = {f: i for i, f in enumerate(families_lib.FAMILIES)}
   keys = ('dataset', 'family', 'anneal_epochs', 'beta', 'seed')
-  records.sort(key=lambda r: tuple(order[v] if k == 'family' else v
+  records.sort(key=lambda r: tuple(order.get(v, len(order)) if k == 'family' else v
                                    for k, v in zip(keys, map(r[1]['hparams'].get, keys))))
   num_samples = {k for _, _, suite in records if suite for k in recorded_num_samples(suite)}
   out = io.StringIO()

@@ -7,7 +7,8 @@ final evaluation, `{split: {rate, distortion, elbo, beta, num_examples}}` in nat
 example. `evaluate` writes `model_dir/evaluation.json`,
 `{split: record}` (the whole-split R, D and ELBO and the information suite), one record
 per split evaluated, a new evaluation of a split replacing its record. Both are strict
-JSON written atomically (`utils.files`).
+JSON written atomically and read by `files.read_json`: a record that is cut short, garbled
+or of the wrong shape is a `UserError` naming it.
 
 `is_finished(model_dir)` is the one answer to whether a run is finished: every tool (the
 sweep, the LiBI table, `plot`, the results scripts) asks it, and reads the numbers from
@@ -16,10 +17,8 @@ attempt leaves `failed.json` (`run_dir.failure_record`).
 """
 
 import hashlib
-import json
 import os
 
-from brokenelbo import errors
 from brokenelbo.utils import files
 
 RUN_RECORD = 'run.json'
@@ -31,22 +30,10 @@ def config_digest(config_text):
   return hashlib.sha256(config_text.encode()).hexdigest()
 
 
-def _read(path):
-  """The JSON object in `path`, or `None` if there is no such file.
-
-  Raises:
-    UserError: if the file is not a JSON object (cut short, garbled), naming it.
-  """
-  try:
-    with open(path) as f:
-      value = json.load(f)
-  except FileNotFoundError:
-    return None
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise errors.UserError(f'{path} is not valid JSON ({e})') from None
-  if not isinstance(value, dict):
-    raise errors.UserError(f'{path} holds no JSON object')
-  return value
+# What the tools read of the records (`files.check_schema`): every other key is free.
+RUN_SCHEMA = {'step': files.NUMBER, 'hparams': {},
+              'metrics': {str: {str: files.NUMBER_OR_NULL}}}
+EVALUATION_SCHEMA = {str: {'step': files.NUMBER}}
 
 
 def write_run_record(model_dir, step, epoch, metrics, config_text, hparams=None):
@@ -69,8 +56,14 @@ def remove_run_record(model_dir):
 
 
 def read_run_record(model_dir):
-  """The record of a finished run, `dict`, or `None` if the run has not finished."""
-  return _read(os.path.join(model_dir, RUN_RECORD))
+  """The record of a finished run, `dict`, or `None` if the run has not finished.
+
+  Raises:
+    UserError: if `run.json` cannot be read, is not valid JSON (cut short, garbled) or
+      lacks what the tools read (`RUN_SCHEMA`), naming it and the place.
+  """
+  return files.read_json(os.path.join(model_dir, RUN_RECORD), 'run record', RUN_SCHEMA,
+                         missing_ok=True)
 
 
 def is_finished(model_dir):
@@ -94,8 +87,13 @@ def final_evaluation(model_dir, split):
 
 
 def read_evaluations(model_dir):
-  """`{split: record}` of `evaluate`'s records in `model_dir` (empty if none)."""
-  return _read(os.path.join(model_dir, EVALUATION_RECORD)) or {}
+  """`{split: record}` of `evaluate`'s records in `model_dir` (empty if none).
+
+  Raises:
+    UserError: as `read_run_record`, for `evaluation.json` (`EVALUATION_SCHEMA`).
+  """
+  return files.read_json(os.path.join(model_dir, EVALUATION_RECORD), 'evaluation record',
+                         EVALUATION_SCHEMA, missing_ok=True) or {}
 
 
 def write_evaluation(model_dir, split, record):

@@ -25,7 +25,6 @@ no run lies below it. Only numpy and matplotlib (Agg, `Figure` objects, no pyplo
      Murphy. Fixing a Broken ELBO. In _ICML_, 2018. https://arxiv.org/abs/1711.00464
 """
 
-import csv
 import math
 import os
 import types
@@ -38,6 +37,7 @@ from matplotlib.lines import Line2D
 import numpy as np
 
 from brokenelbo import errors
+from brokenelbo.utils import files
 
 from brokenelbo.models.families import (  # pylint: disable=g-importing-member
     DECODERS, ENCODERS, FAMILIES, MARGINALS)
@@ -127,22 +127,8 @@ def read_results(path, split='test', dataset=None, extra_columns=()):
 
 def _read_csv(path, required):
   """The header (stripped names) and the non-empty rows `(line, fields)` of a results CSV
-  that has every `required` column, each once, and at least one row."""
-  try:
-    with open(path, newline='', encoding='utf-8') as f:
-      reader = csv.reader(f, skipinitialspace=True)
-      header = next(reader, None)
-      rows = [(reader.line_num, row) for row in reader if row]
-  except (OSError, UnicodeDecodeError, csv.Error) as e:
-    raise errors.UserError(f'cannot read results {path}: {e}') from None
-  if not header:
-    raise errors.UserError(f'results {path} are empty (no header row)')
-  header = [name.strip() for name in header]
-  missing = [name for name in required if name not in header]
-  if missing:
-    raise errors.UserError(f'results {path} lack the columns {missing}')
-  if len(set(header)) < len(header):
-    raise errors.UserError(f'results {path} repeat a column: {header}')
+  that has every `required` column, each once, and at least one row (`files.read_csv`)."""
+  header, rows = files.read_csv(path, 'results', required)
   if not rows:
     raise errors.UserError(f'results {path} have a header and no runs')
   return header, rows
@@ -156,9 +142,6 @@ def _finite_runs(path, header, rows, split, extra):
            for name in TEXT_COLUMNS + NUMBER_COLUMNS + SPLIT_COLUMNS[split]}
   runs, skipped = [], 0
   for line, row in rows:
-    if len(row) != len(header):
-      raise errors.UserError(f'{path} line {line} has {len(row)} fields, the header '
-                             f'{len(header)}')
     run, elbo = _parse_row(row, index, split, where=f'{path} line {line}')
     run = run._replace(extra=_parse_extra(row, extra, where=f'{path} line {line}'))
     if not (math.isfinite(run.rate) and math.isfinite(run.distortion)):
@@ -177,14 +160,8 @@ def _finite_runs(path, header, rows, split, extra):
 def _parse_row(row, index, split, where):
   """One CSV row as a `Point` and its ELBO; `index` maps column names to positions."""
   text = {name: row[i].strip() for name, i in index.items()}
-  numbers = {}
-  for name in NUMBER_COLUMNS + SPLIT_COLUMNS[split]:
-    kind = int if name == 'seed' else float
-    try:
-      numbers[name] = kind(text[name])
-    except ValueError:
-      expected = 'an integer' if kind is int else 'a number'
-      raise errors.UserError(f'{where}: {name} is not {expected}: {text[name]!r}') from None
+  numbers = {name: files.csv_number(text[name], name, where, int if name == 'seed' else float)
+             for name in NUMBER_COLUMNS + SPLIT_COLUMNS[split]}
   rate, distortion, elbo = (numbers[name] for name in SPLIT_COLUMNS[split])
   run = Point(family=text['family'], encoder=text['encoder'], decoder=text['decoder'],
             marginal=text['marginal'], dataset=text['dataset'], beta=numbers['beta'],
@@ -201,15 +178,9 @@ def _parse_row(row, index, split, where):
 
 def _parse_extra(row, index, where):
   """`{name: float}` of the non-empty cells of the columns `index` maps to positions."""
-  values = {}
-  for name, i in index.items():
-    text = row[i].strip()
-    if not text:
-      continue
-    try:
-      values[name] = float(text)
-    except ValueError:
-      raise errors.UserError(f'{where}: {name} is not a number: {text!r}') from None
+  values = {name: files.csv_number(row[i], name, where, empty_ok=True)
+            for name, i in index.items()}
+  values = {name: value for name, value in values.items() if value is not None}
   return types.MappingProxyType(values) if values else Point._field_defaults['extra']
 
 
@@ -459,14 +430,18 @@ def write_figures(figures, output_dir, suffix='', formats=('png',), overwrite=Fa
     The `list` of paths written.
 
   Raises:
-    errors.UserError: if a file exists and `overwrite` is false.
+    errors.UserError: if a file exists and `overwrite` is false, a path is a folder, or
+      `output_dir` cannot be written.
   """
   paths = {stem: [os.path.join(output_dir, f'{stem}{suffix}.{ext}') for ext in formats]
            for stem in figures}
   existing = [path for stem in figures for path in paths[stem] if os.path.exists(path)]
+  folders = [path for path in existing if os.path.isdir(path)]
+  if folders:
+    raise errors.UserError(f'{", ".join(folders)}: a directory, not a figure file')
   if existing and not overwrite:
     raise errors.UserError(f'{", ".join(existing)} exist; pass --overwrite to replace them')
-  os.makedirs(output_dir, exist_ok=True)
+  files.check_writable_dir(output_dir, 'output_dir')  # Makes it; before anything is drawn.
   written = []
   for stem, draw in figures.items():
     figure = draw()
