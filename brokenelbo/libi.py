@@ -124,7 +124,14 @@ def main(argv):
   launchers.check_flags(FLAGS)
   launcher = launchers.from_flags(FLAGS)
   _check_outputs()
-  from brokenelbo.experiments import libi_runs  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from brokenelbo import configurables  # pylint: disable=unused-import
+  from brokenelbo.experiments import libi_runs
+  # pylint: enable=g-import-not-at-top
+  # Every run's config is parsed before anything is computed: a bad binding fails at once.
+  profile = libi_table.PROFILES[FLAGS.profile]
+  for run in libi_table.make_runs(profile, FLAGS.datasets, FLAGS.methods, indices):
+    libi_runs.check_run_config(run, profile, FLAGS.gin_bindings)
   study = libi_runs.make_study(FLAGS.output_dir, FLAGS.results, FLAGS.profile, FLAGS.datasets,
                                FLAGS.methods, indices, FLAGS.threads_per_run,
                                FLAGS.gin_bindings, write_truths=not FLAGS.dry_run)

@@ -3,7 +3,7 @@
 Every module of `brokenelbo` belongs to one layer; a module may import from its own layer
 and the layers below, never from a layer above. The layers, bottom to top:
 
-  errors, utils -> data -> models -> statistics -> training -> evaluation -> visualize
+  errors, domains, utils -> data -> models -> statistics -> training -> evaluation -> visualize
   -> experiments -> the command lines, the gin registry (`configurables`) and the
   package's own `__init__`.
 
@@ -21,7 +21,7 @@ import brokenelbo
 PACKAGE_DIR = os.path.dirname(os.path.abspath(brokenelbo.__file__))
 # Subpackages and modules directly under `brokenelbo/`, bottom to top; anything else
 # directly under the package (the command lines, `configurables`, `__init__`) is the top.
-LAYERS = (('errors', 'utils', 'configs'), ('data',), ('models',), ('statistics',),
+LAYERS = (('errors', 'domains', 'utils', 'configs'), ('data',), ('models',), ('statistics',),
           ('training',), ('evaluation',), ('visualize',), ('experiments',))
 TOP = len(LAYERS)
 

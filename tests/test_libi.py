@@ -346,11 +346,15 @@ def test_every_method_config_parses_and_reads_the_data_set():
   gin.clear_config()
   cli.parse_gin(['configs/libi/libi.gin'], [])
   assert gin.query_parameter('LiBI.epochs') == gin.query_parameter('train.epochs')
-  with pytest.raises(errors.UserError, match='unknown data set'):
+  with pytest.raises(errors.UserError, match="SyntheticVAE.dataset = 'cubic': must be None or "
+                     "one of 'linear_jtex'"):
     synthetic.SyntheticVAE(dataset='cubic')
-  # A bad argument of a loss is a UserError of `train` before anything is built.
+  # A bad argument of a loss is a UserError as soon as it is parsed, or, bound past the
+  # parser, of `train` before anything is built.
   gin.clear_config()
-  cli.parse_gin(['configs/libi/libi.gin'], ['LiBI.step1_fraction = 1.'])
+  with pytest.raises(errors.UserError, match=r'LiBI\.step1_fraction = 1\.0: must be'):
+    cli.parse_gin(['configs/libi/libi.gin'], ['LiBI.step1_fraction = 1.'])
+  gin.bind_parameter('LiBI.step1_fraction', 1.)
   with pytest.raises(errors.UserError, match='step1_fraction'):
     trainer_lib.train(model_dir='/nonexistent/never/written')
 

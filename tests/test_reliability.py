@@ -1,7 +1,7 @@
 """Reliability: interrupted and resumed runs, non-finite steps, bad input, nothing lost.
 
 The kill-and-resume test runs the real command line with the same seed: once straight
-through, and once interrupted at 6 random moments in a row, alternately by SIGKILL and
+through, and once interrupted at 2 random moments in a row, first by SIGKILL, then by
 SIGTERM (whose handler only asks for a stop at the next step boundary, wherever it lands),
 resumed each time with the same command, then run to its end. The resumed run must log
 every evaluation and every TensorBoard step exactly once, and its final metrics must equal
@@ -44,7 +44,7 @@ FAULT_RUN = ['train.epochs = 20', 'train.eval_every_epochs = 5',
 FAULT_STEPS = 80
 EVAL_STEPS = (20, 40, 60, 80)
 # The signals of the interruptions, in order.
-INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM) * 2
+INTERRUPTIONS = (signal.SIGKILL, signal.SIGTERM)
 
 
 def _train_command(model_dir, bindings=(), family='---'):
@@ -257,7 +257,8 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path):
   base = ['--gin_file=configs/---.gin', '--gin_file=configs/smoke.gin']
   cases = {
       'beta': (base + ['--gin_bindings=beta_schedule.beta = -0.5',
-                       f'--model_dir={tmp_path / "r1"}'], r'beta must be >= 0'),
+                       f'--model_dir={tmp_path / "r1"}'],
+               r'beta_schedule\.beta = -0\.5: must be a finite number >= 0'),
       'family': (['--gin_file=configs/-x-.gin', f'--model_dir={tmp_path / "r2"}'],
                  r'gin file not found: configs/-x-.gin'),
       'syntax': (base + ['--gin_bindings=train.epochs = = 2',

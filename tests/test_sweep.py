@@ -247,14 +247,22 @@ def suiteless_run(swept):
 def test_a_failed_evaluation_is_listed_and_the_run_keeps_its_row(swept, suiteless_run):
   run_dir = suiteless_run['run_dir']
   assert suiteless_run['checkpoints']
-  # An evaluation that fails: listed, non-zero exit; the run keeps its row, not retrained.
-  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS,
-                '--evaluate_bindings=evaluate_run.num_z_samples = 0')
+  # An evaluation that fails (its checkpoint cut short: none reads back): listed, non-zero
+  # exit; the run keeps its row, not retrained. The checkpoint is put back afterwards.
+  data = os.path.join(run_dir, 'ckpt-4.data-00000-of-00001')
+  os.replace(data, data + '.kept')
+  try:
+    with open(data + '.kept', 'rb') as f, open(data, 'wb') as cut:
+      cut.write(f.read(100))
+    result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
+  finally:
+    os.replace(data + '.kept', data)
   assert result.returncode == 1, result.stderr[-3000:]
   failed = [line for line in result.stderr.splitlines() if line.startswith('failed: ')]
-  assert failed == [f'failed: {run_dir}: evaluation exit status 2: num_z_samples must be '
-                    f'>= 1, got 0; see {run_dir}.log (its training is finished: running the '
-                    'same command again evaluates it)'], result.stderr[-3000:]
+  assert len(failed) == 1 and failed[0].startswith(
+      f'failed: {run_dir}: evaluation exit status 1: ') and failed[0].endswith(
+          f'; see {run_dir}.log (its training is finished: running the same command again '
+          'evaluates it)'), result.stderr[-3000:]
   row = _row(os.path.join(swept, 'results.csv'), run_dir)
   assert row['mutual_information'] == '' and row['rate'] != ''
 
@@ -405,10 +413,12 @@ def test_grids_decode_each_z_several_times(swept):
     (['--families=---', '--betas=-1'], 'error: betas and anneal_epochs must be >= 0'),
     (['--families=---', '--betas=a'], "error: betas must be finite numbers, got 'a'"),
     (['--families=---', '--gin_bindings=train.nope = 1'],
-     'error: invalid gin configuration: Configurable'),
+     'error: invalid gin configuration in --gin_bindings: Configurable'),
     # The evaluation's bindings are parsed with the runs' configs, before anything runs.
     (['--families=---', '--evaluate_bindings=information_suite.nope = 1'],
-     'error: invalid gin configuration: Configurable'),
+     'error: invalid gin configuration in --evaluate_bindings: Configurable'),
+    (['--families=---', '--evaluate_bindings=information_suite.num_samples = ()'],
+     'error: information_suite.num_samples = (): must be a non-empty tuple'),
 ])
 def test_sweep_bad_input(args, message):
   with tempfile.TemporaryDirectory() as root:

@@ -161,8 +161,13 @@ def test_fit_mobius_network_is_deterministic_and_learns():
 def test_bad_arguments_raise_user_error(kwargs):
   with pytest.raises(errors.UserError) as info:
     synthetic.synthetic(**kwargs)
-  # gin appends the configurable's name on later lines; the message is the first.
-  assert str(info.value).splitlines()[0].startswith('synthetic: ')
+  # gin appends the configurable's name on later lines; the message is the first, naming
+  # the binding of a declared domain (`brokenelbo.domains`) or, for the split, the loader.
+  bad = 'split' if kwargs['split'] not in synthetic.SPLITS else next(
+      key for key in ('name', 'index') if key in kwargs and key != 'name' or (
+          key == 'name' and kwargs['name'] not in synthetic.NAMES))
+  first = str(info.value).splitlines()[0]
+  assert first.startswith('synthetic: ' if bad == 'split' else f'synthetic.{bad} = '), first
 
 
 def test_ground_truth_unknown_name():

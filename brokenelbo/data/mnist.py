@@ -35,6 +35,7 @@ import zlib
 import gin
 import numpy as np
 
+from brokenelbo import domains
 from brokenelbo import errors
 
 
@@ -152,6 +153,7 @@ def _verify(images, split, source):
 
 
 @gin.configurable
+@domains.checked(path=domains.optional(domains.NAME))
 def static_mnist(split, path=None):
   """Returns one split of the static binarized MNIST, verified against its digest.
 
@@ -258,6 +260,7 @@ def _in_published_order(stored, split):
 
 
 @gin.configurable
+@domains.checked(data_dir=domains.optional(domains.NAME))
 def tfds_binarized_mnist(split, data_dir=None):
   """Returns one split of binarized MNIST as built by the TFDS `binarized_mnist` builder.
 

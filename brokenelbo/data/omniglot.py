@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 # pylint: disable-next=g-importing-member
+from brokenelbo import domains
 from brokenelbo.data.mnist import DataError, IMAGE_SHAPE, import_tfds, one_line
 
 # The splits of tensorflow-datasets' `omniglot` builder (version 3.0.0) and the archive of
@@ -365,6 +366,10 @@ def _train_or_validation(images, split, validation_fraction):
 
 
 @gin.configurable
+@domains.checked(zip_dir=domains.optional(domains.NAME), data_dir=domains.optional(domains.NAME),
+                 train_source=domains.one_of(*OMNIGLOT_NUM_IMAGES),
+                 test_source=domains.one_of(*OMNIGLOT_NUM_IMAGES),
+                 validation_fraction=domains.real(0, 1, high_open=True))
 def omniglot(split, zip_dir=None, data_dir=None, train_source='train', test_source='test',
              validation_fraction=0.1):
   """Returns one split of 28x28 binarized Omniglot, rebuilt from the 105x105 originals.

@@ -4,10 +4,13 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from brokenelbo import domains
 from brokenelbo import errors
 
 
 @gin.configurable
+@domains.checked(batch_size=domains.POSITIVE_INT, shuffle=domains.BOOL, repeat=domains.BOOL,
+                 seed=domains.SEED, drop_remainder=domains.BOOL)
 def make_dataset(images, batch_size, shuffle=False, repeat=False, seed=0,
                  drop_remainder=False):
   """Returns a `tf.data.Dataset` of `float32` batches of `images`.
@@ -41,10 +44,6 @@ def make_dataset(images, batch_size, shuffle=False, repeat=False, seed=0,
   images = np.asarray(images)
   if images.ndim < 1 or len(images) == 0:
     raise errors.UserError(f'make_dataset: no images (shape {images.shape})')
-  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-      batch_size < 1):
-    raise errors.UserError(f'make_dataset: batch_size must be a positive integer, '
-                           f'got {batch_size!r}')
   num_images = len(images)
   table = tf.constant(images)
 

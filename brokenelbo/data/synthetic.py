@@ -34,6 +34,7 @@ import gin
 import numpy as np
 import scipy.optimize
 
+from brokenelbo import domains
 from brokenelbo import errors
 
 
@@ -305,6 +306,7 @@ def dataset_seed(name, index, split):
 
 
 @gin.configurable
+@domains.checked(name=domains.one_of(*NAMES), index=domains.integer(0, NUM_DATASETS - 1))
 def synthetic(split, name='linear_jtex', index=0):
   """Returns one split of one of the synthetic data sets of Appendix E.
 
@@ -326,10 +328,6 @@ def synthetic(split, name='linear_jtex', index=0):
   if split not in SPLITS:
     raise errors.UserError(f'synthetic: unknown split {split!r} (choose from '
                            f'{", ".join(SPLITS)})')
-  if (isinstance(index, bool) or not isinstance(index, (int, np.integer))
-      or not 0 <= index < NUM_DATASETS):
-    raise errors.UserError(f'synthetic: index must be an integer in [0, {NUM_DATASETS}), '
-                        f'got {index!r}')
   x, _ = ground_truth(name).sample(NUM_EXAMPLES, dataset_seed(name, int(index), split))
   return x
 

@@ -12,7 +12,7 @@ draws the Figure 4-style grids (`visualize.grids.figure4_grids`).
 import gin
 import tensorflow as tf
 
-from brokenelbo import errors
+from brokenelbo import domains
 from brokenelbo.evaluation import suite
 from brokenelbo.statistics import elbo
 from brokenelbo.training import run_dir
@@ -21,6 +21,8 @@ from brokenelbo.training import summaries
 
 
 @gin.configurable(denylist=['run', 'model_dir', 'split'])
+@domains.checked(num_z_samples=domains.POSITIVE_INT, batch_size=domains.POSITIVE_INT,
+                 max_examples=domains.optional(domains.POSITIVE_INT))
 def evaluate_run(run, model_dir, split='test', num_z_samples=1, batch_size=500,
                  max_examples=None, information=suite.information_suite):
   """Evaluates a restored run on a whole split and records the result.
@@ -43,8 +45,6 @@ def evaluate_run(run, model_dir, split='test', num_z_samples=1, batch_size=500,
   Raises:
     UserError: if another process (training) holds the run's lock.
   """
-  if num_z_samples < 1:
-    raise errors.UserError(f'num_z_samples must be >= 1, got {num_z_samples}')
   with run_dir.RunLock(model_dir):  # One writer of the run at a time.
     images = evaluation_images(run, split, max_examples)
     seed = run.settings['seed']

@@ -28,6 +28,7 @@ evaluation to minutes on 2 CPU cores; bind larger counts
 import gin
 import tensorflow as tf
 
+from brokenelbo import domains
 from brokenelbo.data import subsets
 from brokenelbo.statistics import information
 
@@ -42,6 +43,11 @@ def _stream(seed, index):
 
 
 @gin.configurable(denylist=['model', 'images', 'seed'])
+@domains.checked(num_samples=domains.tuple_of(domains.POSITIVE_INT),
+                 likelihood_examples=domains.POSITIVE_INT,
+                 information_examples=domains.POSITIVE_INT,
+                 generative_examples=domains.POSITIVE_INT,
+                 active_unit_threshold=domains.NON_NEGATIVE, batch_size=domains.POSITIVE_INT)
 def information_suite(model, images, seed, num_samples=(1, 10, 100), likelihood_examples=500,
                       information_examples=500, generative_examples=100,
                       active_unit_threshold=0.01, batch_size=100):

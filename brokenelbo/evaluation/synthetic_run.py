@@ -19,6 +19,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from brokenelbo import domains
 from brokenelbo import errors
 from brokenelbo.data import synthetic as data
 from brokenelbo.models import synthetic
@@ -33,6 +34,8 @@ OBJECTIVE_SAMPLES = 10
 INFORMATION_SAMPLES = 10
 # LiBI chooses its repeats by L_64 (`training.libi`); its restarts are chosen the same way.
 LIBI_SELECTION_SAMPLES = 64
+# The methods of the LiBI paper's Table 1 (Appendix E), as `restarts_suite.method` names them.
+METHODS = ('vae', 'beta_vae', 'beta_vae_anneal', 'lagging', 'libi')
 
 
 def validation_objective(model, method, x, seed, beta=1.):
@@ -47,9 +50,8 @@ def validation_objective(model, method, x, seed, beta=1.):
     bound = model.log_likelihood_bound(x, tf.constant([seed, 0], tf.int64),
                                        LIBI_SELECTION_SAMPLES)
     return tf.reduce_mean(bound, axis=-1).numpy().astype(np.float64)
-  if method not in ('vae', 'lagging', 'beta_vae', 'beta_vae_anneal'):
-    raise errors.UserError(f'unknown method {method!r}; choose from libi, vae, lagging, '
-                           'beta_vae, beta_vae_anneal')
+  if method not in METHODS:
+    raise errors.UserError(f'unknown method {method!r}; choose from {", ".join(METHODS)}')
   weight = 1. if method in ('vae', 'lagging') else float(beta)
   total = np.zeros(model.restarts)
   for k in range(OBJECTIVE_SAMPLES):
@@ -287,6 +289,8 @@ def select_restart(validation_objective):
 
 
 @gin.configurable(denylist=['model', 'images', 'seed'])
+@domains.checked(method=domains.one_of(*METHODS), likelihood_samples=domains.POSITIVE_INT,
+                 knn_draws=domains.POSITIVE_INT)
 def restarts_suite(model, images, seed, method=gin.REQUIRED,
                    likelihood_samples=synthetic.TEST_NUM_SAMPLES, knn_draws=100):
   """The LiBI paper's evaluation of a trained setting (Appendix E), for `evaluate_run`.

@@ -20,6 +20,7 @@ import gin
 from brokenelbo.experiments import libi_table
 from brokenelbo.experiments import study
 from brokenelbo.training import run_record
+from brokenelbo.utils import cli
 from brokenelbo.utils import files
 
 # `evaluation.synthetic_run` and `training.restore` load TensorFlow: imported where the
@@ -45,6 +46,19 @@ def evaluate_bindings(run, profile):
   return [*EVALUATE_BINDINGS, f'restarts_suite.method = {run.method!r}',
           f'restarts_suite.likelihood_samples = {profile.likelihood_samples}',
           f'restarts_suite.knn_draws = {profile.knn_draws}']
+
+
+def check_run_config(run, profile, gin_bindings=()):
+  """Parses the training config of `run` into gin's (empty) config, then, in a config of
+  their own, its evaluation's bindings: a bad binding (an unknown name, a value outside
+  its domain) fails here, before anything runs. Leaves gin's config empty."""
+  cli.require_empty_gin_config('check_run_config')
+  try:
+    cli.parse_gin(run.gin_files(), train_bindings(run, profile, gin_bindings))
+    gin.clear_config()
+    cli.parse_gin([], evaluate_bindings(run, profile), 'the evaluation\'s bindings')
+  finally:
+    gin.clear_config()
 
 
 # What `setting_record` reads of a run's evaluation of the test split

@@ -83,7 +83,7 @@ def check_run_config(run, gin_files, gin_bindings, evaluate_bindings=()):
   if 'test' not in splits or 'train' not in splits:
     raise errors.UserError(f"a sweep needs train.eval_splits to hold 'train' and 'test', got "
                            f'{splits}')
-  cli.parse_gin([], [*EVALUATE_BINDINGS, *evaluate_bindings])
+  cli.parse_gin([], [*EVALUATE_BINDINGS, *evaluate_bindings], '--evaluate_bindings')
 
 
 def information_record(model_dir):

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from brokenelbo import domains
 from brokenelbo import errors
 from brokenelbo.utils import files
 from brokenelbo.visualize import figure2
@@ -71,6 +72,10 @@ class ToyData(NamedTuple):
 
 
 @gin.configurable
+@domains.checked(num_bins=domains.POSITIVE_INT, prob_z1=domains.PROBABILITY,
+                 loc=domains.tuple_of(domains.real(), length=2),
+                 scale=domains.tuple_of(domains.POSITIVE, length=2), low=domains.real(),
+                 high=domains.real())
 def toy_data(num_bins=gin.REQUIRED, prob_z1=gin.REQUIRED, loc=gin.REQUIRED,
              scale=gin.REQUIRED, low=gin.REQUIRED, high=gin.REQUIRED):
   """The discretized two-component mixture of Appendix E, computed exactly.
@@ -422,6 +427,11 @@ def _results_and_columns(data, optimal, trained, seeds, titles):
 
 
 @gin.configurable(denylist=['output_dir', 'overwrite'])
+@domains.checked(num_latents=domains.POSITIVE_INT, num_seeds=domains.POSITIVE_INT,
+                 beta=domains.NON_NEGATIVE, target_rate=domains.NON_NEGATIVE,
+                 num_steps=domains.POSITIVE_INT, learning_rate=domains.POSITIVE,
+                 final_learning_rate=domains.POSITIVE,
+                 decay_start_fraction=domains.PROBABILITY, init_scale=domains.POSITIVE)
 def toy_experiment(output_dir, overwrite=False, num_latents=gin.REQUIRED,
                    num_seeds=gin.REQUIRED, beta=gin.REQUIRED, target_rate=gin.REQUIRED,
                    num_steps=gin.REQUIRED, learning_rate=gin.REQUIRED,

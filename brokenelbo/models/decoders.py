@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from brokenelbo import domains
 from brokenelbo.models import layers
 from brokenelbo.models.pixelcnn import distribution
 from brokenelbo.models.pixelcnn import network as pixelcnn
@@ -24,6 +25,7 @@ DECODER_LAYERS = ((64, 7, 1, 'valid'), (64, 5, 1, 'same'), (64, 5, 2, 'same'),
 
 
 @gin.configurable
+@domains.checked(output_kernel=domains.POSITIVE_INT)
 class DeconvDecoder(tf.Module):
   """Factorised decoder d(x|z) = prod_i Bernoulli(x_i; sigmoid(f_i(z))).
 
@@ -48,6 +50,7 @@ class DeconvDecoder(tf.Module):
 
 
 @gin.configurable
+@domains.checked(image_shape=domains.IMAGE_SHAPE)
 class PixelCNNDecoder(tf.Module):
   """Autoregressive decoder d(x|z) = prod_i Bernoulli(x_i; sigmoid(f_i(x_{<i}, z))).
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from brokenelbo import domains
 from brokenelbo.models import layers
 
 tfd = tfp.distributions
@@ -21,6 +22,7 @@ ENCODER_LAYERS = ((32, 5, 1, 'same'), (32, 5, 2, 'same'), (64, 5, 1, 'same'),
 
 
 @gin.configurable
+@domains.checked(min_scale=domains.NON_NEGATIVE)
 class ConvEncoder(tf.Module):
   """Gaussian encoder e(z|x) = N(z; loc(x), diag(scale(x)^2)), optionally flowed.
 

@@ -23,10 +23,15 @@ import gin
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from brokenelbo import domains
+
 tfb = tfp.bijectors
 
 
 @gin.configurable
+@domains.checked(num_steps=domains.POSITIVE_INT,
+                 hidden_units=domains.tuple_of(domains.POSITIVE_INT),
+                 activation=domains.NAME, inverse=domains.BOOL)
 class ShiftOnlyFlow(tf.Module):
   """A chain of shift-only MADE steps, as an IAF (`inverse=True`) or a MAF.
 

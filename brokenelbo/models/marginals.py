@@ -13,6 +13,8 @@ import gin
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from brokenelbo import domains
+
 tfd = tfp.distributions
 
 
@@ -51,6 +53,7 @@ class FlowMarginal(tf.Module):
 
 
 @gin.configurable
+@domains.checked(num_pseudo_inputs=domains.POSITIVE_INT, image_shape=domains.IMAGE_SHAPE)
 class VampPrior(tf.Module):
   """Variational mixture of posteriors m(z) = sum_i w_i e(z|phi_i): the `v` marginal.
 

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from brokenelbo import errors
+from brokenelbo import domains
 from brokenelbo.data import synthetic as data
 from brokenelbo.utils import cli
 
@@ -202,6 +202,9 @@ def run_seed():
 
 
 @gin.configurable
+@domains.checked(dataset=domains.optional(domains.one_of(*data.NAMES)),
+                 restarts=domains.POSITIVE_INT, seed=domains.optional(domains.SEED),
+                 first_restart=domains.NON_NEGATIVE_INT)
 class SyntheticVAE(tf.Module):
   """`restarts` independent VAEs of the ground truth's architecture for one data set.
 
@@ -264,11 +267,6 @@ class SyntheticVAE(tf.Module):
     super().__init__(name=name)
     if dataset is None:
       dataset = cli.configured_arguments(data.synthetic)['name']
-    if dataset not in data.NAMES:
-      raise errors.UserError(f'SyntheticVAE: unknown data set {dataset!r} (choose from '
-                             f'{", ".join(data.NAMES)})')
-    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-      raise errors.UserError(f'SyntheticVAE: restarts must be an integer >= 1, got {restarts!r}')
     if seed is None:
       seed = run_seed()
     self.dataset = dataset

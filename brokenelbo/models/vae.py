@@ -14,12 +14,14 @@ analytic KL is assumed.
 import gin
 import tensorflow as tf
 
+from brokenelbo import domains
 from brokenelbo.models import decoders
 from brokenelbo.models import encoders
 from brokenelbo.models import marginals
 
 
 @gin.configurable
+@domains.checked(latent_size=domains.POSITIVE_INT)
 class VAE(tf.Module):
   """A VAE assembled from configurable parts.
 

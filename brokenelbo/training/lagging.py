@@ -26,10 +26,12 @@ Adam treats the stopped gradient: docs/methods.md.
 import gin
 import tensorflow as tf
 
-from brokenelbo import errors
+from brokenelbo import domains
 
 
 @gin.configurable
+@domains.checked(epochs=domains.POSITIVE, segments=domains.POSITIVE_INT,
+                 inference_fraction=domains.PROBABILITY)
 class LaggingInference:
   """The negative ELBO, with the generative model frozen in the first part of each segment.
 
@@ -47,12 +49,6 @@ class LaggingInference:
   """
 
   def __init__(self, epochs=gin.REQUIRED, segments=gin.REQUIRED, inference_fraction=0.5):
-    if not epochs > 0 or isinstance(segments, bool) or not isinstance(segments, int) or (
-        segments < 1) or not 0. <= inference_fraction <= 1.:
-      raise errors.UserError(
-          f'LaggingInference needs epochs > 0, an integer segments >= 1 and 0 <= '
-          f'inference_fraction <= 1; got epochs={epochs}, segments={segments!r}, '
-          f'inference_fraction={inference_fraction}')
     self.segment_epochs = float(epochs) / segments
     self.inference_fraction = inference_fraction
 

@@ -27,6 +27,7 @@ Each restart keeps its best repeat by L_K on the training batch. More: docs/meth
 import gin
 import tensorflow as tf
 
+from brokenelbo import domains
 from brokenelbo import errors
 from brokenelbo.statistics import henze_zirkler
 
@@ -156,6 +157,10 @@ def _choose(model, x, seed, due, repeats, num_samples):
 
 
 @gin.configurable
+@domains.checked(epochs=domains.real(1, low_open=True), repeats=domains.POSITIVE_INT,
+                 step1_fraction=domains.FRACTION, epsilon_hz=domains.POSITIVE,
+                 epsilon_sigma=domains.POSITIVE, epsilon_mu=domains.POSITIVE,
+                 selection_samples=domains.POSITIVE_INT, max_exponent=domains.POSITIVE)
 class LiBI:
   """LiBI's step 1 or step 2 objective by epoch, with the choice of the best repeat.
 
@@ -180,13 +185,6 @@ class LiBI:
   def __init__(self, epochs=gin.REQUIRED, repeats=1, step1_fraction=0.5, epsilon_hz=1.,
                epsilon_sigma=0.5, epsilon_mu=0.5, selection_samples=64, max_exponent=20.):
     self.schedule = Schedule(epochs, repeats, step1_fraction)
-    if not min(epsilon_hz, epsilon_sigma, epsilon_mu) > 0:
-      raise errors.UserError(f'LiBI needs epsilon_hz, epsilon_sigma, epsilon_mu > 0; got '
-                             f'{epsilon_hz}, {epsilon_sigma}, {epsilon_mu}')
-    if isinstance(selection_samples, bool) or not isinstance(selection_samples, int) or (
-        selection_samples < 1):
-      raise errors.UserError(f'LiBI.selection_samples must be an integer >= 1, got '
-                             f'{selection_samples!r}')
     self.repeats = repeats
     self.epsilon_hz, self.epsilon_sigma, self.epsilon_mu = (
         epsilon_hz, epsilon_sigma, epsilon_mu)

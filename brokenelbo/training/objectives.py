@@ -11,7 +11,7 @@ schedule (`beta_schedule`) gives optional KL annealing.
 import gin
 import tensorflow as tf
 
-from brokenelbo import errors
+from brokenelbo import domains
 
 
 @gin.configurable
@@ -21,6 +21,7 @@ def beta_vae(rate, distortion, beta):
 
 
 @gin.configurable
+@domains.checked(target=domains.NON_NEGATIVE)
 def target_rate(rate, distortion, beta, target=gin.REQUIRED):
   """The target-rate objective D + |sigma - R|, with sigma = `target` nats; ignores beta."""
   del beta
@@ -28,6 +29,8 @@ def target_rate(rate, distortion, beta, target=gin.REQUIRED):
 
 
 @gin.configurable
+@domains.checked(beta=domains.NON_NEGATIVE, anneal_epochs=domains.NON_NEGATIVE,
+                 start_beta=domains.NON_NEGATIVE)
 def beta_schedule(epoch, beta=1., anneal_epochs=0., start_beta=0.):
   """beta at (fractional) `epoch`: linear from `start_beta` to `beta` over `anneal_epochs`.
 
@@ -37,8 +40,6 @@ def beta_schedule(epoch, beta=1., anneal_epochs=0., start_beta=0.):
     anneal_epochs: Python `float`; 0 disables annealing (beta constant).
     start_beta: Python `float` >= 0, beta at epoch 0 when annealing.
   """
-  if beta < 0 or start_beta < 0:
-    raise errors.UserError(f'beta must be >= 0, got beta={beta}, start_beta={start_beta}')
   if anneal_epochs <= 0:
     return tf.constant(beta, tf.float32)
   fraction = tf.minimum(tf.cast(epoch, tf.float32) / anneal_epochs, 1.)

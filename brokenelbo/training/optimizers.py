@@ -18,6 +18,8 @@ import gin
 import tensorflow as tf
 import tf_keras
 
+from brokenelbo import domains
+
 
 def normalize_gradients(gradients, epsilon=1e-8):
   """Divides each gradient by its own L2 norm; `None` entries pass through."""
@@ -45,6 +47,9 @@ class ConstantThenLinearDecay(tf_keras.optimizers.schedules.LearningRateSchedule
 
 
 @gin.configurable
+@domains.checked(learning_rate=domains.POSITIVE, decay_start_fraction=domains.PROBABILITY,
+                 beta_1=domains.real(0, 1, high_open=True),
+                 beta_2=domains.real(0, 1, high_open=True), epsilon=domains.POSITIVE)
 def normalized_adam(total_steps, learning_rate=3e-4, decay_start_fraction=0.5,
                     beta_1=0.9, beta_2=0.999, epsilon=1e-8):
   """Adam under the constant-then-linear-decay schedule (apply `normalize_gradients`).

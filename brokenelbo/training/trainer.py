@@ -22,6 +22,7 @@ import gin
 import tensorflow as tf
 import tf_keras
 
+from brokenelbo import domains
 from brokenelbo import errors
 from brokenelbo.data.mnist import static_mnist  # pylint: disable=g-importing-member
 from brokenelbo.models import vae as vae_lib
@@ -93,6 +94,19 @@ def _write_run_record(write_dir, outcome, steps_per_epoch, config_text, hparams)
 
 
 @gin.configurable(denylist=['model_dir', 'overwrite'])
+@domains.checked(
+    batch_size=domains.POSITIVE_INT, epochs=domains.POSITIVE,
+    max_train_examples=domains.optional(domains.POSITIVE_INT),
+    eval_every_epochs=domains.POSITIVE,
+    eval_splits=domains.tuple_of(domains.one_of('train', 'validation', 'test')),
+    eval_batch_size=domains.POSITIVE_INT,
+    max_eval_examples=domains.optional(domains.POSITIVE_INT),
+    log_every_steps=domains.POSITIVE_INT, checkpoint_every_steps=domains.POSITIVE_INT,
+    max_consecutive_bad_steps=domains.POSITIVE_INT, summary_images=domains.NON_NEGATIVE_INT,
+    jit_compile=domains.BOOL,
+    mixed_precision=domains.one_of(None, 'mixed_float16', 'mixed_bfloat16'),
+    loss_scale=domains.POSITIVE, normalize_gradients=domains.BOOL,
+    deterministic=domains.BOOL, seed=domains.SEED)
 def train(model_dir,                              # Where the run writes everything (a flag).
           overwrite=False,                        # Start afresh: remove a run's files (a flag).
           model=vae_lib.VAE,                      # () -> the model (`@VAE`, `@SyntheticVAE`).

@@ -7,14 +7,17 @@ directory another process is writing is a `UserError` (exit status 2).
 """
 
 import errno
+import functools
 import inspect
 import os
 import sys
+import tokenize
 
 from absl import app
 from absl import flags
 import gin
 
+from brokenelbo import domains
 from brokenelbo import errors
 
 # The package's root: `configs/` (package data; the repository's top-level `configs` is a
@@ -66,20 +69,34 @@ def resolve_gin_files(gin_files):
   return [resolve_gin_file(f) for f in gin_files]
 
 
-def parse_gin(gin_files, gin_bindings):
-  """Parses gin files and bindings; unknown or malformed bindings raise `errors.UserError`.
+def _parse(parse, where):
+  """Calls `parse()`; a file or binding gin cannot read raises one `errors.UserError` line
+  naming `where` and, where gin's tokenizer stopped, the line."""
+  try:
+    parse()
+  except tokenize.TokenError as e:
+    message, (line, _) = e.args
+    raise errors.UserError(f'invalid gin configuration in {where}, line {line}: '
+                           f'{message}') from None
+  except (ValueError, KeyError, TypeError, SyntaxError, IOError) as e:
+    message = ' '.join(str(e).split())
+    raise errors.UserError(f'invalid gin configuration in {where}: {message}') from None
+
+
+def parse_gin(gin_files, gin_bindings, bindings_flag='--gin_bindings'):
+  """Parses gin files and bindings; unknown or malformed bindings, and values outside their
+  declared domains (`brokenelbo.domains`), raise `errors.UserError` (naming the file, or
+  `bindings_flag`, the flag the bindings came from).
 
   `gin_files` are resolved by `resolve_gin_file`; `include` statements by gin, which reads
   `include 'brokenelbo/configs/base.gin'` from the working directory or else from the
   installed package.
   """
-  files = resolve_gin_files(gin_files)
-  try:
-    gin.parse_config_files_and_bindings(files, gin_bindings, skip_unknown=False,
-                                        finalize_config=False)
-  except (ValueError, KeyError, TypeError, SyntaxError, IOError) as e:
-    message = ' '.join(str(e).split())
-    raise errors.UserError(f'invalid gin configuration: {message}') from None
+  for path in resolve_gin_files(gin_files):
+    _parse(functools.partial(gin.parse_config_file, path, skip_unknown=False), path)
+  _parse(functools.partial(gin.parse_config, gin_bindings, skip_unknown=False),
+         bindings_flag)
+  domains.check_bindings()
 
 
 def configured_arguments(fn):

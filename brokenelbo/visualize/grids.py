@@ -11,6 +11,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from brokenelbo import domains
 from brokenelbo.data import subsets
 from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
 from brokenelbo.utils import files
@@ -80,6 +81,7 @@ def draw_grids(vae, images, path, title, num_decodes=5, seed=0):
 
 
 @gin.configurable(denylist=['vae', 'images', 'path', 'title', 'seed'])
+@domains.checked(examples=domains.NON_NEGATIVE_INT, decodes=domains.POSITIVE_INT)
 def figure4_grids(vae, images, path, title, seed, examples=8, decodes=5):
   """The grids that `python -m brokenelbo.evaluate` draws of the split it evaluated.
 

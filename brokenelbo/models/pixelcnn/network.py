@@ -28,6 +28,7 @@ import gin
 import tensorflow as tf
 import tf_keras
 
+from brokenelbo import domains
 from brokenelbo.models.pixelcnn import row_sampling
 
 
@@ -198,6 +199,8 @@ class GatedResnet(tf_keras.layers.Layer):
 
 
 @gin.configurable
+@domains.checked(filters=domains.POSITIVE_INT, layers_per_block=domains.POSITIVE_INT,
+                 num_resolutions=domains.POSITIVE_INT)
 class PixelCNN(tf.Module):
   """Gated PixelCNN++-style network: (image, conditioning map) -> Bernoulli logits.
 
