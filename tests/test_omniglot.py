@@ -257,17 +257,25 @@ def test_damaged_archive(tmp_path):
 
 @pytest.mark.parametrize('kwargs,fragments', [
     (dict(split='valid'), ("'valid'", 'train, validation, test')),
-    (dict(split='train', train_source='background'), ('train_source', "'background'")),
-    (dict(split='test', test_source='small3'), ('test_source', "'small3'")),
     (dict(split='test', train_source='small1', test_source='small1'), ('both',)),
-    (dict(split='train', validation_fraction=1.), ('validation_fraction',)),
-    (dict(split='train', validation_fraction=-0.1), ('validation_fraction',)),
-    (dict(split='train', validation_fraction=True), ('validation_fraction',)),
 ])
 def test_bad_arguments(kwargs, fragments):
   with pytest.raises(data.DataError) as excinfo:
     omniglot.omniglot(**kwargs)
   _assert_one_line_data_error(excinfo, *fragments)
+
+
+@pytest.mark.parametrize('kwargs,line', [
+    (dict(train_source='background'), "omniglot.train_source = 'background': must be one of"),
+    (dict(test_source='small3'), "omniglot.test_source = 'small3': must be one of"),
+    (dict(validation_fraction=1.), 'omniglot.validation_fraction = 1.0: must be'),
+    (dict(validation_fraction=-0.1), 'omniglot.validation_fraction = -0.1: must be'),
+    (dict(validation_fraction=True), 'omniglot.validation_fraction = True: must be'),
+])
+def test_values_outside_their_domains(kwargs, line):
+  with pytest.raises(errors.UserError) as excinfo:
+    omniglot.omniglot('train', **kwargs)
+  assert str(excinfo.value).split('\n')[0].startswith(line), excinfo.value
 
 
 def test_unknown_source():

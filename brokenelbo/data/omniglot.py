@@ -338,17 +338,9 @@ def _check_omniglot_arguments(split, train_source, test_source, validation_fract
   if split not in OMNIGLOT_SPLITS:
     raise DataError(f'unknown Omniglot split {split!r}; expected one of '
                     f'{", ".join(OMNIGLOT_SPLITS)}')
-  for name, source in (('train_source', train_source), ('test_source', test_source)):
-    if source not in OMNIGLOT_ARCHIVES:
-      raise DataError(f'omniglot.{name} = {source!r} is not a TFDS omniglot split; '
-                      f'expected one of {", ".join(OMNIGLOT_ARCHIVES)}')
   if train_source == test_source:
     raise DataError(f'omniglot.train_source and omniglot.test_source are both '
                     f'{train_source!r}; the test images must be other images')
-  if isinstance(validation_fraction, bool) or not (
-      isinstance(validation_fraction, (int, float)) and 0 <= validation_fraction < 1):
-    raise DataError(f'omniglot.validation_fraction must be in [0, 1), '
-                    f'got {validation_fraction!r}')
 
 
 def _train_or_validation(images, split, validation_fraction):
