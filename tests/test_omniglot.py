@@ -1,14 +1,16 @@
 """Tests for the 28x28 binarized Omniglot of `brokenelbo.data.omniglot`.
 
-They read the two small archives of the TFDS `omniglot` builder in
-`../shared/data/omniglot` (skipped where that folder is absent); each archive is decoded
-once per module (the library keeps it for the process) except where a test says why.
+They read the two small archives of the TFDS `omniglot` builder and the whole set's two
+NumPy archives in `../shared/data/omniglot` (skipped where they are absent); each archive
+is decoded once per module (the library keeps it for the process) except where a test says
+why.
 """
 
 import hashlib
 import importlib
 import io
 import os
+import pathlib
 import shutil
 import zipfile
 
@@ -39,6 +41,20 @@ NUM_ONES = {'small1': 161954, 'small2': 196521}
 def _require_shared():
   if not os.path.isdir(SHARED_OMNIGLOT):
     pytest.skip(f'{SHARED_OMNIGLOT} not available')
+
+
+def _require_npz():
+  _require_shared()
+  if not all(os.path.isfile(os.path.join(SHARED_OMNIGLOT, name))
+             for name in omniglot.OMNIGLOT_NPZ.values()):
+    pytest.skip(f'the Omniglot NumPy archives are not in {SHARED_OMNIGLOT}')
+
+
+@pytest.fixture(scope='module')
+def background():
+  """(images [964, 20, 28, 28, 1], labels) of images_background.npz, once for the module."""
+  _require_npz()
+  return omniglot.omniglot_npz_source('train', SHARED_OMNIGLOT)
 
 
 @pytest.fixture(scope='module')
@@ -298,6 +314,7 @@ def test_gin_files_switch_a_family_to_omniglot(family):
   assert gin.query_parameter('omniglot.train_source') == 'train'
   assert gin.query_parameter('omniglot.test_source') == 'test'
   assert gin.query_parameter('omniglot.zip_dir') is None
+  assert gin.query_parameter('omniglot.npz_dir') is None
   # The other bindings are the family's.
   assert gin.query_parameter('train.batch_size') == 100
   assert gin.query_parameter('rate_distortion_loss.objective').selector == 'beta_vae'
@@ -391,3 +408,110 @@ def test_tfds_builder_stores_what_the_reader_reads(tmp_path, small1, small2):
   assert stored['image'].shape == (2720, 105, 105, 3)
   for channel in range(3):
     np.testing.assert_array_equal(stored['image'][..., channel], originals)
+
+
+def _drawer(key):
+  """The 0-based drawer of a TFDS example key ('Balinese_0_0108_01.png': 0)."""
+  return int(key.rsplit('_', 1)[1][:-len('.png')]) - 1
+
+
+def test_npz_digests_and_sizes():
+  _require_npz()
+  for source, name in omniglot.OMNIGLOT_NPZ.items():
+    path = os.path.join(SHARED_OMNIGLOT, name)
+    with open(path, 'rb') as f:
+      assert hashlib.sha256(f.read()).hexdigest() == omniglot.OMNIGLOT_NPZ_SHA256[source]
+    with np.load(path) as archive:
+      characters = omniglot.OMNIGLOT_NUM_CHARACTERS[source]
+      assert archive['images'].shape == (characters, 20, 105, 105)
+      assert archive['images'].dtype == bool
+      np.testing.assert_array_equal(archive['labels'],
+                                    np.repeat(np.arange(characters)[:, None], 20, axis=1))
+
+
+@pytest.mark.parametrize('source', ['small1', 'small2'])
+def test_small_archives_are_the_npz_drawings_at_label_and_drawer(source, background):
+  # Every drawing of a small archive, bit for bit (the PNG decoded by Pillow), is the
+  # background archive's at (its TFDS label, its drawer); so are its 28x28 images, from
+  # the zip path and from the npz path.
+  path = os.path.join(SHARED_OMNIGLOT, omniglot.OMNIGLOT_ARCHIVES[source])
+  keys, labels, pngs = omniglot._read_omniglot_zip(source, path)  # pylint: disable=protected-access
+  drawers = np.array([_drawer(key) for key in keys])
+  with np.load(os.path.join(SHARED_OMNIGLOT, omniglot.OMNIGLOT_NPZ['train'])) as archive:
+    paper = archive['images'][labels, drawers]
+  originals = np.stack([_pil_decode(png) for png in pngs])
+  np.testing.assert_array_equal(originals == 255, paper)
+  zip_images, zip_labels = omniglot.omniglot_source(source, zip_dir=SHARED_OMNIGLOT)
+  np.testing.assert_array_equal(zip_labels, labels)
+  np.testing.assert_array_equal(background[0][labels, drawers], zip_images)
+  assert len(zip_images) == omniglot.OMNIGLOT_NUM_IMAGES[source]
+  np.testing.assert_array_equal(background[1][labels], labels)
+
+
+def test_npz_splits(background, monkeypatch):
+  monkeypatch.delenv(omniglot.OMNIGLOT_DIR_VARIABLE, raising=False)
+  monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  train, validation, test = (omniglot.omniglot(split) for split in omniglot.OMNIGLOT_SPLITS)
+  assert (len(train), len(validation), len(test)) == (17352, 1928, 13180)
+  # 2 validation drawers of each character, in (character, drawer) order then permuted.
+  held_out = omniglot.omniglot_npz_validation(964, 0.1)
+  assert held_out.shape == (964, 20) and set(held_out.sum(axis=1).tolist()) == {2}
+  images = background[0]
+  for split, mask in ((train, ~held_out), (validation, held_out)):
+    order = np.random.RandomState(1).permutation(int(mask.sum()))
+    np.testing.assert_array_equal(split, images[mask][order])
+  evaluation, labels = omniglot.omniglot_npz_source('test', SHARED_OMNIGLOT)
+  np.testing.assert_array_equal(labels, 964 + np.arange(659))
+  np.testing.assert_array_equal(
+      test, evaluation.reshape(-1, 28, 28, 1)[np.random.RandomState(1).permutation(13180)])
+  # Exact pixel counts (a regression check of the whole path).
+  assert [int(x.sum(dtype=np.int64)) for x in (train, validation, test)] == [
+      1055718, 117472, 869948]
+  assert not train.flags.writeable
+  quarter = omniglot.omniglot('validation', validation_fraction=0.25, npz_dir=SHARED_OMNIGLOT)
+  assert len(quarter) == 964 * 5
+  with pytest.raises(data.DataError) as excinfo:
+    omniglot.omniglot('validation', validation_fraction=0.02, npz_dir=SHARED_OMNIGLOT)
+  _assert_one_line_data_error(excinfo, 'no Omniglot validation images', '0 of 20 drawers')
+
+
+def test_npz_folder_is_found_or_named(monkeypatch, tmp_path):
+  _require_npz()
+  monkeypatch.chdir(tmp_path)  # No ../shared/data/omniglot here.
+  monkeypatch.delenv(omniglot.OMNIGLOT_DIR_VARIABLE, raising=False)
+  assert omniglot.omniglot_npz_dir() is None  # The TFDS builder.
+  monkeypatch.setenv(omniglot.OMNIGLOT_DIR_VARIABLE, SHARED_OMNIGLOT)
+  assert omniglot.omniglot_npz_dir() == SHARED_OMNIGLOT
+  monkeypatch.setenv(omniglot.OMNIGLOT_DIR_VARIABLE, '')
+  assert omniglot.omniglot_npz_dir() is None
+  monkeypatch.setenv(omniglot.OMNIGLOT_DIR_VARIABLE, str(tmp_path))
+  with pytest.raises(data.DataError) as excinfo:
+    omniglot.omniglot_npz_dir()
+  _assert_one_line_data_error(excinfo, '$BROKENELBO_OMNIGLOT_DIR', str(tmp_path),
+                              'images_background.npz')
+  with pytest.raises(data.DataError) as excinfo:
+    omniglot.omniglot('train', npz_dir=str(tmp_path))
+  _assert_one_line_data_error(excinfo, 'omniglot.npz_dir', str(tmp_path))
+  with pytest.raises(data.DataError) as excinfo:
+    omniglot.omniglot('train', npz_dir=SHARED_OMNIGLOT, zip_dir=SHARED_OMNIGLOT)
+  _assert_one_line_data_error(excinfo, 'omniglot.npz_dir is bound')
+  # The default folder, relative to the working directory.
+  monkeypatch.delenv(omniglot.OMNIGLOT_DIR_VARIABLE)
+  (tmp_path / 'shared' / 'data').mkdir(parents=True)
+  (tmp_path / 'shared' / 'data' / 'omniglot').symlink_to(SHARED_OMNIGLOT)
+  (tmp_path / 'work').mkdir()
+  monkeypatch.chdir(tmp_path / 'work')
+  assert omniglot.omniglot_npz_dir() == os.path.join('..', 'shared', 'data', 'omniglot')
+
+
+def test_damaged_npz(tmp_path):
+  _require_npz()
+  for name in omniglot.OMNIGLOT_NPZ.values():
+    content = bytearray((pathlib.Path(SHARED_OMNIGLOT) / name).read_bytes())
+    if name == 'images_evaluation.npz':
+      content[len(content) // 2] ^= 0b00010000
+    (tmp_path / name).write_bytes(bytes(content))
+  with pytest.raises(data.DataError) as excinfo:
+    omniglot.omniglot('test', npz_dir=str(tmp_path))
+  _assert_one_line_data_error(excinfo, str(tmp_path / 'images_evaluation.npz'), 'SHA-256',
+                              'is not the Omniglot images_evaluation.npz')

@@ -1,23 +1,46 @@
-"""Omniglot, 28x28 and binarized, rebuilt from the 105x105 originals of TFDS `omniglot`.
+"""Omniglot, 28x28 and binarized, rebuilt from the 105x105 originals of Lake et al. [1].
 
 The paper (Alemi et al., 2018, Section 5) uses the 28x28 Omniglot of Burda et al. [2]
 (`chardata.mat`: 24,345 training and 8,070 test images in grey levels), which is not
-available here. `omniglot(split)` rebuilds it from the drawings of Lake et al. [1] as the
-TFDS `omniglot` builder packages them (downloaded, or read from its zip files), with other
-splits and pixels: the `uint8` array `[N, 28, 28, 1]` of `mnist.static_mnist`.
+available here. `omniglot(split)` rebuilds it from the drawings of Lake et al. [1], with
+other splits and pixels: the `uint8` array `[N, 28, 28, 1]` of `mnist.static_mnist`. The
+drawings come from one of three sources, the first that applies:
 
-Preprocessing (`downsample_omniglot`): each 105x105 1-bit PNG (0 on the strokes) is
-inverted, resized to 28x28 by area (each pixel the stroke fraction of its 3.75x3.75 input
-square, exact in 1/225ths) and thresholded: 1 where the fraction exceeds 0.5 (no seed, no
-ties). Unlike sampling a Bernoulli of each fraction, as is done with `chardata.mat`, this
-keeps the amount of stroke and the thin strokes' connectivity.
+- `zip_dir`: the zip files of the TFDS `omniglot` builder, read directly (SHA-256 checked);
+  the only source of the two small archives ('small1', 'small2').
+- the whole set as two NumPy archives (`OMNIGLOT_NPZ`: `images_background.npz`, 964
+  characters, and `images_evaluation.npz`, 659, each `images`: `bool`
+  `[characters, 20 drawers, 105, 105]`, True on the paper, SHA-256 checked) in the folder
+  `npz_dir`, else `$BROKENELBO_OMNIGLOT_DIR`, else `../shared/data/omniglot` (relative to
+  the working directory) if it holds them. Character c of the background archive is the
+  TFDS label c (the 1-based number of its PNG files, `0108_01.png`, less one), of the
+  evaluation archive the label 964 + c, and drawer d the PNG `_<d + 1>`: the 5,840 images
+  of the two small archives are bit for bit those of the background archive at (label,
+  drawer) (`tests/test_omniglot.py` compares them all).
+- the TFDS `omniglot` builder, which downloads the archives once.
 
-Splits: in the builder's fixed pseudo-random order (`omniglot_source`), the last
-`round(validation_fraction * N)` images of `train_source` are 'validation', the others
-'train'; 'test' is `test_source` less the characters (TFDS 'label') of `train_source`. Full
-data ('train'/'test' = images_background/images_evaluation, disjoint alphabets): 17,352 /
-1,928 / 13,180; 'small1'/'small2' (tests, offline): 2,448 / 272 / 2,120 (small2's Greek and
-Latin, 1,000 images, are also small1's and leave its test split).
+Preprocessing (`downsample_omniglot`), the same for every source: each 105x105 1-bit
+drawing (0 on the strokes) is inverted, resized to 28x28 by area (each pixel the stroke
+fraction of its 3.75x3.75 input square, exact in 1/225ths) and thresholded: 1 where the
+fraction exceeds 0.5 (no seed, no ties). Unlike sampling a Bernoulli of each fraction, as
+is done with `chardata.mat`, this keeps the amount of stroke and the thin strokes'
+connectivity.
+
+Splits, 'test' always being `test_source` less the characters (TFDS 'label') of
+`train_source`:
+
+- archives and builder: in the builder's fixed pseudo-random order (`omniglot_source`), the
+  last `round(validation_fraction * N)` images of `train_source` are 'validation', the
+  others 'train'. Full data ('train'/'test' = images_background/images_evaluation,
+  disjoint alphabets): 17,352 / 1,928 / 13,180; 'small1'/'small2' (tests, offline): 2,448 /
+  272 / 2,120 (small2's Greek and Latin, 1,000 images, are also small1's and leave its
+  test split).
+- NumPy archives (no alphabet names, so not the builder's order): of each character,
+  `round(validation_fraction * 20)` drawers are 'validation', the first of a permutation
+  of its 20 drawers drawn with `np.random.RandomState(0)` (`omniglot_npz_validation`;
+  NumPy's legacy generator, whose streams are frozen), every character thus in both; each
+  split then in a fixed pseudo-random order (a permutation by `np.random.RandomState(1)`). 17,352 / 1,928 / 13,180 at the default 0.1
+  (2 drawers of each character): the sizes of the builder's split, other images.
 
 [1]: Lake, Salakhutdinov, Tenenbaum. Human-level concept learning through probabilistic
      program induction. _Science_, 350(6266):1332-1338, 2015.
@@ -57,6 +80,26 @@ OMNIGLOT_ARCHIVE_SHA256 = {
     'small2': '3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f',
 }
 OMNIGLOT_NUM_IMAGES = {'train': 19280, 'test': 13180, 'small1': 2720, 'small2': 3120}
+
+# The whole set as NumPy archives, for the builder's 'train' and 'test' splits: `images`,
+# `bool` `[characters, 20, 105, 105]` (True on the paper), and `labels`, `int64`
+# `[characters, 20]` (the character's index in the archive), with their SHA-256 digests.
+OMNIGLOT_NPZ = {'train': 'images_background.npz', 'test': 'images_evaluation.npz'}
+OMNIGLOT_NPZ_SHA256 = {
+    'train': '8bf84167413cd00beacdce3fe582f780ab538d8dbef043a6d688f2527bbce199',
+    'test': '0b84c7ffd94c4841c0040e529c86a82eaaccb986d8eadad5673f7991b7475276',
+}
+OMNIGLOT_NUM_CHARACTERS = {'train': 964, 'test': 659}
+OMNIGLOT_NUM_DRAWERS = 20
+# The TFDS label of an archive's first character: evaluation's follow background's 964.
+_FIRST_LABEL = {'train': 0, 'test': 964}
+# Where `omniglot` looks for the NumPy archives when `npz_dir` is not bound: this variable
+# (empty: nowhere), else this folder if it holds them (relative to the working directory).
+OMNIGLOT_DIR_VARIABLE = 'BROKENELBO_OMNIGLOT_DIR'
+DEFAULT_OMNIGLOT_DIR = os.path.join('..', 'shared', 'data', 'omniglot')
+# Seeds of the NumPy archives' split: the validation drawers, then the order of each split.
+_NPZ_DRAWER_SEED = 0
+_NPZ_ORDER_SEED = 1
 
 # The splits that `omniglot(split)` returns.
 OMNIGLOT_SPLITS = ('train', 'validation', 'test')
@@ -196,16 +239,9 @@ def _read_omniglot_zip(source, path):
     pngs: Python `list` of the PNG files' bytes, in the same order.
   """
   from tensorflow_datasets.core import hashing  # pylint: disable=g-import-not-at-top
-  name = OMNIGLOT_ARCHIVES[source]
-  digest = hashlib.sha256()
+  _check_sha256(path, OMNIGLOT_ARCHIVE_SHA256[source],
+                f'the {OMNIGLOT_ARCHIVES[source]} of the TFDS omniglot builder')
   try:
-    with open(path, 'rb') as f:
-      for block in iter(lambda: f.read(1 << 20), b''):
-        digest.update(block)
-    if digest.hexdigest() != OMNIGLOT_ARCHIVE_SHA256[source]:
-      raise DataError(f'{path} is not the {name} of the TFDS omniglot builder '
-                      f'(SHA-256 {digest.hexdigest()[:16]}..., expected '
-                      f'{OMNIGLOT_ARCHIVE_SHA256[source][:16]}...)')
     with zipfile.ZipFile(path) as archive:
       members = [m for m in archive.namelist() if not m.endswith('/')]
       entries = [_omniglot_key(source, m) + (m,) for m in members]
@@ -267,6 +303,134 @@ def _load_omniglot_zip(source, path):
   _, labels, pngs = _read_omniglot_zip(source, path)
   _check_num_images(source, pngs, path)
   return _decode_and_downsample(pngs, path), labels
+
+
+def _check_sha256(path, expected, what):
+  """Raises a `DataError` unless the file at `path` has the SHA-256 digest `expected`."""
+  digest = hashlib.sha256()
+  try:
+    with open(path, 'rb') as f:
+      for block in iter(lambda: f.read(1 << 20), b''):
+        digest.update(block)
+  except OSError as e:
+    raise DataError(f'Omniglot archive {path} is unreadable '
+                    f'({type(e).__name__}: {one_line(e)})') from None
+  if digest.hexdigest() != expected:
+    raise DataError(f'{path} is not {what} (SHA-256 {digest.hexdigest()[:16]}..., '
+                    f'expected {expected[:16]}...)')
+
+
+def _load_omniglot_npz(source, path):
+  """Images `[characters, 20, 28, 28, 1]` and labels `[characters]` of one NumPy archive
+  (`OMNIGLOT_NPZ`), its digest checked; writable."""
+  _check_sha256(path, OMNIGLOT_NPZ_SHA256[source], f'the Omniglot {OMNIGLOT_NPZ[source]}')
+  try:
+    with np.load(path, allow_pickle=False) as archive:
+      paper = archive['images']
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise DataError(f'Omniglot archive {path} is unreadable '
+                    f'({type(e).__name__}: {one_line(e)})') from None
+  # The digest fixes the shape: [characters, 20, 105, 105], True on the paper.
+  originals = paper.reshape((-1,) + (OMNIGLOT_ORIGINAL_SIZE,) * 2)
+  images = np.concatenate([
+      downsample_omniglot(originals[i:i + _DECODE_BATCH].astype(np.uint8) * 255)
+      for i in range(0, len(originals), _DECODE_BATCH)])
+  num_characters = OMNIGLOT_NUM_CHARACTERS[source]
+  labels = _FIRST_LABEL[source] + np.arange(num_characters, dtype=np.int64)
+  return images.reshape(num_characters, OMNIGLOT_NUM_DRAWERS, *IMAGE_SHAPE), labels
+
+
+def omniglot_npz_source(source, npz_dir):
+  """All drawings of one NumPy archive, 28x28 and binarized by `downsample_omniglot`.
+
+  The result is kept for the rest of the process: later calls return the same read-only
+  arrays at once.
+
+  Args:
+    source: Python `str`, 'train' (images_background.npz) or 'test'
+      (images_evaluation.npz).
+    npz_dir: Python `str`, the folder holding the archive.
+
+  Returns:
+    images: read-only `uint8` array `[characters, 20, 28, 28, 1]`, values in {0, 1}, 1 on
+      the strokes: `images[c, d]` is drawer d of character c.
+    labels: read-only `int64` array `[characters]`, each character's TFDS label (its
+      number among all 1,623, from 0): c for the background archive, 964 + c for the
+      evaluation archive.
+
+  Raises:
+    DataError: if the archive is missing, unreadable, or not the one of `OMNIGLOT_NPZ`.
+  """
+  path = os.path.realpath(os.path.join(os.fspath(npz_dir), OMNIGLOT_NPZ[source]))
+  try:
+    stat = os.stat(path)
+  except OSError:
+    raise DataError(f'Omniglot archive {OMNIGLOT_NPZ[source]} not found in {npz_dir}') from None
+  key = ('npz', path, stat.st_mtime_ns, stat.st_size, source)
+  with _OMNIGLOT_CACHE_LOCK:
+    if key not in _OMNIGLOT_CACHE:
+      images, labels = _load_omniglot_npz(source, path)
+      _OMNIGLOT_CACHE[key] = _read_only(images), _read_only(labels)
+    return _OMNIGLOT_CACHE[key]
+
+
+def omniglot_npz_dir(npz_dir=None):
+  """The folder of the NumPy archives that `omniglot` reads, or `None`: the builder's.
+
+  `npz_dir` if given, else `$BROKENELBO_OMNIGLOT_DIR` if set (empty: `None`), else
+  `DEFAULT_OMNIGLOT_DIR` if it holds both archives, else `None`. A folder that is named
+  (by `npz_dir` or the variable) must hold both, or this raises a `DataError`.
+  """
+  if npz_dir is None:
+    variable = os.environ.get(OMNIGLOT_DIR_VARIABLE)
+    if variable is None:
+      default = all(os.path.isfile(os.path.join(DEFAULT_OMNIGLOT_DIR, name))
+                    for name in OMNIGLOT_NPZ.values())
+      return DEFAULT_OMNIGLOT_DIR if default else None
+    if not variable:
+      return None
+    npz_dir, origin = variable, f'${OMNIGLOT_DIR_VARIABLE}'
+  else:
+    npz_dir, origin = os.fspath(npz_dir), 'omniglot.npz_dir'
+  for name in OMNIGLOT_NPZ.values():
+    if not os.path.isfile(os.path.join(npz_dir, name)):
+      raise DataError(f'{origin} is {npz_dir!r}, which holds no {name} (the Omniglot '
+                      'NumPy archives)')
+  return npz_dir
+
+
+def omniglot_npz_validation(num_characters, validation_fraction):
+  """The validation drawers of the NumPy archives' split: `bool` `[num_characters, 20]`.
+
+  Of each character, the first `round(validation_fraction * 20)` drawers of a permutation
+  of its 20, the permutations drawn with NumPy's legacy `RandomState(0)` (frozen streams):
+  the argsort of a `[num_characters, 20]` array of its uniforms.
+  """
+  num_validation = int(round(validation_fraction * OMNIGLOT_NUM_DRAWERS))
+  uniforms = np.random.RandomState(_NPZ_DRAWER_SEED).random_sample(
+      (num_characters, OMNIGLOT_NUM_DRAWERS))
+  order = np.argsort(uniforms, axis=1, kind='stable')
+  validation = np.zeros((num_characters, OMNIGLOT_NUM_DRAWERS), bool)
+  np.put_along_axis(validation, order[:, :num_validation], True, axis=1)
+  return validation
+
+
+def _omniglot_npz(split, npz_dir, train_source, test_source, validation_fraction):
+  """One split from the NumPy archives (the module docstring states the rule)."""
+  if split == 'test':
+    # The two archives hold disjoint characters: the test split is all of test_source.
+    images, _ = omniglot_npz_source(test_source, npz_dir)
+    chosen = np.ones(images.shape[:2], bool)
+  else:
+    images, _ = omniglot_npz_source(train_source, npz_dir)
+    validation = omniglot_npz_validation(len(images), validation_fraction)
+    chosen = validation if split == 'validation' else ~validation
+    if not chosen.any():
+      raise DataError(f'no Omniglot {split} images: omniglot.validation_fraction is '
+                      f'{validation_fraction!r}, {validation.sum(axis=1)[0]} of 20 drawers')
+  selected = images[chosen]  # (character, drawer) order.
+  order = np.random.RandomState(_NPZ_ORDER_SEED).permutation(len(selected))
+  return _read_only(selected[order])
 
 
 def _check_num_images(source, pngs, origin):
@@ -358,41 +522,58 @@ def _train_or_validation(images, split, validation_fraction):
 
 
 @gin.configurable
-@domains.checked(zip_dir=domains.optional(domains.NAME), data_dir=domains.optional(domains.NAME),
+@domains.checked(npz_dir=domains.optional(domains.NAME), zip_dir=domains.optional(domains.NAME),
+                 data_dir=domains.optional(domains.NAME),
                  train_source=domains.one_of(*OMNIGLOT_NUM_IMAGES),
                  test_source=domains.one_of(*OMNIGLOT_NUM_IMAGES),
                  validation_fraction=domains.real(0, 1, high_open=True))
-def omniglot(split, zip_dir=None, data_dir=None, train_source='train', test_source='test',
-             validation_fraction=0.1):
+def omniglot(split, npz_dir=None, zip_dir=None, data_dir=None, train_source='train',
+             test_source='test', validation_fraction=0.1):
   """Returns one split of 28x28 binarized Omniglot, rebuilt from the 105x105 originals.
 
-  The module docstring says how the images are preprocessed and split, and how this
-  differs from the `chardata.mat` of Burda et al. (2016) that the paper uses.
+  The module docstring says how the images are preprocessed and split, where they are
+  read from, and how this differs from the `chardata.mat` of Burda et al. (2016) that the
+  paper uses.
 
   Args:
     split: Python `str`, one of `OMNIGLOT_SPLITS`: 'train', 'validation' or 'test'.
+    npz_dir: Python `str`, a folder holding the NumPy archives of the whole set
+      (`OMNIGLOT_NPZ`), used when the sources are 'train' and 'test' and `zip_dir` is
+      `None`. Default `None`: `$BROKENELBO_OMNIGLOT_DIR` if set (empty: none), else
+      `../shared/data/omniglot` if it holds them, else none (see `omniglot_npz_dir`).
     zip_dir: Python `str`, a folder holding the builder's zip files (see
       `OMNIGLOT_ARCHIVES`; only those of `train_source` and `test_source` are needed),
-      read without TFDS or a network. Default `None`: the TFDS builder (see `data_dir`).
-    data_dir: Python `str`, the TFDS data folder, used when `zip_dir` is `None`; the first
-      use downloads the archives (about 19 MB) and prepares the data set there. Default
-      `None`: TFDS's default folder.
+      read without TFDS or a network. Default `None`: the NumPy archives if found, else
+      the TFDS builder (see `data_dir`).
+    data_dir: Python `str`, the TFDS data folder of the builder; the first use downloads
+      the archives (about 19 MB) and prepares the data set there. Default `None`: TFDS's
+      default folder.
     train_source: Python `str`, the builder split of 'train' and 'validation': 'train'
       (default), 'test', 'small1' or 'small2'.
     test_source: Python `str`, the builder split of 'test', another one. Default 'test'.
     validation_fraction: Python `float` in [0, 1), the part of `train_source` held out as
-      'validation'. Default 0.1.
+      'validation' (of the NumPy archives: that part of each character's 20 drawers,
+      rounded). Default 0.1.
 
   Returns:
     images: read-only `np.ndarray`, `uint8`, shape `[N, 28, 28, 1]`, values in {0, 1}
       (1 on the strokes), the same for every call; each archive is read and preprocessed
-      once per process (see `omniglot_source`).
+      once per process (see `omniglot_source`, `omniglot_npz_source`).
 
   Raises:
     DataError: if an argument is invalid, a split would be empty, or the data cannot be
       read (a missing archive is named with its folder).
   """
   _check_omniglot_arguments(split, train_source, test_source, validation_fraction)
+  whole_set = train_source in OMNIGLOT_NPZ and test_source in OMNIGLOT_NPZ
+  if npz_dir is not None and (zip_dir is not None or not whole_set):
+    raise DataError(f'omniglot.npz_dir is bound, but so is omniglot.zip_dir or a small '
+                    f'source ({train_source!r}, {test_source!r}): the NumPy archives hold '
+                    "the sources 'train' and 'test' only; unbind one")
+  if zip_dir is None and whole_set:
+    folder = omniglot_npz_dir(npz_dir)
+    if folder is not None:
+      return _omniglot_npz(split, folder, train_source, test_source, validation_fraction)
 
   def load(source):
     return omniglot_source(source, zip_dir=zip_dir, data_dir=data_dir)
@@ -404,3 +585,7 @@ def omniglot(split, zip_dir=None, data_dir=None, train_source='train', test_sour
     return images if keep.all() else _read_only(images[keep])
   images, _ = load(train_source)
   return _train_or_validation(images, split, validation_fraction)
+
+
+# The binarization that a run's record states (`training.summaries.run_hparams`).
+omniglot.binarization = 'threshold'
