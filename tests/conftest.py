@@ -3,8 +3,11 @@ collector in the test processes, and a clean gin config for every test."""
 
 import gc
 import importlib.util
+import json
 import os
 import resource
+import subprocess
+import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -113,3 +116,63 @@ def load_script():
     return module
 
   return load
+
+
+# One process runs a command line's `main` once per list of arguments, as `python -m
+# brokenelbo.<module>` would (`cli.start`), printing one JSON line [exit status, stderr] for
+# each: a failure that comes before any work costs a fraction of a second instead of a
+# process start. `generate`, Python source run first, may set `argument_lists` itself (and
+# print what it generated).
+_DRIVER = """
+import contextlib, io, json, sys
+import gin
+from absl import flags
+from brokenelbo import {module} as command
+from brokenelbo.utils import cli
+spec = json.loads(sys.stdin.read())
+argument_lists = spec['argument_lists']
+exec(spec['generate'])
+getattr(command, 'define_flags', lambda: None)()  # Commands that define them when run.
+for args in argument_lists:
+  flags.FLAGS.unparse_flags()
+  sys.argv = ['{module}', *args]
+  stderr = io.StringIO()
+  with contextlib.redirect_stderr(stderr):
+    try:
+      cli.start(command.main)
+      status = 0
+    except SystemExit as e:
+      status = e.code
+  gin.clear_config()
+  print('CASE', json.dumps([status, stderr.getvalue()]), flush=True)
+"""
+# TensorFlow's and absl's own log lines, which are not the program's.
+NATIVE_LOG = ('WARNING: All log messages before absl', 'To enable the following instructions',
+              'I0000', 'W0000', 'E0000')
+
+
+def own_lines(stderr):
+  """The program's own non-empty lines of `stderr`."""
+  return [line for line in stderr.splitlines()
+          if line.strip() and not line.startswith(NATIVE_LOG)
+          and not (len(line) > 5 and line[0] in 'IWEF' and line[1:5].isdigit())]
+
+
+def _in_one_process(module, argument_lists=(), generate='', timeout=600):
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  spec = dict(argument_lists=[list(a) for a in argument_lists], generate=generate)
+  result = subprocess.run([sys.executable, '-c', _DRIVER.format(module=module)], cwd=repo,
+                          input=json.dumps(spec), capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+  assert result.returncode == 0, result.stderr[-3000:]
+  outcomes = [json.loads(line[len('CASE '):]) for line in result.stdout.splitlines()
+              if line.startswith('CASE ')]
+  return [(status, own_lines(stderr)) for status, stderr in outcomes], result.stdout
+
+
+@pytest.fixture
+def in_one_process():
+  """`in_one_process(module, argument_lists)`: runs `python -m brokenelbo.<module>`'s
+  `main` on each list of arguments, all in one process; returns ([(exit status, the
+  program's own stderr lines)], the process's stdout)."""
+  return _in_one_process

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 
 import gin
@@ -32,81 +31,39 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Values as a user would write them in a binding (gin cannot spell NaN; 1e999 is inf).
 POOL = ('0', '-1', '0.5', '1e999', '-1e999', '()', "'x'", 'True', '(0,)', '(-3, 10)', '2.5',
         "('nope',)")
-# One process runs every case of one command. Given `prefix`, it takes the declared
-# bindings of the modules under it (as that command registers them) and each pool value
-# outside a binding's domain, and prints them; each case is the command's arguments, then
-# that binding. Given `cases` instead, each is a list of arguments. It runs the command's
-# `main` on each as `cli.start` would, printing one JSON line [status, stderr] per case.
-DRIVER = """
-import contextlib, io, json, sys
-import gin
-from absl import flags
-from brokenelbo import {module} as command
+# Run in the command's process (`conftest.in_one_process`) before its cases: the declared
+# bindings of the modules under `prefix` as that command registers them, each with every
+# pool value outside its domain, printed, and a case each: the command's arguments, then
+# that binding.
+GENERATE = """
 from brokenelbo import configurables
 from brokenelbo import domains
-from brokenelbo.utils import cli
-spec = json.loads(sys.stdin.read())
-for name in spec['imports']:
+for name in {imports!r}:
   __import__(name)
-if spec['prefix'] is None:
-  argument_lists = spec['cases']
-else:
-  cases = [(binding, text)
-           for binding, domain in sorted(domains.declared(spec['prefix']).items())
-           for text in spec['pool'] if not domain.contains(eval(text))]
-  print('CASES', json.dumps(cases), flush=True)
-  argument_lists = [[*spec['args'], f'--gin_bindings={{b}} = {{t}}'] for b, t in cases]
-getattr(command, 'define_flags', lambda: None)()  # Commands that define them when run.
-for args in argument_lists:
-  flags.FLAGS.unparse_flags()
-  sys.argv = ['{module}', *args]
-  stderr = io.StringIO()
-  with contextlib.redirect_stderr(stderr):
-    try:
-      cli.start(command.main)
-      status = 0
-    except SystemExit as e:
-      status = e.code
-  gin.clear_config()
-  print('CASE', json.dumps([status, stderr.getvalue()]), flush=True)
+cases = [(binding, text) for binding, domain in sorted(domains.declared({prefix!r}).items())
+         for text in {pool!r} if not domain.contains(eval(text))]
+print('CASES', json.dumps(cases), flush=True)
+argument_lists = [[*{args!r}, f'--gin_bindings={{b}} = {{t}}'] for b, t in cases]
 """
-NATIVE_LOG = ('WARNING: All log messages before absl', 'I0000', 'W0000', 'E0000')
 
 
-def _drive(module, prefix=None, args=(), imports=(), cases=()):
-  """Runs `DRIVER` for `module`: (the generated cases or None, [(status, stderr lines)])."""
-  spec = dict(prefix=prefix, args=list(args), imports=list(imports), pool=POOL,
-              cases=list(cases))
-  result = subprocess.run([sys.executable, '-c', DRIVER.format(module=module)], cwd=REPO,
-                          input=json.dumps(spec), capture_output=True, text=True,
-                          timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
-  assert result.returncode == 0, result.stderr[-3000:]
-  generated, outcomes = None, []
-  for line in result.stdout.splitlines():
-    if line.startswith('CASES '):
-      generated = json.loads(line[len('CASES '):])
-    elif line.startswith('CASE '):
-      status, stderr = json.loads(line[len('CASE '):])
-      outcomes.append((status, [l for l in stderr.splitlines()
-                                if l.strip() and not l.startswith(NATIVE_LOG)]))
-  assert len(outcomes) == len(generated if prefix else cases), result.stdout[-3000:]
-  return generated, outcomes
-
-
-def _generated_cases(module, prefix, args, imports=()):
+def _generated_cases(in_one_process, module, prefix, args, imports=()):
   """[(binding, value text, status, stderr lines)] of `module`'s generated cases."""
-  cases, outcomes = _drive(module, prefix, args, imports)
-  assert cases
+  outcomes, stdout = in_one_process(module, generate=GENERATE.format(
+      imports=list(imports), prefix=prefix, pool=POOL, args=list(args)))
+  cases = json.loads(stdout.split('CASES ', 1)[1].splitlines()[0])
+  assert cases and len(outcomes) == len(cases), stdout[-3000:]
   return [(binding, text, status, lines)
           for (binding, text), (status, lines) in zip(cases, outcomes)]
 
 
-def test_every_bad_value_of_every_declared_binding_exits_2_with_one_line(tmp_path):
+def test_every_bad_value_of_every_declared_binding_exits_2_with_one_line(tmp_path,
+                                                                        in_one_process):
   model_dir, output_dir = tmp_path / 'never_written', tmp_path / 'toy_never_written'
   # `train` registers every configurable but the toy experiment's, which `toy` does.
-  found = _generated_cases('train', 'brokenelbo.', [
+  found = _generated_cases(in_one_process, 'train', 'brokenelbo.', [
       '--gin_file=configs/---.gin', '--gin_file=configs/smoke.gin', f'--model_dir={model_dir}'])
-  found += _generated_cases('toy', 'brokenelbo.experiments.toy', [
+  found += _generated_cases(in_one_process, 'toy', 'brokenelbo.experiments.toy', [
       '--gin_file=configs/toy.gin', f'--output_dir={output_dir}'],
       imports=['brokenelbo.experiments.toy'])
   wrong = [(binding, text, status, lines) for binding, text, status, lines in found
@@ -121,7 +78,7 @@ def test_every_bad_value_of_every_declared_binding_exits_2_with_one_line(tmp_pat
   assert min(parameters.count(p) for p in set(parameters)) >= 2
 
 
-def test_evaluate_refuses_bad_suite_values_before_touching_the_run(tmp_path):
+def test_evaluate_refuses_bad_suite_values_before_touching_the_run(tmp_path, in_one_process):
   # A committed run, copied: `evaluate` must neither evaluate it nor change it.
   model_dir = tmp_path / 'run'
   shutil.copytree(os.path.join(REPO, 'results/mnist_rd/-+v/beta=1_anneal=0_seed=0'), model_dir)
@@ -130,9 +87,9 @@ def test_evaluate_refuses_bad_suite_values_before_touching_the_run(tmp_path):
             ('information_suite.num_samples', '(-3, 10)'),
             ('information_suite.likelihood_examples', '0'),
             ('information_suite.likelihood_examples', '-5'), ('evaluate_run.batch_size', '0')]
-  _, outcomes = _drive('evaluate', cases=[[f'--model_dir={model_dir}',
-                                            f'--gin_bindings={binding} = {text}']
-                                           for binding, text in values])
+  outcomes, _ = in_one_process('evaluate', [[f'--model_dir={model_dir}',
+                                              f'--gin_bindings={binding} = {text}']
+                                             for binding, text in values])
   for (binding, text), (status, lines) in zip(values, outcomes):
     assert status == errors.EXIT_USER_ERROR and len(lines) == 1, (binding, text, lines)
     assert lines[0].startswith(f'error: {binding} = {text}: must be '), lines

@@ -28,7 +28,8 @@ def _trainer(precision):
 
 class MixedPrecisionTest(tf.test.TestCase, parameterized.TestCase):
 
-  @parameterized.parameters('++v', '+-+')
+  # `++v` has every kind of network: the IAF's MADEs, the PixelCNN, the VampPrior.
+  @parameterized.parameters(('++v',))
   def test_bfloat16_matches_float32(self, family):
     cli.parse_gin([f'configs/{family}.gin', 'configs/smoke.gin'], [])
     full, mixed = _trainer(None), _trainer('mixed_bfloat16')

@@ -231,22 +231,7 @@ def test_same_seed_same_metrics(tmp_path):
   assert results[0] == results[1]
 
 
-def _cli_errors(cases):
-  """Runs the train command with each `{name: args}` at once; returns `{name: (exit status,
-  the program's own stderr lines)}`."""
-  processes = {name: subprocess.Popen([sys.executable, '-m', 'brokenelbo.train', *args],
-                                      cwd=REPO, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE, text=True)
-               for name, args in cases.items()}
-  results = {}
-  for name, process in processes.items():
-    _, stderr = process.communicate(timeout=300)
-    lines = [l for l in stderr.splitlines() if l and not NATIVE_LOG.match(l)]
-    results[name] = process.returncode, lines
-  return results
-
-
-def test_bad_input_gives_one_line_and_status_2(tmp_path):
+def test_bad_input_gives_one_line_and_status_2(tmp_path, in_one_process):
   corrupt = tmp_path / 'corrupt.npz'
   with np.load(mnist.ASSET_PATH) as packed:
     arrays = {k: packed[k].copy() for k in packed.files}
@@ -266,13 +251,15 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path):
       'data': (base + [f'--gin_bindings=static_mnist.path = "{corrupt}"',
                        f'--model_dir={tmp_path / "r4"}'], r'SHA-256|checksum|digest'),
       'unwritable': (base + [f'--model_dir={a_file}/run'], r'is not writable'),
+      'unknown': (base + ['--gin_bindings=train.not_a_param = 1',
+                          f'--model_dir={tmp_path / "r5"}'], r'not_a_param'),
   }
-  results = _cli_errors({name: args for name, (args, _) in cases.items()})
-  for name, (_, message) in cases.items():
-    status, lines = results[name]
+  outcomes, _ = in_one_process('train', [args for args, _ in cases.values()])
+  for (name, (_, message)), (status, lines) in zip(cases.items(), outcomes):
     assert status == 2, (name, lines)
     assert len(lines) == 1 and lines[0].startswith('error: '), (name, lines)
     assert re.search(message, lines[0]), (name, lines)
+  assert not any((tmp_path / f'r{i}').exists() for i in range(1, 6))
 
 
 def test_model_dir_protection(tmp_path):

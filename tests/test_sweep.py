@@ -408,7 +408,7 @@ def test_grids_decode_each_z_several_times(swept):
   np.testing.assert_array_equal(again, recon)
 
 
-@pytest.mark.parametrize('args, message', [
+SWEEP_BAD_INPUT = [
     (['--families=-x-'], "error: unknown families ['-x-']; choose from"),
     (['--families=---', '--betas=-1'], 'error: betas and anneal_epochs must be >= 0'),
     (['--families=---', '--betas=a'], "error: betas must be finite numbers, got 'a'"),
@@ -419,15 +419,17 @@ def test_grids_decode_each_z_several_times(swept):
      'error: invalid gin configuration in --evaluate_bindings: Configurable'),
     (['--families=---', '--evaluate_bindings=information_suite.num_samples = ()'],
      'error: information_suite.num_samples = (): must be a non-empty tuple'),
-])
-def test_sweep_bad_input(args, message):
-  with tempfile.TemporaryDirectory() as root:
-    output_dir = os.path.join(root, 'sweep')
-    result = _run('sweep', f'--output_dir={output_dir}', '--gin_file=configs/smoke.gin', *args)
-    assert result.returncode == 2
-    lines = _errors(result.stderr)
-    assert len(lines) == 1 and lines[0].startswith(message), result.stderr[-2000:]
-    assert not os.path.exists(output_dir)
+]
+
+
+def test_sweep_bad_input(tmp_path, in_one_process):
+  output_dir = str(tmp_path / 'sweep')
+  outcomes, _ = in_one_process('sweep', [
+      [f'--output_dir={output_dir}', '--gin_file=configs/smoke.gin', *args]
+      for args, _ in SWEEP_BAD_INPUT])
+  for (args, message), (status, lines) in zip(SWEEP_BAD_INPUT, outcomes):
+    assert status == 2 and len(lines) == 1 and lines[0].startswith(message), (args, lines)
+  assert not os.path.exists(output_dir)
 
 
 def test_evaluate_refuses_a_folder_without_a_run():

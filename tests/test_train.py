@@ -231,20 +231,6 @@ class CommandLineTest(_TempDirTestCase):
     self.assertTrue(lines[0].startswith('error: '), lines[0])
     self.assertIn(expected, lines[0])
 
-  def test_unknown_binding_exits_2_with_one_line(self):
-    model_dir = os.path.join(self._new_dir(), 'run')
-    process = _run_cli(['--gin_file=configs/-+v.gin', '--gin_file=configs/smoke.gin',
-                           '--gin_bindings=train.not_a_param = 1', f'--model_dir={model_dir}'])
-    self._check_user_error(process, 'not_a_param')
-    self.assertFalse(os.path.exists(model_dir))
-
-  def test_missing_gin_file_exits_2_with_one_line(self):
-    model_dir = os.path.join(self._new_dir(), 'run')
-    process = _run_cli(['--gin_file=configs/no_such_family.gin',
-                           f'--model_dir={model_dir}'])
-    self._check_user_error(process, 'no_such_family.gin')
-    self.assertFalse(os.path.exists(model_dir))
-
 
 def test_an_attempt_that_does_not_finish_leaves_no_run_record(tmp_path, monkeypatch):
   # A finished run has its record; an attempt that starts again removes it before it
