@@ -153,6 +153,10 @@ class TestKillAndResume:
         if reference.poll() is None:
           reference.kill()
     assert reference_status == 0, reference_log.read_text()[-2000:]
+    # The run straight through the command line: its configs and its record.
+    for name in ('config.gin', 'operative_config.gin', run_record.RUN_RECORD):
+      assert os.path.exists(os.path.join(reference_dir, name)), name
+    assert run_record.read_run_record(reference_dir)['step'] == FAULT_STEPS
     names = [signal.Signals(s).name for s in INTERRUPTIONS]
     print(f'interruptions {names}: exit statuses {statuses}, checkpoint steps after each '
           f'{steps}')
@@ -239,6 +243,11 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path, in_one_process):
   np.savez(corrupt, **arrays)
   a_file = tmp_path / 'a_file'
   a_file.write_text('not a directory')
+  other_run = tmp_path / 'other_run'
+  other_run.mkdir()
+  run_files = {'config.gin': 'train.seed = 5\n', 'metrics.jsonl': '{"step": 4}\n'}
+  for name, text in run_files.items():
+    (other_run / name).write_text(text)
   base = ['--gin_file=configs/---.gin', '--gin_file=configs/smoke.gin']
   cases = {
       'beta': (base + ['--gin_bindings=beta_schedule.beta = -0.5',
@@ -253,6 +262,9 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path, in_one_process):
       'unwritable': (base + [f'--model_dir={a_file}/run'], r'is not writable'),
       'unknown': (base + ['--gin_bindings=train.not_a_param = 1',
                           f'--model_dir={tmp_path / "r5"}'], r'not_a_param'),
+      # A folder holding a run of another config: refused, and left as it was.
+      'other_run': (base + ['--gin_bindings=train.seed = 1', f'--model_dir={other_run}'],
+                    r'holds a run with a different config'),
   }
   outcomes, _ = in_one_process('train', [args for args, _ in cases.values()])
   for (name, (_, message)), (status, lines) in zip(cases.items(), outcomes):
@@ -260,6 +272,7 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path, in_one_process):
     assert len(lines) == 1 and lines[0].startswith('error: '), (name, lines)
     assert re.search(message, lines[0]), (name, lines)
   assert not any((tmp_path / f'r{i}').exists() for i in range(1, 6))
+  assert {p.name: p.read_text() for p in other_run.iterdir()} == run_files
 
 
 def test_model_dir_protection(tmp_path):
