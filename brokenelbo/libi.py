@@ -104,6 +104,27 @@ def _figures(results):
                          overwrite=FLAGS.overwrite)
 
 
+def _study(indices):
+  """The study of the flags and its runs to do, after parsing the config of each of those
+  (a bad binding fails before anything is computed; the gin registry, and with it
+  TensorFlow, loads only where a run is to do) and, unless a dry run, writing the ground
+  truth's records."""
+  from brokenelbo.experiments import libi_runs  # pylint: disable=g-import-not-at-top
+
+  def make(write_truths):
+    return libi_runs.make_study(FLAGS.output_dir, FLAGS.results, FLAGS.profile,
+                                FLAGS.datasets, FLAGS.methods, indices, FLAGS.threads_per_run,
+                                FLAGS.gin_bindings, write_truths=write_truths)
+
+  study = make(write_truths=False)
+  todo = [run for run in study.runs if not study.is_done(run)]
+  if todo:
+    from brokenelbo import configurables  # pylint: disable=g-import-not-at-top,unused-import
+    for run in todo:
+      libi_runs.check_run_config(run, study.profile, FLAGS.gin_bindings)
+  return (study if FLAGS.dry_run else make(write_truths=True)), todo
+
+
 def main(argv):
   del argv
   # `--print_only` and every mistake in the flags need no TensorFlow (a fraction of a
@@ -124,18 +145,7 @@ def main(argv):
   launchers.check_flags(FLAGS)
   launcher = launchers.from_flags(FLAGS)
   _check_outputs()
-  # pylint: disable=g-import-not-at-top
-  from brokenelbo import configurables  # pylint: disable=unused-import
-  from brokenelbo.experiments import libi_runs
-  # pylint: enable=g-import-not-at-top
-  # Every run's config is parsed before anything is computed: a bad binding fails at once.
-  profile = libi_table.PROFILES[FLAGS.profile]
-  for run in libi_table.make_runs(profile, FLAGS.datasets, FLAGS.methods, indices):
-    libi_runs.check_run_config(run, profile, FLAGS.gin_bindings)
-  study = libi_runs.make_study(FLAGS.output_dir, FLAGS.results, FLAGS.profile, FLAGS.datasets,
-                               FLAGS.methods, indices, FLAGS.threads_per_run,
-                               FLAGS.gin_bindings, write_truths=not FLAGS.dry_run)
-  todo = [run for run in study.runs if not study.is_done(run)]
+  study, todo = _study(indices)
   print(f'{len(study.runs)} settings, {len(study.runs) - len(todo)} evaluated before, '
         f'{len(todo)} to do', file=sys.stderr, flush=True)
   if FLAGS.dry_run:
