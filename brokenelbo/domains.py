@@ -9,14 +9,17 @@ under `gin.configurable`:
   def information_suite(model, images, seed, num_samples=(1, 10, 100), batch_size=100):
 
 A value outside its domain raises `errors.UserError` naming the binding, the value and what
-is allowed, `information_suite.num_samples = (0,): must be a non-empty tuple, each an integer >= 1`
-(one line, exit status 2 from a command line). It is checked twice, so that nothing reaches
-a run unchecked: by `check_bindings` as soon as the gin files and bindings are parsed, before
-any work (`utils.cli.parse_gin`, which every command line calls), and by the declaration's
-wrapper whenever the configurable is called (values from references and macros, and calls
-from Python).
+is allowed (one line, exit status 2 from a command line):
 
-Like `errors`, this module sits at the bottom of the package's layers: every layer may use it.
+  information_suite.num_samples = (0,): must be a non-empty tuple, each an integer >= 1
+
+It is checked twice, so that nothing reaches a run unchecked: by `check_bindings` as soon
+as the gin files and bindings are parsed, before any work (`utils.cli.parse_gin`, which
+every command line calls), and by the declaration's wrapper whenever the configurable is
+called (values that a reference computes, and calls from Python).
+
+Like `errors`, this module sits at the bottom of the package's layers: every layer may use
+it.
 """
 
 import functools
