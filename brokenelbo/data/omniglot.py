@@ -29,7 +29,7 @@ connectivity.
 Splits, 'test' always being `test_source` less the characters (TFDS 'label') of
 `train_source`:
 
-- archives and builder: in the builder's fixed pseudo-random order (`omniglot_source`), the
+- zip files and builder: in the builder's fixed pseudo-random order (`omniglot_source`), the
   last `round(validation_fraction * N)` images of `train_source` are 'validation', the
   others 'train'. Full data ('train'/'test' = images_background/images_evaluation,
   disjoint alphabets): 17,352 / 1,928 / 13,180; 'small1'/'small2' (tests, offline): 2,448 /
@@ -39,8 +39,9 @@ Splits, 'test' always being `test_source` less the characters (TFDS 'label') of
   `round(validation_fraction * 20)` drawers are 'validation', the first of a permutation
   of its 20 drawers drawn with `np.random.RandomState(0)` (`omniglot_npz_validation`;
   NumPy's legacy generator, whose streams are frozen), every character thus in both; each
-  split then in a fixed pseudo-random order (a permutation by `np.random.RandomState(1)`). 17,352 / 1,928 / 13,180 at the default 0.1
-  (2 drawers of each character): the sizes of the builder's split, other images.
+  split then in a fixed pseudo-random order (a permutation by `np.random.RandomState(1)`).
+  17,352 / 1,928 / 13,180 at the default 0.1 (2 drawers of each character): the sizes of
+  the builder's split, other images.
 
 [1]: Lake, Salakhutdinov, Tenenbaum. Human-level concept learning through probabilistic
      program induction. _Science_, 350(6266):1332-1338, 2015.
@@ -54,6 +55,7 @@ import threading
 import zipfile
 import zlib
 
+from absl import logging
 import gin
 import numpy as np
 import tensorflow as tf
@@ -507,6 +509,16 @@ def _check_omniglot_arguments(split, train_source, test_source, validation_fract
                     f'{train_source!r}; the test images must be other images')
 
 
+def _npz_folder(npz_dir, zip_dir, train_source, test_source):
+  """The folder of the NumPy archives that `omniglot` reads, or `None` (another source)."""
+  whole_set = train_source in OMNIGLOT_NPZ and test_source in OMNIGLOT_NPZ
+  if npz_dir is not None and (zip_dir is not None or not whole_set):
+    raise DataError(f'omniglot.npz_dir is bound, but so is omniglot.zip_dir or a small '
+                    f'source ({train_source!r}, {test_source!r}): the NumPy archives hold '
+                    "the sources 'train' and 'test' only; unbind one")
+  return omniglot_npz_dir(npz_dir) if zip_dir is None and whole_set else None
+
+
 def _train_or_validation(images, split, validation_fraction):
   """The 'train' or 'validation' part of the images of `train_source`: the last
   `round(validation_fraction * N)` images are 'validation'."""
@@ -565,15 +577,12 @@ def omniglot(split, npz_dir=None, zip_dir=None, data_dir=None, train_source='tra
       read (a missing archive is named with its folder).
   """
   _check_omniglot_arguments(split, train_source, test_source, validation_fraction)
-  whole_set = train_source in OMNIGLOT_NPZ and test_source in OMNIGLOT_NPZ
-  if npz_dir is not None and (zip_dir is not None or not whole_set):
-    raise DataError(f'omniglot.npz_dir is bound, but so is omniglot.zip_dir or a small '
-                    f'source ({train_source!r}, {test_source!r}): the NumPy archives hold '
-                    "the sources 'train' and 'test' only; unbind one")
-  if zip_dir is None and whole_set:
-    folder = omniglot_npz_dir(npz_dir)
-    if folder is not None:
-      return _omniglot_npz(split, folder, train_source, test_source, validation_fraction)
+  folder = _npz_folder(npz_dir, zip_dir, train_source, test_source)
+  if folder is not None:
+    logging.info('Omniglot %s split: the NumPy archives in %s', split, folder)
+    return _omniglot_npz(split, folder, train_source, test_source, validation_fraction)
+  logging.info('Omniglot %s split: %s', split, f'the zip files in {zip_dir}' if zip_dir
+               else f'the TFDS builder ({data_dir or "its default data folder"})')
 
   def load(source):
     return omniglot_source(source, zip_dir=zip_dir, data_dir=data_dir)

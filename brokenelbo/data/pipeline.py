@@ -1,4 +1,9 @@
-"""Input pipelines: image arrays to `tf.data` batches of `float32`."""
+"""Input pipelines: image arrays to `tf.data` batches of `float32`.
+
+`make_dataset` batches an array as it is (evaluation); `train_dataset` gives a run's
+infinite training stream, which draws every batch afresh from grey levels when given a
+`DynamicBinarization` (`images.ImageFile(binarization='dynamic')`).
+"""
 
 import gin
 import numpy as np
@@ -6,6 +11,42 @@ import tensorflow as tf
 
 from brokenelbo import domains
 from brokenelbo import errors
+
+# Folded into (seed, step) for the seed of a step's dynamic binarization, so that its
+# uniforms are not those of any other stateless draw of the run.
+_BINARIZATION_SALT = 0x62696e  # 'bin'
+
+
+class DynamicBinarization:
+  """Training images that are binarized afresh at every step: grey levels p in [0, 1] of
+  which `train_dataset` draws each batch x ~ Bernoulli(p).
+
+  It stands for a training split where an array would (`dataset.training_images()`),
+  with its `shape` and slices (`images[:n]`, the first n images).
+
+  Args:
+    probabilities: `np.ndarray` `[N, ...]` of grey levels in [0, 1].
+  """
+
+  def __init__(self, probabilities):
+    self.probabilities = np.asarray(probabilities, np.float32)
+
+  @property
+  def shape(self):
+    return self.probabilities.shape
+
+  def __len__(self):
+    return len(self.probabilities)
+
+  def __getitem__(self, index):
+    return DynamicBinarization(self.probabilities[index])
+
+
+def bernoulli_draw(probabilities, seed):
+  """x ~ Bernoulli(p) in `float32`: 1 where a stateless uniform u in [0, 1) is below p (so
+  p = 0 gives 0, p = 1 gives 1), u drawn from `seed` (`int64` `Tensor` `[2]`)."""
+  uniforms = tf.random.stateless_uniform(tf.shape(probabilities), seed=seed)
+  return tf.cast(uniforms < probabilities, tf.float32)
 
 
 @gin.configurable
@@ -65,11 +106,21 @@ def train_dataset(images, batch_size, seed, start_step=0):
   """Infinite batches of float32 images; epoch e is a stateless permutation by (seed, e).
 
   Batch k of the stream is the same whatever `start_step` the stream starts from, so that a
-  resumed run sees exactly the batches it would have seen.
+  resumed run sees exactly the batches it would have seen. Given a `DynamicBinarization`,
+  batch k is x ~ Bernoulli(p) of its images' grey levels p, the uniforms drawn from the
+  stateless seed (seed, k) folded with a salt: a fresh draw at every step (so every epoch
+  binarizes each image anew), the same draws for the same seed.
+
+  Args:
+    images: `np.ndarray` `[N, ...]`, or a `DynamicBinarization`.
+    batch_size: Python `int`, images per batch; each epoch is `N // batch_size` batches.
+    seed: Python `int`, the run's seed.
+    start_step: Python `int`, the first batch of the stream.
   """
-  num_examples = images.shape[0]
+  dynamic = isinstance(images, DynamicBinarization)
+  table = tf.constant(images.probabilities if dynamic else images)
+  num_examples = table.shape[0]
   steps_per_epoch = num_examples // batch_size
-  images = tf.constant(images)
 
   @tf.autograph.experimental.do_not_convert  # Plain TF ops: nothing for AutoGraph to do.
   def batch_at(step):
@@ -77,7 +128,12 @@ def train_dataset(images, batch_size, seed, start_step=0):
     order = tf.random.experimental.stateless_shuffle(
         tf.range(num_examples), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
     indices = order[position * batch_size:(position + 1) * batch_size]
-    return tf.cast(tf.gather(images, indices), tf.float32)
+    batch = tf.cast(tf.gather(table, indices), tf.float32)
+    if not dynamic:
+      return batch
+    draw_seed = tf.random.experimental.stateless_fold_in(
+        tf.stack([tf.cast(seed, tf.int64), step]), _BINARIZATION_SALT)
+    return bernoulli_draw(batch, draw_seed)
 
   return (tf.data.Dataset.range(start_step, 2**62)
           .map(batch_at, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -3,7 +3,9 @@
 The `-` encoder of the paper (Appendix F) is five gated convolutions to a diagonal Gaussian;
 the `+` encoder transforms that Gaussian by 4 shift-only IAF steps (`flows.ShiftOnlyFlow`).
 Calling an encoder returns a `tfd.Distribution` over z with batch shape `[B]` and event shape
-`[latent_size]`.
+`[latent_size]`. The encoder takes images of any size and channels that its convolutions fit
+(`ConvEncoder.check_image_shape`): the read-outs take the last layer's map, whatever its
+size (1x1 for 28x28 images and Appendix F's layers, 2x2 for 32x32).
 """
 
 import gin
@@ -12,6 +14,7 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from brokenelbo import domains
+from brokenelbo import errors
 from brokenelbo.models import layers
 
 tfd = tfp.distributions
@@ -43,11 +46,27 @@ class ConvEncoder(tf.Module):
                name=None):
     super().__init__(name=name)
     self.latent_size = latent_size
-    self.convs = [layers.GatedConv2D(*spec) for spec in conv_layers]
+    self.conv_layers = tuple(tuple(spec) for spec in conv_layers)
+    self.convs = [layers.GatedConv2D(*spec) for spec in self.conv_layers]
     self.loc = tf_keras.layers.Dense(latent_size)
     self.scale = tf_keras.layers.Dense(latent_size)
     self.min_scale = min_scale
     self.flow = flow(event_size=latent_size) if flow is not None else None
+
+  def check_image_shape(self, image_shape):
+    """Raises a `UserError` naming `ConvEncoder.conv_layers` unless its convolutions fit
+    images of `image_shape` `(H, W, C)`: every 'valid' layer's input at least its kernel
+    ('same' layers give `ceil(size / stride)`, 'valid' ones `(size - kernel) // stride + 1`)."""
+    sizes = tuple(image_shape[:2])
+    for number, (depth, kernel, stride, padding) in enumerate(self.conv_layers, 1):
+      if padding == 'valid' and min(sizes) < kernel:
+        raise errors.UserError(
+            f'ConvEncoder.conv_layers do not fit {image_shape[0]}x{image_shape[1]} images: '
+            f'layer {number} {(depth, kernel, stride, padding)} gets '
+            f'{sizes[0]}x{sizes[1]} maps, smaller than its kernel; bind '
+            'ConvEncoder.conv_layers for this size (Appendix F\'s need at least 25x25)')
+      sizes = tuple(-(-size // stride) if padding == 'same' else (size - kernel) // stride + 1
+                    for size in sizes)
 
   def gaussian(self, x):
     """The diagonal Gaussian before the flow, `tfd.MultivariateNormalDiag`."""

@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from brokenelbo import domains
+from brokenelbo import errors
 
 tfd = tfp.distributions
 
@@ -67,7 +68,8 @@ class VampPrior(tf.Module):
   Args:
     latent_size: Python `int`, dimension of z.
     num_pseudo_inputs: Python `int`, number of mixture components (default 500).
-    image_shape: Python `tuple`, shape of one pseudo-input.
+    image_shape: Python `tuple` `(H, W, C)`, shape of one pseudo-input: the data's
+      (`configs/images.gin` binds it to `@example_shape()`). Default `(28, 28, 1)`.
 
   #### References
 
@@ -78,9 +80,19 @@ class VampPrior(tf.Module):
                name=None):
     super().__init__(name=name)
     self.latent_size = latent_size
+    self.image_shape = tuple(image_shape)
     self.pseudo_inputs = tf.Variable(
         tf.random.uniform([num_pseudo_inputs, *image_shape], seed=1), name='pseudo_inputs')
     self.logits = tf.Variable(tf.zeros([num_pseudo_inputs]), name='mixture_logits')
+
+  def check_image_shape(self, image_shape):
+    """Raises a `UserError` naming `VampPrior.image_shape` unless the pseudo-inputs are
+    images of `image_shape`, the encoder's input."""
+    if self.image_shape != tuple(image_shape):
+      raise errors.UserError(
+          f'the data are {"x".join(map(str, image_shape))} images but VampPrior.image_shape '
+          f'is {self.image_shape}: bind VampPrior.image_shape = {tuple(image_shape)}, or to '
+          '@example_shape() as configs/images.gin does')
 
   def __call__(self, encoder):
     gaussian = encoder.gaussian(self.pseudo_inputs)

@@ -2,9 +2,9 @@
 
 `train` writes `model_dir/run.json` when a run finishes: its final step and epoch, the
 SHA-256 of its `config.gin`, its hyper-parameters (those of its HParams session,
-`summaries.run_hparams`: family, dataset, beta, annealing, seed, epochs, batch) and its
-final evaluation, `{split: {rate, distortion, elbo, beta, num_examples}}` in nats per
-example. `evaluate` writes `model_dir/evaluation.json`,
+`summaries.run_hparams`: family, dataset, its binarization, beta, annealing, seed, epochs,
+batch) and its final evaluation, `{split: {rate, distortion, elbo, beta, num_examples}}` in
+nats per example. `evaluate` writes `model_dir/evaluation.json`,
 `{split: record}` (the whole-split R, D and ELBO and the information suite), one record
 per split evaluated, a new evaluation of a split replacing its record. Both are strict
 JSON written atomically and read by `files.read_json`: a record that is cut short, garbled

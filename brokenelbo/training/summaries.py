@@ -10,19 +10,26 @@ from brokenelbo.utils import seeds
 
 # The hyper-parameters of a run's HParams session, in order (the one list of them:
 # `visualize.hparams` reads it; a sweep's CSV calls `anneal_epochs` `anneal`).
-HPARAMS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'anneal_epochs',
-           'seed', 'epochs', 'batch_size')
+HPARAMS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'binarization', 'beta',
+           'anneal_epochs', 'seed', 'epochs', 'batch_size')
+
+# The binarization recorded for a data set that does not state its own: its images are
+# binary as given (static binarized MNIST: the one Bernoulli draw of Larochelle & Murray).
+GIVEN_BINARIZATION = 'given'
 
 
 def run_hparams(family, dataset, epochs, batch_size, seed):
   """The hyper-parameters of a run under the current gin config, `{name: str or float}`
-  with the keys `HPARAMS`, in order: the family and its parts, the data, beta and its
-  annealing (`objectives.beta_schedule`'s defaults, then bindings), seed, length and batch.
+  with the keys `HPARAMS`, in order: the family and its parts, the data and how it was
+  binarized, beta and its annealing (`objectives.beta_schedule`'s defaults, then
+  bindings), seed, length and batch.
 
   Args:
     family: Python `str`, three letters (encoder, decoder, marginal); '???' for a model
       that does not say.
-    dataset: the run's `train.dataset` (its `__name__` is reported).
+    dataset: the run's `train.dataset`: its `__name__` is reported (else its `repr`,
+      `ImageFile('digits.npz')`), and its `binarization` ('threshold', 'bernoulli',
+      'dynamic'; `GIVEN_BINARIZATION` if it has none).
     epochs: Python `float`.
     batch_size: Python `int`.
     seed: Python `int`.
@@ -30,8 +37,8 @@ def run_hparams(family, dataset, epochs, batch_size, seed):
   schedule = cli.configured_arguments(objectives.beta_schedule)
   return dict(zip(HPARAMS, (
       family, family[0], family[1], family[2], getattr(dataset, '__name__', str(dataset)),
-      float(schedule['beta']), float(schedule['anneal_epochs']), int(seed), float(epochs),
-      int(batch_size))))
+      str(getattr(dataset, 'binarization', GIVEN_BINARIZATION)), float(schedule['beta']),
+      float(schedule['anneal_epochs']), int(seed), float(epochs), int(batch_size))))
 
 
 def hparams_summary(writer, hparams):

@@ -1,8 +1,9 @@
 """The root configurable `train`: a training run from set-up to its record.
 
   strategy (first: `distributed.make_strategy`); the loss's settings checked (`losses`);
-  data; the attempt: `model_dir` (`run_dir.worker_dir`), its lock, its failure record,
-  lost workers (`distributed.lost_worker_fails`), SIGTERM (`preemption`), the config
+  data, checked, and whether the model fits it; the attempt: `model_dir`
+  (`run_dir.worker_dir`), its lock, its failure record, lost workers
+  (`distributed.lost_worker_fails`), SIGTERM (`preemption`), the config
   checked against the run's and written, the previous `run.json` removed; seeds; the
   compiled step (`step.Trainer`); restore, the loop and its periodic actions
   (`loop.train_and_evaluate`); the check of the result; `run.json` (`run_record`).
@@ -24,6 +25,7 @@ import tf_keras
 
 from brokenelbo import domains
 from brokenelbo import errors
+from brokenelbo.data import images
 from brokenelbo.data.mnist import static_mnist  # pylint: disable=g-importing-member
 from brokenelbo.models import vae as vae_lib
 from brokenelbo.training import distributed
@@ -37,13 +39,37 @@ from brokenelbo.training import step as step_lib
 from brokenelbo.training import summaries
 
 def _load_data(dataset, max_train_examples, eval_splits, max_eval_examples, batch_size):
-  """The training images and `{split: images}` to evaluate; bad input raises first."""
-  train_images = dataset('train')[:max_train_examples]
+  """The training examples and `{split: examples}` to evaluate; bad input raises first.
+
+  Training draws from `dataset.training_images()` where the data set has it (its grey
+  levels, binarized afresh at every step: `pipeline.DynamicBinarization`), else from
+  `dataset('train')`. Every split is checked (`images.check_examples`): not empty, finite,
+  images in [0, 1].
+  """
+  training_images = getattr(dataset, 'training_images', None)
+  train_images = (training_images() if training_images is not None
+                  else dataset('train'))[:max_train_examples]
   eval_images = {split: dataset(split)[:max_eval_examples] for split in eval_splits}
+  name = getattr(dataset, '__name__', None) or repr(dataset)
+  for split, examples in (('train', train_images), *eval_images.items()):
+    images.check_examples(examples, f'the {split} split of {name}')
   if train_images.shape[0] // batch_size < 1:
     raise errors.UserError(f'batch_size {batch_size} exceeds the {train_images.shape[0]} '
                            'training examples')
   return train_images, eval_images
+
+
+def _check_model_fits(model, example_shape):
+  """For images (`[H, W, C]`), builds the model once and asks each part that can say
+  (`check_image_shape`: the encoder, decoder and marginal of `vae.VAE`) whether it models
+  them: a misfit is one line naming the binding to change, before anything is written."""
+  if len(example_shape) != 3:
+    return  # Vectors (the LiBI data sets): no image shape to fit.
+  probe = model()
+  for part in ('encoder', 'decoder', 'marginal'):
+    check = getattr(getattr(probe, part, None), 'check_image_shape', None)
+    if check is not None:
+      check(tuple(int(size) for size in example_shape))
 
 
 @contextlib.contextmanager
@@ -139,12 +165,13 @@ def train(model_dir,                              # Where the run writes everyth
   is not finite), no checkpoint reads back, a save failed or a worker of the cluster
   stopped; `Preempted` after SIGTERM, at a step boundary, after a checkpoint.
   """
-  # Bad input (a negative beta, missing data, an unwritable or busy model_dir) is reported
-  # before anything is written.
+  # Bad input (a negative beta, missing or bad data, a network that does not fit the
+  # images, an unwritable or busy model_dir) is reported before anything is written.
   strategy = distributed.make_strategy(strategy)  # Before any other TensorFlow op.
   losses.metrics_at(loss, 0.)
   train_images, eval_images = _load_data(dataset, max_train_examples, eval_splits,
                                          max_eval_examples, batch_size)
+  _check_model_fits(model, train_images.shape[1:])
   schedule = loop.Schedule.from_epochs(train_images.shape[0] // batch_size, epochs,
                                        eval_every_epochs, log_every_steps,
                                        checkpoint_every_steps)
