@@ -10,10 +10,15 @@ from matplotlib import image
 from matplotlib.figure import Figure
 import numpy as np
 import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
 
 from brokenelbo import errors
+from brokenelbo.visualize import grids
 from brokenelbo.visualize import information
 from brokenelbo.visualize import rd_plane as plot
+
+tfd = tfp.distributions
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLUMNS = ('family', 'encoder', 'decoder', 'marginal', 'dataset', 'beta', 'anneal', 'seed',
@@ -425,3 +430,22 @@ def test_figure5_takes_every_family_at_the_beta_in_order_and_names_the_missing(t
     plot_cli.figure5_runs(runs, 2.)
   with pytest.raises(errors.UserError, match='no checkpoint'):
     plot_cli.figure5_runs([run('+++', 1., checkpoint=False)], 1.)
+
+
+class _FakeVAE:
+  """Parts over 20x24 images (a test double): e(z|x) = m(z) = N(0, I_2), d(x|z) = fair coins."""
+
+  def __init__(self):
+    self.encoder = lambda x: tfd.MultivariateNormalDiag(tf.zeros([tf.shape(x)[0], 2]))
+    self.decoder = lambda z: tfd.Independent(
+        tfd.Bernoulli(logits=tf.zeros([tf.shape(z)[0], 20, 24, 1]), dtype=tf.float32), 3)
+
+  def marginal_distribution(self):
+    return tfd.MultivariateNormalDiag(tf.zeros([2]))
+
+
+def test_grids_take_the_images_size():
+  images = np.ones([3, 20, 24, 1], np.float32)
+  recon, generated = grids.grid_arrays(_FakeVAE(), images, num_decodes=4)
+  assert recon.shape == (3, 5, 20, 24, 1) and generated.shape == (3, 4, 20, 24, 1)
+  np.testing.assert_array_equal(recon[:, 0], images)  # Each row starts with its input.

@@ -65,7 +65,7 @@ class VAE(tf.Module):
     """Per-example rate and distortion `[B]` for images `x`, one z ~ e(z|x) each.
 
     Args:
-      x: `float32` `Tensor` `[B, 28, 28, 1]` in {0, 1}.
+      x: `float32` `Tensor` `[B, H, W, C]` in {0, 1} (`[B, 28, 28, 1]` for MNIST).
       seed: stateless seed, `int32` `Tensor` of shape `[2]`.
 
     Returns:

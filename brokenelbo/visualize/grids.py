@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from brokenelbo import domains
 from brokenelbo.data import subsets
-from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
 from brokenelbo.utils import files
 from brokenelbo.utils import seeds
 
@@ -31,7 +30,7 @@ def _grids(vae, x, num_decodes, seed):
   def decode(z, seed):
     tiled = tf.repeat(z, num_decodes, axis=0)  # Each z `num_decodes` times in a row.
     samples = vae.decoder(tiled).sample(seed=seed)
-    return tf.reshape(samples, [n, num_decodes, *IMAGE_SHAPE])
+    return tf.reshape(samples, tf.concat([[n, num_decodes], tf.shape(samples)[1:]], 0))
 
   recon = tf.concat([x[:, tf.newaxis], decode(z, seeds[2])], axis=1)
   return recon, decode(z_prior, seeds[3])
