@@ -487,3 +487,19 @@ class SyntheticVAE(tf.Module):
     return Parts(encoder=posterior, decoder=decoder, marginal=self.prior,
                  proposal=lambda x: posterior(x, inflation))
 
+  def generative_model(self, restart):
+    """Restart `restart`'s p_theta as a `data.synthetic.GroundTruth` of the same family.
+
+    theta (its best copy once frozen) in float64, with the fixed noise (and B): the
+    model's `mean` and `noise_variance` in NumPy, and `exact_log_likelihood` for the
+    linear-Gaussian data sets.
+    """
+    if not 0 <= restart < self.restarts:
+      raise ValueError(f'restart must be in [0, {self.restarts}), got {restart}')
+    theta = {k: v[restart].numpy().astype(np.float64) for k, v in self.theta_params().items()}
+    family = type(data.ground_truth(self.dataset))
+    if self.dataset == 'mobius':
+      return family(weights=tuple(theta[f'{kind}{k}'] for k in range(len(theta) // 2)
+                                  for kind in ('kernel', 'bias')))
+    return family(a=theta['a'])
+
