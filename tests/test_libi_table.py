@@ -39,9 +39,12 @@ def test_setting_bindings():
   assert libi_table.setting_name({'repeats': 6, 'epsilon_hz': 10.}) == 'epsilon_hz=10,repeats=6'
 
 
-def _record(dataset, index, method, setting, validation, log_likelihood, knn):
+def _record(dataset, index, method, setting, validation, log_likelihood, knn, exact=None):
   restarts = [dict(log_likelihood=ll, mutual_information=0.1 * ll, marginal_kl=0.01)
               for ll in log_likelihood]
+  for restart, value in zip(restarts, exact or ()):
+    restart.update(exact_log_likelihood=value, population_mutual_information=2 * value,
+                   population_marginal_kl=0.5)
   record = dict(dataset=dataset, index=index, method=method, setting=setting,
                 validation_objective=validation, restarts=restarts, knn=dict(mean=knn))
   record['selected'] = synthetic_run.select_restart(validation)
@@ -72,8 +75,62 @@ def test_summary_keeps_the_setting_with_best_mean_likelihood():
   assert entry['log_likelihood_std'] == pytest.approx(np.std([5., 7.], ddof=1))
   assert entry['knn'] == pytest.approx(1.)
   assert entry['mutual_information'] == pytest.approx(0.6)
+  assert entry['selected_by'] == 'log_likelihood'   # No exact likelihoods in the records.
+  # Columns: exact test LL (missing), eq. 48's, the paper's; S-kNN ours and the paper's.
   table = libi_table.format_table(libi_table.summarize(records))
-  assert '| Gaussian | beta-VAE | 6.00 ± 1.41 | 7.65 ± 0.09 | 1.00 ± 0.71 | 4.10 ± 1.22 |' in table
+  assert ('| Gaussian | beta-VAE | - | 6.00 ± 1.41 | 7.65 ± 0.09 | 1.00 ± 0.71 | 4.10 ± 1.22 |'
+          in table)
+
+
+def test_summary_ranks_settings_by_the_exact_likelihood_when_all_have_it():
+  # eq. 48 prefers beta 0.5 (kept restarts 5 and 7 against 4 and 4); the exact test
+  # log-likelihoods prefer beta 2 (3 and 3 against 1 and 2).
+  records = [
+      _record('cubic_jtex', 0, 'beta_vae', {'beta': .5}, [1., 0.], [5., 0.], 0., [1., 9.]),
+      _record('cubic_jtex', 1, 'beta_vae', {'beta': .5}, [1., 0.], [7., 0.], 0., [2., 9.]),
+      _record('cubic_jtex', 0, 'beta_vae', {'beta': 2.}, [1., 0.], [4., 0.], 0., [3., 0.]),
+      _record('cubic_jtex', 1, 'beta_vae', {'beta': 2.}, [1., 0.], [4., 0.], 0., [3., 0.]),
+  ]
+  entry = libi_table.summarize(records)['cubic_jtex']['beta_vae']
+  assert entry['setting'] == 'beta=2' and entry['selected_by'] == 'exact_log_likelihood'
+  assert entry['exact_log_likelihood'] == 3. and entry['log_likelihood'] == 4.
+  assert entry['population_mutual_information'] == 6.
+  # One setting without them (an older record): the paper's estimate ranks them all.
+  records[2]['restarts'][0].pop('exact_log_likelihood')
+  entry = libi_table.summarize(records)['cubic_jtex']['beta_vae']
+  assert entry['setting'] == 'beta=0.5' and entry['selected_by'] == 'log_likelihood'
+  line = next(row for row in libi_table.format_table(libi_table.summarize(records)).split(
+      '\n') if '| beta-VAE |' in row)
+  # Exact LL, eq. 48, paper; S-kNN ours, paper; I_theta (none); I_q and the gap under
+  # the data distribution; I_q on the test points.
+  assert line.startswith('| CubicJTEx | beta-VAE | 1.50 ± 0.71 | 6.00 ± 1.41 | -5.47 ± 0.14 '
+                         '| 0.00 ± 0.00 | 2.99 ± 1.48 | - | 3.00 ± 1.41 | 0.500 ± 0.000 '
+                         '| 0.60 ± 0.14 | beta=0.5 (of 2) | 2 |')
+
+
+def test_truth_rows_old_and_new():
+  # A record written before both likelihoods were kept holds the one its kind names; a new
+  # one holds both, its log_likelihood the exact one.
+  old_exact = dict(dataset='gaussian', index=0, log_likelihood=7.99,
+                   log_likelihood_kind='exact', knn=dict(mean=0.))
+  old_estimate = dict(dataset='cubic_jtex', index=0, log_likelihood=-40.6,
+                      log_likelihood_kind='importance sampling, q fitted to the true theta',
+                      knn=dict(mean=0.))
+  new = dict(old_estimate, log_likelihood=-3.95, exact_log_likelihood=-3.95,
+             importance_log_likelihood=-40.6, log_likelihood_kind='exact (quadrature)',
+             population_mutual_information=9.1, population_marginal_kl=0.8)
+  assert libi_table.truth_likelihoods(old_exact) == (7.99, None)
+  assert libi_table.truth_likelihoods(old_estimate) == (None, -40.6)
+  assert libi_table.truth_likelihoods(new) == (-3.95, -40.6)
+  table = {'gaussian': {}, 'cubic_jtex': {}}
+  lines = libi_table.format_table(table, [old_exact, new]).split('\n')
+  assert '| Gaussian | ground truth | 7.99 | - | - | 0.00 | - | - | - | - | - | exact | 1 |' in lines
+  assert ('| CubicJTEx | ground truth | -3.95 | -40.60 | - | 0.00 | - | - | 9.10 | 0.800 | - '
+          '| exact (quadrature) | 1 |' in lines)
+  # Averaged over data sets, a value that one record lacks is missing.
+  lines = libi_table.format_table(table, [new, old_estimate]).split('\n')
+  assert ('| CubicJTEx | ground truth | - | -40.60 ± 0.00 | - | 0.00 ± 0.00 | - | - | - | - | - '
+          '| exact (quadrature) | 2 |' in lines)
 
 
 def test_posterior_means_match_the_exact_posterior_of_linear_jtex():

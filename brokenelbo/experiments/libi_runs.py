@@ -153,7 +153,9 @@ def read_truths(output_dir):
 
 
 def write_truth(dataset, index, profile, output_dir):
-  """Writes the ground truth's record of data set `index`, unless it exists."""
+  """Writes the ground truth's record of data set `index`, unless it exists: its exact
+  and eq. 48 test log-likelihoods, information (test points and population) and k-NN
+  statistic (`synthetic_run.truth_reference`)."""
   path = os.path.join(output_dir, dataset, str(index), TRUTH_FILE)
   if os.path.exists(path):
     return
