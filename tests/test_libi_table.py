@@ -124,7 +124,8 @@ def test_truth_rows_old_and_new():
   assert libi_table.truth_likelihoods(new) == (-3.95, -40.6)
   table = {'gaussian': {}, 'cubic_jtex': {}}
   lines = libi_table.format_table(table, [old_exact, new]).split('\n')
-  assert '| Gaussian | ground truth | 7.99 | - | - | 0.00 | - | - | - | - | - | exact | 1 |' in lines
+  assert ('| Gaussian | ground truth | 7.99 | - | - | 0.00 | - | - | - | - | - | exact | 1 |'
+          in lines)
   assert ('| CubicJTEx | ground truth | -3.95 | -40.60 | - | 0.00 | - | - | 9.10 | 0.800 | - '
           '| exact (quadrature) | 1 |' in lines)
   # Averaged over data sets, a value that one record lacks is missing.

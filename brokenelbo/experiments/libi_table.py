@@ -10,25 +10,19 @@ Model Selection"):
    (`validation_objective`): the ELBO (VAE, lagging inference networks), -(D + beta R) at
    the final beta (beta-VAEs), L_64 (LiBI, as between its repeats): one model per data set.
 3. Evaluate it on the test split: the log-likelihood by importance sampling, q_phi's
-   variance inflated 2x, S = 5000 (eq. 48, `synthetic_run.estimate_log_likelihood`); the
-   smooth k-NN statistic of 100 test points and 100 samples, averaged over draws
-   (`statistics.two_sample`; k = 1, temperature 0.1). Beyond the paper: the exact test
-   log-likelihood (closed form or quadrature over the 2-D latent,
-   `statistics.exact_likelihood`), the table's main column, since eq. 48 misses by tens
-   of nats on CubicJTEx; each restart's I_q(X;Z) and KL(q(z) || p(z)) under the data
-   distribution (`statistics.population`), and I_q on the 500 test points (capped at
-   log 500, `information.mutual_information`).
+   variance inflated 2x, S = 5000 (eq. 48); the smooth k-NN statistic (k = 1, temperature
+   0.1). Beyond the paper: the exact test log-likelihood (`statistics.exact_likelihood`),
+   the table's main column, and I_q(X;Z) and KL(q(z) || p(z)) under the data
+   distribution (`statistics.population`; on the test points I_q is capped at log 500).
 4. Per method, report the setting with the best test log-likelihood averaged over the data
    sets (the exact one where all its settings have it, else eq. 48's), as mean +-
    standard deviation over them.
 
 Each setting is a run, `OUTPUT_DIR/<dataset>/<index>/<method>/<setting>/`, of the study
-in `experiments.libi_runs` (its evaluation record holds every restart's numbers and the
-kept one); `summarize` makes the table from those records. The ground truth is a reference
-row: its exact test log-likelihood, eq. 48's estimate with the best mean-field q_phi
-(LinearJTEx, Gaussian) or one fitted to it with theta frozen (`fit_inference`), its
-information, and the k-NN statistic of its samples. `PROFILES['paper']` is Appendix E's grid (30k epochs, 5 data sets per type);
-`PROFILES['cpu']`, the reduced protocol of the committed results, lists its reductions.
+in `experiments.libi_runs`; `summarize` makes the table from the runs' records. The ground
+truth is a reference row (`synthetic_run.truth_reference`). `PROFILES['paper']` is
+Appendix E's grid (30k epochs, 5 data sets per type); `PROFILES['cpu']`, the reduced
+protocol of the committed results, lists its reductions.
 """
 
 import dataclasses

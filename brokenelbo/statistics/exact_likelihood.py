@@ -4,29 +4,16 @@ Every model of the LiBI paper's synthetic experiments (Yacoby et al. 2020, Appen
 
   z ~ N(0, I_2),    x | z ~ N(f(z), Psi),    Psi = diag(noise_variance),
 
-so log p(x) = log int N(z; 0, I) N(x; f(z), Psi) dz is a 2-D integral, which this module
-computes per point to a stated tolerance, in place of the paper's importance-sampling
-estimate (eq. 48). The noise is tiny (Psi = 0.004 on CubicJTEx with |x| up to 200, 1e-6 on
-Gaussian), so the integrand is a spike far narrower than the prior: a grid fixed over z
-misses it. Per point x (`log_marginal_likelihood`):
+so log p(x) = log int N(z; 0, I) N(x; f(z), Psi) dz is a 2-D integral, which
+`log_marginal_likelihood` computes per point to a stated tolerance, in place of the paper's
+importance-sampling estimate (eq. 48). The noise is tiny (Psi = 0.004 on CubicJTEx with
+|x| up to 200, 1e-6 on Gaussian), so the integrand is a spike far narrower than the prior
+and a grid fixed over z misses it: each point's grid is centred and scaled on its
+posterior's modes (`distinct_modes`), then refined until it converges.
 
-1. Modes: g(z) = log p(x, z) on a coarse grid over [-6, 6]^2; from its best local maxima,
-   Levenberg-Marquardt on -g (central-difference Jacobians J of f), which gives each
-   distinct mode m_k and its Gauss-Newton Hessian H_k = I + J^T Psi^-1 J.
-2. Partition: with several modes, the integrand is split smoothly by the weights
-   w_k(z) = pi_k N(z; m_k, H_k^-1) / sum_j pi_j N(z; m_j, H_j^-1), pi_k the Laplace mass,
-   and each piece is integrated around its own mode (one mode: w = 1).
-3. Box: each piece in whitened coordinates z = m_k + C_k t, C_k C_k^T = H_k^-1, on a box
-   whose sides are where the integrand, probed along the axes, falls `_PROBE_DROP` nats
-   below its peak; a side whose edge still holds more than e^-`_EDGE_DROP` of the peak is
-   widened by half, and the level repeated.
-4. Refinement: the trapezoid rule with 16, 32, 64, ... intervals per side (exponentially
-   convergent for a smooth integrand that vanishes at the box's edge) until two successive
-   levels agree within `tolerance` nats; the finer one is returned, with that difference.
-
-Only the mode search can fail silently (a mode that no coarse local maximum leads to); the
-tests check the result against closed forms (LinearJTEx, Gaussian), a brute-force grid
-(CubicJTEx) and a two-mode integrand (tests/test_exact_likelihood.py).
+Only the mode search can fail silently (a mode that no coarse local maximum leads to);
+tests/test_exact_likelihood.py checks the result against closed forms (LinearJTEx,
+Gaussian), a brute-force grid (CubicJTEx) and an integrand with two modes.
 """
 
 import time
@@ -329,7 +316,22 @@ def _refine(state, box, tolerance, mean_fn, noise_variance):
 def log_marginal_likelihood(x, mean_fn, noise_variance, tolerance=1e-4):
   """log p(x) = log int N(z; 0, I_2) N(x; f(z), diag(noise_variance)) dz, per row of x.
 
-  See the module docstring for the method.
+  Per point x:
+
+  1. Modes (`distinct_modes`): g(z) = log p(x, z) on a coarse grid over [-6, 6]^2; from
+     its best local maxima, Levenberg-Marquardt on -g (central-difference Jacobians J of
+     f), which gives each distinct mode m_k and its Gauss-Newton Hessian
+     H_k = I + J^T Psi^-1 J.
+  2. Partition: with several modes, the integrand is split smoothly by the weights
+     w_k(z) = pi_k N(z; m_k, H_k^-1) / sum_j pi_j N(z; m_j, H_j^-1), pi_k the Laplace
+     mass, and each piece is integrated around its own mode (one mode: w = 1).
+  3. Box: each piece in whitened coordinates z = m_k + C_k t, C_k C_k^T = H_k^-1, on a
+     box whose sides are where the integrand, probed along the axes, falls `_PROBE_DROP`
+     nats below its peak; a side whose edge still holds more than e^-`_EDGE_DROP` of the
+     peak is widened by half, and the level repeated.
+  4. Refinement: the trapezoid rule with 16, 32, 64, ... intervals per side (exponentially
+     convergent for a smooth integrand that vanishes at the box's edge) until two
+     successive levels agree within `tolerance` nats; the finer one is returned.
 
   Args:
     x: array `[N, D]`.

@@ -10,37 +10,14 @@ paper's data sets do,
   w = (z', eta) ~ N(0, I_{2+D}),    x = f(z') + sqrt(Psi) eta,
 
 q(z) = E_w q(z | x(w)) at any z, which `population_information` estimates by importance
-sampling over w, unbiased for any proposal r that covers N(0, I):
-
-  q(z) ~= (1/K) sum_k N(w_k; 0, I) / r(w_k) q(z | x(w_k)),   w_k ~ r.
-
-For each query, x_n = x(w_n) from fresh w_n and z ~ q(z|x_n), r mixes:
-
-- the joint Gaussian at w_n (variance doubled, 15%; times 8, 10%): the encoder's mean
-  linearised, mu(x(w)) ~= mu(x_n) + H (w - w_n), H = [J J_f(z'_n), J sqrt(Psi)] (J the
-  Jacobian of mu at x_n), gives w given z the precision I + H^T S^-1 H and mean
-  (I + H^T S^-1 H)^-1 H^T S^-1 (z - mu(x_n) + H w_n), S = diag(scale(x_n)^2);
-- the conditional one (15%): z' from that Gaussian's z' marginal (variance doubled), then
-  eps given z' with f(z') exact and only mu linearised, which follows a curved f;
-- the joint Gaussians at anchors (40% among them): of `num_anchors` fresh draws w_a, the
-  `anchors_per_query` with the largest q(z | x(w_a)) (within e^-10 of q(z | x_n)), each
-  linearised at its own w_a: they cover a long or curved set of w that an encoder with
-  saturated units maps to the same z;
-- the prior N(0, I) (20%), so that N(0, I) / r <= 5 everywhere.
-
-A query whose estimate is noisy (relative variance of its K terms over K above
-`_NOISY`) is estimated again from `_MORE` times as many draws. The log of a K-sample mean
-is low by its relative variance over 2K to first order (delta method): each log q(z) is
-corrected by that much, whose mean is reported as `jensen_correction`. Then
+sampling over w (unbiased for any proposal that covers N(0, I)), for fresh queries
+x ~ p(x), z ~ q(z|x); then
 
   I_q = E [log q(z|x) - log q(z)],    KL(q(z) || p(z)) = E [log q(z) - log p(z)],
 
-each with its standard error over the `num_queries` queries (which includes the noise of
-each log q(z)). Checked against closed forms (linear encoders on LinearJTEx and Gaussian)
-and against the plain estimator with 200,000 fresh points where I_q is small
-(tests/test_exact_likelihood.py); on the CubicJTEx ground truth's fitted q, against it
-with 5,000,000 fresh points on the queries where that has an effective sample size above
-1000, the per-query difference is -0.02 +- 0.17 nats.
+with standard errors over the queries. tests/test_exact_likelihood.py checks it against
+closed forms (linear encoders on LinearJTEx and Gaussian) and against the plain estimator
+with 200,000 fresh points where I_q is small.
 """
 
 import numpy as np
@@ -67,7 +44,8 @@ _DATA_STEP = 1e-3
 # again with `_MORE` times the draws.
 _NOISY = 0.05
 _MORE = 8
-# Queries handled at once (per 256 draws each), and query-anchor pairs per block of the anchor search.
+# Queries handled at once (at 256 draws each), and query-anchor pairs per block of the
+# anchor search.
 _QUERY_CHUNK = 250
 _PAIR_CHUNK = 2**22
 
@@ -200,7 +178,24 @@ def _best_anchors(anchors, z, own_log_q, num_best):
 
 
 class _Mixture:
-  """The proposal of a chunk of queries (see the module docstring)."""
+  """The proposal of a chunk of queries, a mixture of
+
+  - the joint Gaussian at w_n (variance doubled, 15%; times 8, 10%): the encoder's mean
+    linearised, mu(x(w)) ~= mu(x_n) + H (w - w_n), H = [J J_f(z'_n), J sqrt(Psi)] (J the
+    Jacobian of mu at x_n), gives w given z the precision P = I + H^T S^-1 H and mean
+    P^-1 H^T S^-1 (z - mu(x_n) + H w_n), S = diag(scale(x_n)^2);
+  - the conditional one (15%): z' from that Gaussian's z' marginal (variance doubled),
+    then eps given z' with f(z') exact and only mu linearised, which follows a curved f;
+  - the joint Gaussians at anchors (40% among them): of the fresh draws w_a, the
+    `anchors_per_query` with the largest q(z | x(w_a)) (within e^10 of q(z | x_n)), each
+    linearised at its own w_a; they cover a long or curved set of w that an encoder with
+    saturated units maps to the same z;
+  - the prior N(0, I) (20%), so that N(0, I) / r <= 5 everywhere.
+
+  On the CubicJTEx ground truth's fitted q, against the plain estimator with 5,000,000
+  fresh points on the queries where that has an effective sample size above 1000, the
+  per-query difference of log q(z) was -0.02 +- 0.17 nats.
+  """
 
   def __init__(self, source, query, anchors, anchors_per_query):
     loc_jacobian, linear = source.linearisation(query)
@@ -286,7 +281,10 @@ def population_information(encode, mean_fn, noise_variance, seed, num_queries=20
                            num_components=256, num_anchors=20000, anchors_per_query=8):
   """I_q(X;Z), KL(q(z) || p(z)) and the rate of an encoder under x = f(z') + eps.
 
-  See the module docstring for the estimator.
+  For each query, x_n = x(w_n) from a fresh w_n and z ~ q(z|x_n), log q(z) is estimated
+  from K draws of a mixture proposal (`_Mixture`), again from `_MORE` K draws where its
+  variance (the relative variance of the K terms over K) exceeds `_NOISY`, and raised by
+  half that variance, the first-order bias of the log of a mean (delta method).
 
   Args:
     encode: callable from x `np.ndarray` `float64` `[M, D]` to the encoder's (loc, scale),
