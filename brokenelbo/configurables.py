@@ -19,6 +19,7 @@ from brokenelbo.data import omniglot  # pylint: disable=unused-import
 from brokenelbo.data import pipeline  # pylint: disable=unused-import
 from brokenelbo.data import synthetic as synthetic_data  # pylint: disable=unused-import
 from brokenelbo.evaluation import evaluate_run  # pylint: disable=unused-import
+from brokenelbo.evaluation import rd_curve  # pylint: disable=unused-import
 from brokenelbo.evaluation import synthetic_run  # pylint: disable=unused-import
 from brokenelbo.models import decoders  # pylint: disable=unused-import
 from brokenelbo.models import encoders  # pylint: disable=unused-import

@@ -8,9 +8,10 @@ Two models whose whole rate-distortion curve is known:
   decoders: log Z_beta, D_beta and R_beta by quadrature on a fine grid in z.
 
 An AIS estimate passes when it is within SIGMAS of its own standard errors (as
-`ais.summarize` reports them, over the chains) plus a bias allowance stated beside each
-check: AIS's log Z is low in expectation by an amount that falls with the number of
-intermediate distributions, which the chains' spread does not measure.
+`ais.summarize` reports them, over the chains) plus `ALLOWANCE`: AIS's log Z is low in
+expectation by an amount that falls with the number of intermediate distributions, which
+the chains' spread does not measure. The evaluation layer's `rd_curve.rd_curve_suite` is
+checked on the Bernoulli model as a VAE.
 """
 
 import numpy as np
@@ -18,6 +19,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from brokenelbo import errors
+from brokenelbo.evaluation import rd_curve
 from brokenelbo.statistics import ais
 
 tfd = tfp.distributions
@@ -117,6 +120,22 @@ class _Bernoulli:
     log_z = peak[:, 0] + np.log(weights.sum(axis=1) * (self.grid[1] - self.grid[0]))
     distortion = (weights * -log_d).sum(axis=1) / weights.sum(axis=1)
     return log_z, distortion, -log_z - beta * distortion
+
+
+class _BernoulliVAE(_Bernoulli):
+  """The Bernoulli model as a VAE, with a Gaussian encoder that ignores x: what
+  `rd_curve.rd_curve_suite` takes."""
+
+  def encoder(self, x):
+    del x
+    return tfd.MultivariateNormalDiag(loc=[0.3], scale_diag=[0.5])
+
+  def marginal_distribution(self):
+    return self.marginal
+
+  def rate_distortion(self, x, seed):
+    z, log_e = self.encoder(x).experimental_sample_and_log_prob(tf.shape(x)[:1], seed=seed)
+    return log_e - self.marginal.log_prob(z), -self.decoder(z).log_prob(x)
 
 
 def _assert_curve(result, model, images, allowances):
@@ -266,3 +285,32 @@ def test_bidirectional_bounds_bracket_and_close(name, steps):
     gaps.append(bounds['gap'])
   # Measured on the linear model: gaps 0.85 nats at 10 distributions, 0.06 at 300.
   assert len(gaps) == 1 or gaps[1] < gaps[0] / 3, gaps
+
+
+def test_rd_curve_suite():
+  model = _BernoulliVAE()
+  images, _ = ais.simulate(model.decoder, model.marginal, 40, seed=9)
+  result = rd_curve.rd_curve_suite(model, images, seed=10, betas=(0.5, 2.), num_examples=8,
+                                   num_steps=200, bdmc_examples=16, **SAMPLER)
+  chosen = images[::5]  # `subsets.spread`: 8 of 40, every fifth.
+  assert (result['ais_examples'], result['ais_stride'], result['ais_num_steps']) == (8, 5, 201)
+  for beta in (0.5, 1., 2.):
+    # Means over the 8 examples of the per-example estimates: within SIGMAS standard errors
+    # over the examples of the mean of the exact values, plus the allowance.
+    for name, exact in zip(('log_z', 'distortion', 'rate'), model.exact(chosen, beta)):
+      key = f'ais_{name}_b{beta:g}'
+      tolerance = SIGMAS * result[key + '_stderr'] + ALLOWANCE['log_normalizer']
+      assert abs(result[key] - exact.mean()) <= tolerance, (key, result[key], exact.mean())
+  assert result['ais_nll'] == -result['ais_log_z_b1']
+  # The encoder is not the posterior: its R + D exceeds -log p(x) by KL(e(z|x) || p(z|x)),
+  # 5.7 nats here on average (quadrature), 3.6 standard errors of its one-draw estimate.
+  assert result['encoder_rate'] + result['encoder_distortion'] > result['ais_nll']
+  # BDMC on the suite's own draws (its stream 1) brackets their mean log p(x).
+  pairs = ais.simulate(model.decoder, model.marginal, 16, rd_curve._stream(10, 1))
+  evidence = model.exact(pairs[0], 1.)[0].mean()
+  for bound, sign in (('lower', 1.), ('upper', -1.)):
+    slack = SIGMAS * result[f'bdmc_{bound}_stderr']
+    assert sign * (result[f'bdmc_{bound}'] - evidence) <= slack, (bound, result, evidence)
+  assert result['bdmc_gap'] == pytest.approx(result['bdmc_upper'] - result['bdmc_lower'])
+  with pytest.raises(errors.UserError, match='rd_curve_suite.num_chains'):
+    rd_curve.rd_curve_suite(model, images, seed=10, num_chains=1)

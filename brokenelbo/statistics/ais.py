@@ -51,7 +51,8 @@ DEFAULT_RADIUS = 4.
 # trained on D + beta' R with beta' from 0.1 to 10 meet it (at beta = 1 / beta').
 DEFAULT_BETAS = (0.1, 0.2, 0.5, 1., 2., 5., 10.)
 # Intermediate distributions and chains per image: Huang et al. use 40 chains and 5000 or
-# more distributions on a GPU; these keep 8 images to minutes on 2 CPU cores.
+# more distributions on a GPU; fewer here, as a CPU pays per gradient of the decoder
+# (`evaluation.rd_curve` gives measured costs).
 DEFAULT_NUM_STEPS = 500
 DEFAULT_NUM_CHAINS = 16
 # Unweighted chains per image whose acceptance drives its step size (`_Annealer`).

@@ -1,0 +1,129 @@
+"""The rate-distortion curve of a run's decoder and marginal, by annealed importance sampling.
+
+For a restored VAE, `rd_curve_suite` estimates, on examples evenly spaced through a split
+(`data.subsets.spread`), the best rate and distortion that any encoder could reach with the
+run's decoder d(x|z) and marginal m(z) at each stored beta (`statistics.ais`: one AIS run
+per example from m(z), Huang et al. 2020), and the run's own encoder's R and D on the same
+examples: an encoder trained on D + beta' R is to be compared with the curve's point at
+beta = 1 / beta'. At beta = 1 the curve's R + D is -log p(x), so `ais_nll` is AIS's estimate
+of the model's NLL. Optionally, `bdmc_examples` pairs (z, x) drawn from the model bracket
+log p(x) by bidirectional Monte Carlo, whose gap says how far the AIS estimates are off.
+
+It takes the information suite's place in an evaluation, and its numbers are recorded with
+the run (`evaluate_run`):
+
+  python -m brokenelbo.evaluate --model_dir=RUN \
+      --gin_bindings='evaluate_run.information = @rd_curve_suite'
+
+Its cost is the decoder's gradient, chains x examples x distributions x leapfrog steps
+times: on 2 shared CPU cores, 8 examples x 6 chains (4, and 2 pilots) x 100 x 20 took
+70 s with the `-` decoder and 6 to 7 minutes with the `+` (PixelCNN) of the `-+v` runs, and
+the defaults are 15 times that. Bind fewer there, more on a GPU (Huang et al. use 40
+chains and 5000 to 1.6 million distributions).
+"""
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from brokenelbo import domains
+from brokenelbo.data import subsets
+from brokenelbo.statistics import ais
+from brokenelbo.statistics import elbo
+
+
+def _key(name, beta):
+  """`ais_<name>_b<beta>`, e.g. `ais_rate_b0.5`."""
+  return f'ais_{name}_b{beta:g}'
+
+
+def _stream(seed, index):
+  """A base seed `[seed, index]`: 0 for the curve, 1 for the BDMC pairs' draws, 2 for
+  their chains."""
+  return tf.constant([seed, index], tf.int32)
+
+
+@gin.configurable(denylist=['model', 'images', 'seed'])
+@domains.checked(betas=domains.tuple_of(domains.POSITIVE), num_examples=domains.POSITIVE_INT,
+                 num_steps=domains.POSITIVE_INT, num_chains=domains.integer(2),
+                 num_pilot_chains=domains.POSITIVE_INT,
+                 num_leapfrog_steps=domains.POSITIVE_INT, target_acceptance=domains.FRACTION,
+                 initial_step_size=domains.real(*ais.STEP_SIZE_RANGE),
+                 radius=domains.POSITIVE, bdmc_examples=domains.NON_NEGATIVE_INT,
+                 batch_size=domains.POSITIVE_INT)
+def rd_curve_suite(model, images, seed, betas=ais.DEFAULT_BETAS, num_examples=8,
+                   num_steps=ais.DEFAULT_NUM_STEPS, num_chains=ais.DEFAULT_NUM_CHAINS,
+                   num_pilot_chains=ais.DEFAULT_NUM_PILOT_CHAINS,
+                   num_leapfrog_steps=ais.DEFAULT_NUM_LEAPFROG_STEPS,
+                   target_acceptance=ais.DEFAULT_TARGET_ACCEPTANCE,
+                   initial_step_size=ais.DEFAULT_INITIAL_STEP_SIZE, radius=ais.DEFAULT_RADIUS,
+                   bdmc_examples=0, batch_size=ais.DEFAULT_BATCH_SIZE):
+  """The AIS rate-distortion curve of `model`'s decoder on `images`, as one flat `dict`.
+
+  Args:
+    model: a `vae.VAE` (its `encoder`, `decoder` and `marginal_distribution()`).
+    images: array `[N, 28, 28, 1]` of the split (examples evenly spaced through it are
+      used).
+    seed: Python `int`.
+    betas: Python `tuple` of `float`s > 0, the stored betas (1 is always added).
+    num_examples: Python `int`, examples of `images` annealed.
+    num_steps, num_chains, num_pilot_chains, num_leapfrog_steps, target_acceptance,
+      initial_step_size, radius, batch_size: as in `ais.rate_distortion_curve`.
+    bdmc_examples: Python `int`, pairs drawn from the model for BDMC (0: none).
+
+  Returns:
+    `dict` of numbers (nats): for each stored beta b, ais_log_z_b<b>, ais_distortion_b<b>
+    and ais_rate_b<b>, means over the examples with `_stderr` over them; ais_nll (-log Z
+    at beta = 1) and its `_stderr`; encoder_rate and encoder_distortion, the run's encoder
+    on the same examples (one z each); ais_acceptance (the chains' mean acceptance
+    probability), ais_min_effective_chains (the fewest effective chains of any example
+    and beta); with `bdmc_examples`, bdmc_lower, bdmc_upper and bdmc_gap (means over the
+    pairs) with `_stderr`; and every count used (ais_examples, ais_stride, ais_num_steps,
+    ais_num_chains, ais_num_leapfrog_steps, bdmc_examples).
+  """
+  decoder, marginal = model.decoder, model.marginal_distribution()
+  chosen = subsets.spread(images, num_examples)
+  settings = dict(num_chains=num_chains, num_pilot_chains=num_pilot_chains,
+                  num_leapfrog_steps=num_leapfrog_steps, target_acceptance=target_acceptance,
+                  initial_step_size=initial_step_size, radius=radius, batch_size=batch_size)
+  curve = ais.rate_distortion_curve(decoder, marginal, chosen, _stream(seed, 0), betas=betas,
+                                    num_steps=num_steps, **settings)
+  result = _curve_means(curve)
+  encoder = elbo.make_evaluate(model, batch_size, seed)(chosen)
+  result.update(encoder_rate=encoder['rate'], encoder_distortion=encoder['distortion'],
+                ais_examples=int(chosen.shape[0]),
+                ais_stride=subsets.stride(images.shape[0], num_examples),
+                ais_num_steps=int(curve['schedule'].size - 1), ais_num_chains=num_chains,
+                ais_num_leapfrog_steps=num_leapfrog_steps, bdmc_examples=bdmc_examples)
+  if bdmc_examples:
+    pairs = ais.simulate(decoder, marginal, bdmc_examples, _stream(seed, 1))
+    bounds = ais.bidirectional_bounds(decoder, marginal, *pairs, _stream(seed, 2),
+                                      num_steps=num_steps, **settings)
+    for name in ('lower', 'upper', 'gap'):
+      mean = 'gap' if name == 'gap' else f'{name}_mean'
+      result[f'bdmc_{name}'] = bounds[mean]
+      result[f'bdmc_{name}_stderr'] = bounds[f'{mean}_stderr']
+  return result
+
+
+def _curve_means(curve):
+  """Each stored beta's log Z, D and R, means over the examples with standard errors
+  over them (each example's own estimate carries its chains' noise), ais_nll, the
+  acceptance and the fewest effective chains."""
+  result = {}
+  for i, beta in enumerate(curve['betas']):
+    for name, source in (('log_z', 'log_normalizer'), ('distortion', 'distortion'),
+                         ('rate', 'rate')):
+      result[_key(name, beta)], result[_key(name, beta) + '_stderr'] = _mean_and_stderr(
+          curve[source][i])
+  result['ais_nll'], result['ais_nll_stderr'] = _mean_and_stderr(-curve['log_likelihood'])
+  result['ais_acceptance'] = float(np.mean(curve['acceptance']))
+  result['ais_min_effective_chains'] = float(np.min(curve['effective_chains']))
+  return result
+
+
+def _mean_and_stderr(values):
+  """Mean of `values` and its standard error over them (0 for one value)."""
+  values = np.asarray(values, np.float64)
+  stderr = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.
+  return float(values.mean()), float(stderr)
