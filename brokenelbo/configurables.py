@@ -14,6 +14,7 @@ and Slurm's cluster resolver, so that one run can span the tasks of a Slurm job 
 import gin
 import tensorflow as tf
 
+from brokenelbo.data import images  # pylint: disable=unused-import
 from brokenelbo.data import mnist  # pylint: disable=unused-import
 from brokenelbo.data import omniglot  # pylint: disable=unused-import
 from brokenelbo.data import pipeline  # pylint: disable=unused-import
