@@ -43,9 +43,11 @@ def train_bindings(run, profile, gin_bindings=()):
 
 def evaluate_bindings(run, profile):
   """The gin bindings of `run`'s evaluation (`synthetic_run.restarts_suite`)."""
+  population = ([] if profile.population_queries is None else
+                [f'restarts_suite.population_queries = {profile.population_queries}'])
   return [*EVALUATE_BINDINGS, f'restarts_suite.method = {run.method!r}',
           f'restarts_suite.likelihood_samples = {profile.likelihood_samples}',
-          f'restarts_suite.knn_draws = {profile.knn_draws}']
+          f'restarts_suite.knn_draws = {profile.knn_draws}', *population]
 
 
 def check_run_config(run, profile, gin_bindings=()):

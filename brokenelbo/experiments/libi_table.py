@@ -29,7 +29,7 @@ import dataclasses
 import itertools
 import math
 import os
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -82,6 +82,8 @@ class Profile:
     restarts: `{dataset: int}`, random restarts per setting (paper: 10).
     knn_draws: draws of 100 + 100 points for the smooth k-NN statistic (paper: 20,000).
     likelihood_samples: S of the test log-likelihood, eq. 48 (paper: 5000).
+    population_queries: fresh draws x ~ p(x) of the population I_q and gap, or None for
+      `restarts_suite`'s default.
     reductions: what differs from the paper, in words.
   """
   grid: object
@@ -91,6 +93,7 @@ class Profile:
       default_factory=lambda: {d: 10 for d in DATASETS})
   knn_draws: int = 20000
   likelihood_samples: int = 5000
+  population_queries: Optional[int] = None
   reductions: Tuple[str, ...] = ()
 
 
@@ -120,7 +123,8 @@ PROFILES = {
         grid=lambda d: {m: s[:1] for m, s in cpu_grid(d).items()},
         epochs={d: 6 for d in DATASETS}, num_datasets={d: 1 for d in DATASETS},
         restarts={d: 2 for d in DATASETS}, knn_draws=20, likelihood_samples=200,
-        reductions=('smoke: 6 epochs, 2 restarts, S = 200',)),
+        population_queries=100,
+        reductions=('smoke: 6 epochs, 2 restarts, S = 200, 100 population draws',)),
 }
 
 # The paper's Table 1: (test LL, spread, smooth k-NN, spread) per data set and method.
