@@ -111,18 +111,17 @@ def _study(indices):
   truth's records."""
   from brokenelbo.experiments import libi_runs  # pylint: disable=g-import-not-at-top
 
-  def make(write_truths):
-    return libi_runs.make_study(FLAGS.output_dir, FLAGS.results, FLAGS.profile,
-                                FLAGS.datasets, FLAGS.methods, indices, FLAGS.threads_per_run,
-                                FLAGS.gin_bindings, write_truths=write_truths)
-
-  study = make(write_truths=False)
+  study = libi_runs.make_study(FLAGS.output_dir, FLAGS.results, FLAGS.profile, FLAGS.datasets,
+                               FLAGS.methods, indices, FLAGS.threads_per_run,
+                               FLAGS.gin_bindings)
   todo = [run for run in study.runs if not study.is_done(run)]
   if todo:
     from brokenelbo import configurables  # pylint: disable=g-import-not-at-top,unused-import
     for run in todo:
       libi_runs.check_run_config(run, study.profile, FLAGS.gin_bindings)
-  return (study if FLAGS.dry_run else make(write_truths=True)), todo
+  if not FLAGS.dry_run:
+    libi_runs.write_truths(study, FLAGS.datasets, indices)
+  return study, todo
 
 
 def main(argv):

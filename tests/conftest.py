@@ -142,7 +142,7 @@ for args in argument_lists:
       cli.start(command.main)
       status = 0
     except SystemExit as e:
-      status = e.code
+      status = e.code or 0  # absl's `sys.exit(main(argv))` of a main returning None.
   gin.clear_config()
   print('CASE', json.dumps([status, stderr.getvalue()]), flush=True)
 """

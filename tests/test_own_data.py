@@ -11,8 +11,6 @@ here, locally, by a `GeneratorBasedBuilder`, and read by name from its data fold
 
 import json
 import os
-import subprocess
-import sys
 
 import gin
 import numpy as np
@@ -33,28 +31,6 @@ from brokenelbo.utils import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_TFDS = 'tiny_own_images'
-# Runs `brokenelbo.train`'s `main` on each argument list read from stdin, printing one JSON
-# line [exit status, stderr] per case.
-DRIVER = """
-import contextlib, io, json, sys
-import gin
-from absl import flags
-from brokenelbo import train as command
-from brokenelbo.utils import cli
-for args in json.loads(sys.stdin.read()):
-  flags.FLAGS.unparse_flags()
-  sys.argv = ['train', *args]
-  stderr = io.StringIO()
-  with contextlib.redirect_stderr(stderr):
-    try:
-      cli.start(command.main)
-      status = 0
-    except SystemExit as e:
-      status = e.code or 0
-  gin.clear_config()
-  print('CASE', json.dumps([status, stderr.getvalue()]), flush=True)
-"""
-NATIVE_LOG = ('WARNING: All log messages before absl', 'I0000', 'W0000', 'E0000')
 
 
 @pytest.fixture(autouse=True)
@@ -325,7 +301,7 @@ def _bad_files(root):
   }
 
 
-def test_own_data_through_the_command_line(tmp_path):
+def test_own_data_through_the_command_line(tmp_path, in_one_process):
   # One run (about 10 s here; TFDSImages reads the same way, `test_tfds_data_set_by_name`),
   # then every bad input, in the same process.
   grey = np.random.RandomState(1).random_sample((120, 32, 36)).astype(np.float32)
@@ -339,16 +315,11 @@ def test_own_data_through_the_command_line(tmp_path):
   cases = [run] + [[*smoke[:1], *files, *smoke[1:], *[f'--gin_bindings={b}' for b in bindings],
                     f'--model_dir={tmp_path / name}']
                    for name, (files, bindings, _) in bad.items()]
-  result = subprocess.run([sys.executable, '-c', DRIVER], cwd=REPO, input=json.dumps(cases),
-                          capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
-  assert result.returncode == 0, result.stderr[-3000:]
-  outcomes = [json.loads(line[len('CASE '):]) for line in result.stdout.splitlines()
-              if line.startswith('CASE ')]
-  assert len(outcomes) == len(cases), result.stdout[-3000:]
+  outcomes, stdout = in_one_process('train', cases)
+  assert len(outcomes) == len(cases), stdout[-3000:]
 
-  status, stderr = outcomes[0]
-  assert status == 0, stderr[-2000:]
+  status, lines = outcomes[0]
+  assert status == 0, lines[-20:]
   record = json.loads((tmp_path / 'run' / 'run.json').read_text())
   assert record['hparams']['binarization'] == 'dynamic'
   assert record['hparams']['dataset'] == f"ImageFile('{tmp_path / 'grey.npy'}')"
@@ -358,8 +329,7 @@ def test_own_data_through_the_command_line(tmp_path):
   assert 700 < record['metrics']['test']['distortion'] < 900, record['metrics']
   print('run', record['hparams']['family'], record['hparams']['dataset'],
         {s: round(m['elbo'], 3) for s, m in record['metrics'].items()})
-  for (name, (_, _, fragments)), (status, stderr) in zip(bad.items(), outcomes[1:]):
-    lines = [l for l in stderr.splitlines() if l.strip() and not l.startswith(NATIVE_LOG)]
+  for (name, (_, _, fragments)), (status, lines) in zip(bad.items(), outcomes[1:]):
     assert status == errors.EXIT_USER_ERROR and len(lines) == 1, (name, status, lines)
     assert lines[0].startswith('error: ') and all(f in lines[0] for f in fragments), (
         name, lines[0])

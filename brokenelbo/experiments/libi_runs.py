@@ -209,9 +209,8 @@ def draw_figures(results, output_dir, figures_dir, overwrite=False):
 
 
 def make_study(output_dir, results_path, profile_name, datasets, methods, indices=None,
-               threads_per_run=1, gin_bindings=(), write_truths=True):
-  """The study of `libi_table.make_runs`, after writing the ground truth's records of its
-  data sets (computed here, once) unless not `write_truths` (a dry run).
+               threads_per_run=1, gin_bindings=()):
+  """The study of `libi_table.make_runs`; its ground truth's records are `write_truths`'s.
 
   Every record that the study's results are made from (the ground truth's, the runs') is
   read first, so that a damaged one is reported before anything is computed or written.
@@ -224,8 +223,12 @@ def make_study(output_dir, results_path, profile_name, datasets, methods, indice
   read_truths(output_dir)
   for run in runs:
     setting_record(run, profile_name, os.path.join(output_dir, run.relative_dir()))
-  for dataset in datasets if write_truths else ():
-    for index in (range(profile.num_datasets[dataset]) if indices is None else indices):
-      write_truth(dataset, index, profile, output_dir)
   return LibiStudy(output_dir, results_path, profile_name, runs, threads_per_run,
                    gin_bindings)
+
+
+def write_truths(study, datasets, indices=None):
+  """Writes the ground truth's records of the data sets of `study` (each computed once)."""
+  for dataset in datasets:
+    for index in (range(study.profile.num_datasets[dataset]) if indices is None else indices):
+      write_truth(dataset, index, study.profile, study.output_dir)

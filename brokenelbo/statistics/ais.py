@@ -32,6 +32,8 @@ import collections
 import numpy as np
 import tensorflow as tf
 
+from brokenelbo.statistics import information
+
 # Settings, after Huang et al.'s repository (`hparams/defaults.py`, `algorithms/hmc.py`):
 # 20 leapfrog steps per HMC transition, one transition per intermediate distribution, and
 # step sizes multiplied by 1.02 after a transition whose acceptance beat 0.65 and by 0.98
@@ -169,8 +171,8 @@ def rate_distortion_curve(decoder, marginal, images, seed, betas=DEFAULT_BETAS,
                      initial_step_size)
   annealer = _Annealer(decoder, marginal, sampler, adapt=step_sizes is None)
   parts = []
-  for batch, x in _batches(images, batch_size):
-    batch_seed = _fold(_base_seed(seed), batch)
+  for batch, x in information.batches(images, batch_size):
+    batch_seed = _fold(information.base_seed(seed), batch)
     frozen = None if step_sizes is None else _slice_columns(step_sizes, batch, batch_size)
     chains = annealer.start_from_marginal(x, _fold(batch_seed, 0))
     parts.append(annealer.run(x, chains, schedule, stored, _fold(batch_seed, 1), frozen))
@@ -225,10 +227,10 @@ def bidirectional_bounds(decoder, marginal, images, latents, seed, num_steps=DEF
   reverse = _Annealer(decoder, marginal, sampler, adapt=False)
   latents = np.asarray(latents)
   parts = []
-  for batch, x in _batches(images, batch_size):
+  for batch, x in information.batches(images, batch_size):
     z = tf.constant(latents[batch * batch_size:batch * batch_size + x.shape[0]])
     parts.append(_both_ways(forward, reverse, x, z, schedule,
-                            _fold(_base_seed(seed), batch)))
+                            _fold(information.base_seed(seed), batch)))
   log_w, log_w_reverse, accepted, accepted_reverse = (
       np.concatenate(p, axis=-1) for p in zip(*parts))
   lower, upper = (summarize(w, np.zeros_like(w), [1.]) for w in (log_w, log_w_reverse))
@@ -267,7 +269,7 @@ def simulate(decoder, marginal, num_examples, seed):
     images `np.ndarray [num_examples, ...]` (floating, as the decoder's samples or cast to
     the latents' dtype), latents `np.ndarray [num_examples, latent]`.
   """
-  base = _base_seed(seed)
+  base = information.base_seed(seed)
   z = marginal.sample(num_examples, seed=_fold(base, 0))
   x = decoder(z).sample(seed=_fold(base, 1))
   if not x.dtype.is_floating:
@@ -499,26 +501,6 @@ def _sampler(num_chains, num_pilot_chains, num_leapfrog_steps, target_acceptance
 def _slice_columns(array, batch, batch_size):
   """Columns (images) of batch `batch` of `array` `[T, N]`."""
   return np.asarray(array)[:, batch * batch_size:(batch + 1) * batch_size]
-
-
-def _batches(images, batch_size):
-  """Yields (batch index, `Tensor` batch) over `images` in order (floats, as the decoder's
-  `log_prob` takes them)."""
-  images = np.asarray(images)
-  if not np.issubdtype(images.dtype, np.floating):
-    images = images.astype(np.float32)
-  for batch, start in enumerate(range(0, images.shape[0], batch_size)):
-    yield batch, tf.constant(images[start:start + batch_size])
-
-
-def _base_seed(seed):
-  """A shape-`[2]` seed `Tensor`: Python `int` s -> `[s, 0]`."""
-  if isinstance(seed, (int, np.integer)):
-    return tf.constant([int(seed), 0], tf.int64)
-  seed = tf.convert_to_tensor(seed)
-  if seed.shape != [2] or not seed.dtype.is_integer:
-    raise ValueError(f'seed must be an int or an integer Tensor of shape [2], got {seed}')
-  return seed
 
 
 def _fold(seed, data):

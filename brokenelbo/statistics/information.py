@@ -82,8 +82,8 @@ def importance_weighted_bound(encoder, decoder, marginal, images, seed,
   ks = _sample_counts(num_samples)
   per_example = {k: [] for k in ks}
   stream = _importance_stream(decoder, marginal, proposal, ks, samples_per_chunk)
-  for batch, x in _batches(images, batch_size):
-    for k, bound in stream(x, _fold(_base_seed(seed), batch, tf.int64)).items():
+  for batch, x in batches(images, batch_size):
+    for k, bound in stream(x, _fold(base_seed(seed), batch, tf.int64)).items():
       per_example[k].append(bound)
   log_likelihood = {k: np.concatenate(per_example[k]) for k in ks}
   stats = {k: _mean_and_stderr(-log_likelihood[k]) for k in ks}
@@ -132,8 +132,8 @@ def mutual_information(encoder, marginal, images, seed, num_samples=1,
     `_stderr`; log_num_examples (log N, the cap of I_e); num_examples (N).
   """
   draw = _posterior_draws(encoder, marginal, num_samples)
-  drawn = [draw(x, _fold(_base_seed(seed), batch, tf.int64)) for batch, x in
-           _batches(images, batch_size)]
+  drawn = [draw(x, _fold(base_seed(seed), batch, tf.int64)) for batch, x in
+           batches(images, batch_size)]
   latents, log_posterior, log_marginal = (np.concatenate(parts) for parts in zip(*drawn))
   num_examples = log_posterior.shape[0]
   sources = np.repeat(np.arange(num_examples), log_posterior.shape[1])
@@ -179,8 +179,8 @@ def active_units(encoder, images, threshold=0.01, batch_size=DEFAULT_BATCH_SIZE,
   """
   moments = _posterior_means(encoder, num_samples)
   count, mean, sum_squares, noise, analytic = 0, 0., 0., 0., True
-  for batch, x in _batches(images, batch_size):
-    means, noise_variances, analytic = moments(x, _fold(_base_seed(seed), batch, tf.int64))
+  for batch, x in batches(images, batch_size):
+    means, noise_variances, analytic = moments(x, _fold(base_seed(seed), batch, tf.int64))
     means, noise_variances = np.asarray(means, np.float64), np.asarray(noise_variances)
     count, mean, sum_squares = _combine_moments(count, mean, sum_squares, means)
     noise = noise + noise_variances.sum(axis=0)
@@ -232,7 +232,7 @@ def generative_bounds(encoder, decoder, marginal, num_examples, seed,
   stream = _importance_stream(decoder, marginal, proposal, ks, samples_per_chunk)
   lower_terms, upper_terms = [], {k: [] for k in ks}
   for batch, start in enumerate(range(0, num_examples, batch_size)):
-    batch_seed = _fold(_base_seed(seed), batch, tf.int64)
+    batch_seed = _fold(base_seed(seed), batch, tf.int64)
     seed_generate, seed_bound = (_fold(batch_seed, i, tf.int32) for i in range(2))
     x, lower, log_decoder = generate(
         tf.constant(min(batch_size, num_examples - start)), seed_generate)
@@ -331,7 +331,7 @@ def _log_aggregate_posterior(encoder, images, latents, sources, encoders_per_chu
   source_chunks = tf.reshape(tf.pad(tf.constant(sources, tf.int32), [[0, padding]],
                                     constant_values=-1), [-1, latents_per_chunk])
   total = np.full([num_latents], -np.inf)
-  for batch, x in _batches(images, encoders_per_chunk):
+  for batch, x in batches(images, encoders_per_chunk):
     offset = tf.constant(batch * encoders_per_chunk, tf.int32)
     total = np.logaddexp(total, chunk_logsumexp(x, offset, chunks, source_chunks).numpy()
                          .reshape(-1)[:num_latents])
@@ -413,8 +413,9 @@ def _combine_moments(count, mean, sum_squares, values):
           sum_squares + batch_sum_squares + delta**2 * count * batch_count / total)
 
 
-def _batches(images, batch_size):
-  """Yields (batch index, `Tensor` batch) over `images` in order."""
+def batches(images, batch_size):
+  """Yields (batch index, `Tensor` batch) over `images` in order (floats, as a decoder's
+  `log_prob` takes them); shared by the estimators of this layer."""
   images = np.asarray(images)
   if not np.issubdtype(images.dtype, np.floating):
     images = images.astype(np.float32)
@@ -430,8 +431,9 @@ def _sample_counts(num_samples):
   return ks
 
 
-def _base_seed(seed):
-  """A shape-`[2]` seed `Tensor`: Python `int` s -> `[s, 0]` (`seeds.step_seed`'s base)."""
+def base_seed(seed):
+  """A shape-`[2]` seed `Tensor`: Python `int` s -> `[s, 0]` (`seeds.step_seed`'s base);
+  shared by the estimators of this layer."""
   if isinstance(seed, (int, np.integer)):
     return tf.constant([int(seed), 0], tf.int64)
   seed = tf.convert_to_tensor(seed)

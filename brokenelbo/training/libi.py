@@ -28,7 +28,6 @@ import gin
 import tensorflow as tf
 
 from brokenelbo import domains
-from brokenelbo import errors
 from brokenelbo.statistics import henze_zirkler
 
 
@@ -115,16 +114,11 @@ class Schedule:
     repeats: Python `int` >= 1, R.
     step1_fraction: Python `float` in (0, 1), the part of each repeat spent in step 1.
 
-  Raises:
-    UserError: for arguments out of range.
+  `LiBI` declares these domains (`brokenelbo.domains`) and checks them before it builds a
+  schedule.
   """
 
   def __init__(self, epochs, repeats, step1_fraction):
-    if not epochs > 1 or isinstance(repeats, bool) or not isinstance(repeats, int) or (
-        repeats < 1) or not 0. < step1_fraction < 1.:
-      raise errors.UserError(
-          f'LiBI needs epochs > 1, an integer repeats >= 1 and 0 < step1_fraction < 1; '
-          f'got epochs={epochs}, repeats={repeats!r}, step1_fraction={step1_fraction}')
     self.repeats = repeats
     self.step1_fraction = step1_fraction
     self.repeat_epochs = (float(epochs) - 1.) / repeats
