@@ -90,9 +90,10 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def pytest_collection_modifyitems(items):
-  """Tests marked `first` (the kill-and-resume test, about a minute of process starts) run
-  before the others, so that one worker runs it while the other starts on the rest,
-  instead of one worker finishing the suite alone."""
+  """Tests marked `first` (the longest modules and tests: the kill-and-resume test, the
+  sweep's, the faults', the families' smoke runs) run before the others, in collection
+  order, so that the two workers share the long ones and the short ones fill in at the end,
+  instead of one worker finishing a long module alone."""
   items.sort(key=lambda item: item.get_closest_marker('first') is None)
 
 
@@ -168,6 +169,96 @@ def _in_one_process(module, argument_lists=(), generate='', timeout=600):
   outcomes = [json.loads(line[len('CASE '):]) for line in result.stdout.splitlines()
               if line.startswith('CASE ')]
   return [(status, own_lines(stderr)) for status, stderr in outcomes], result.stdout
+
+
+# A long-lived process that runs a command line's `main` once per request, as `python -m
+# brokenelbo.<module>` would: requests come as JSON lines on its own copy of stdin (its fd 0
+# is /dev/null, which the processes it starts inherit), and for each it answers one JSON
+# line [exit status, stdout, stderr] on its own copy of stdout. File descriptors 1 and 2
+# point at temporary files during a request, so that absl's and TensorFlow's logs are
+# caught as from a process of its own.
+_SERVER = """
+import json, os, sys, tempfile
+import gin
+from absl import flags
+from brokenelbo import {module} as command
+from brokenelbo.utils import cli
+getattr(command, 'define_flags', lambda: None)()  # Commands that define them when run.
+requests, reply = os.fdopen(os.dup(0)), os.fdopen(os.dup(1), 'w')
+os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+for request in requests:
+  flags.FLAGS.unparse_flags()
+  sys.argv = ['brokenelbo.{module}', *json.loads(request)]
+  with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
+    saved = os.dup(1), os.dup(2)
+    os.dup2(out.fileno(), 1)
+    os.dup2(err.fileno(), 2)
+    try:
+      cli.start(command.main)
+      status = 0
+    except SystemExit as e:
+      status = e.code or 0  # absl's `sys.exit(main(argv))` of a main returning None.
+    finally:
+      sys.stdout.flush()
+      sys.stderr.flush()
+      for fd, copy in zip((1, 2), saved):
+        os.dup2(copy, fd)
+        os.close(copy)
+    gin.clear_config()
+    out.seek(0)
+    err.seek(0)
+    reply.write(json.dumps([status, out.read(), err.read()]) + '\\n')
+    reply.flush()
+"""
+
+
+class CommandServer:
+  """Runs `python -m brokenelbo.<module> ARGS` as one long-lived process per module would:
+  the same exit status, stdout and stderr, without a process start and TensorFlow's import
+  for each command (about 5 CPU-s). Each command still runs alone, with gin's config
+  cleared after it; the processes a command starts (training, evaluation) are its own."""
+
+  def __init__(self, tmp_dir):
+    self._tmp_dir = tmp_dir
+    self._servers = {}
+
+  def __call__(self, module, *args):
+    """Returns a `subprocess.CompletedProcess` as `subprocess.run(..., text=True,
+    capture_output=True)` of the command would."""
+    if module not in self._servers:
+      repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+      with open(os.path.join(self._tmp_dir, f'{module}_server.log'), 'w') as log:
+        self._servers[module] = subprocess.Popen(
+            [sys.executable, '-c', _SERVER.format(module=module)], cwd=repo, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+    server = self._servers[module]
+    server.stdin.write(json.dumps(list(args)) + '\n')
+    server.stdin.flush()
+    answer = server.stdout.readline()
+    if not answer:
+      server.wait()
+      with open(os.path.join(self._tmp_dir, f'{module}_server.log')) as f:
+        raise AssertionError(f'the {module} server ended ({server.returncode}):\n'
+                             f'{f.read()[-3000:]}')
+    status, stdout, stderr = json.loads(answer)
+    return subprocess.CompletedProcess(['-m', f'brokenelbo.{module}', *args], status, stdout,
+                                       stderr)
+
+  def close(self):
+    for server in self._servers.values():
+      server.stdin.close()
+      server.wait(60)
+      server.stdout.close()
+
+
+@pytest.fixture(scope='module')
+def commands(tmp_path_factory):
+  """`commands(module, *args)`: `python -m brokenelbo.<module> *args`, run by a server
+  process per module that lives as long as the test module (`CommandServer`)."""
+  server = CommandServer(str(tmp_path_factory.mktemp('commands')))
+  yield server
+  server.close()
 
 
 @pytest.fixture

@@ -28,7 +28,9 @@ from brokenelbo.training import trainer as training
 from brokenelbo.utils import cli
 from brokenelbo.training import run_record
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One of the longest modules: it starts before the short ones (conftest.py).
+pytestmark = pytest.mark.first
+
 NATIVE_LOG = re.compile(r'^([IWEF]\d{4} |WARNING: All log messages before absl|'
                         r'To enable the following instructions)')
 SMOKE = ['--gin_file=configs/---.gin', '--gin_file=configs/smoke.gin']
@@ -37,26 +39,20 @@ CHECKPOINTED = ['train.epochs = 3', 'train.checkpoint_every_steps = 2',
                 'train.summary_images = 0']
 
 
-def _start(module, args, **kwargs):
-  return subprocess.Popen([sys.executable, '-m', f'brokenelbo.{module}', *args], cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'), **kwargs)
-
-
 def _own_lines(stderr):
   """The program's own stderr lines: no TensorFlow native logging, no absl INFO/WARNING."""
   return [l for l in stderr.splitlines()
           if l and not NATIVE_LOG.match(l) and not re.match(r'^[IW]\d{4} ', l)]
 
 
-def _finish(processes, timeout=300):
-  """{name: (exit status, the program's `error:` lines, all its stderr)}."""
-  results = {}
-  for name, process in processes.items():
-    _, stderr = process.communicate(timeout=timeout)
-    lines = [l for l in _own_lines(stderr) if l.startswith(('error:', 'preempted:'))]
-    results[name] = process.returncode, lines, stderr
-  return results
+def _finish(results):
+  """{name: (exit status, the program's `error:` lines, all its stderr)} of the commands
+  `results` ({name: `subprocess.CompletedProcess`}, from conftest's `commands`: each runs
+  as `python -m brokenelbo.<module>` would, without a process start of its own)."""
+  return {name: (result.returncode,
+                 [l for l in _own_lines(result.stderr) if l.startswith(('error:', 'preempted:'))],
+                 result.stderr)
+          for name, result in results.items()}
 
 
 def _strict_json_lines(path):
@@ -81,12 +77,12 @@ def _train_in_process(model_dir, bindings=()):
   return _smoke_train(model_dir, [*CHECKPOINTED, *bindings])
 
 
-def test_a_diverged_run_fails_with_one_line_and_strict_json(tmp_path):
+def test_a_diverged_run_fails_with_one_line_and_strict_json(commands, tmp_path):
   # One step applied, then NaN: the final evaluation is not finite.
   model_dir = tmp_path / 'run'
-  status, lines, stderr = _finish({'run': _start('train', [
-      *SMOKE, f'--model_dir={model_dir}',
-      '--gin_bindings=normalized_adam.learning_rate = 1e12'])})['run']
+  status, lines, stderr = _finish({'run': commands(
+      'train', *SMOKE, f'--model_dir={model_dir}',
+      '--gin_bindings=normalized_adam.learning_rate = 1e12')})['run']
   assert status == errors.EXIT_FAILED, stderr[-2000:]
   assert len(lines) == 1, lines
   assert re.search(r'final evaluation is not finite \(train rate nan', lines[0]), lines
@@ -118,12 +114,12 @@ def test_runs_that_learned_nothing_fail(tmp_path, bindings, message):
   assert os.path.exists(os.path.join(model_dir, run_dir.FAILURE_FILE))
 
 
-def test_sweep_gives_a_failed_run_no_row_and_tries_it_again(tmp_path):
+def test_sweep_gives_a_failed_run_no_row_and_tries_it_again(commands, tmp_path):
   output_dir = str(tmp_path / 'sweep')
   args = ['--families=---', '--betas=1e30', '--gin_file=configs/smoke.gin',
           f'--output_dir={output_dir}']
   failed_dir = os.path.join(output_dir, '---', 'beta=1e+30_anneal=0_seed=0')
-  status, lines, stderr = _finish({'sweep': _start('sweep', args)})['sweep']
+  status, lines, stderr = _finish({'sweep': commands('sweep', *args)})['sweep']
   assert status == errors.EXIT_FAILED, stderr[-2000:]
   assert lines == ['error: 1 of 1 runs failed (listed above); rerun the same command to '
                     'retry them'], lines
@@ -227,7 +223,7 @@ def test_no_readable_checkpoint_is_an_error_not_a_silent_restart(checkpointed, t
   assert len(os.listdir(os.path.join(model_dir, checkpoints.DAMAGED_DIR))) == 6
 
 
-def test_one_writer_per_run_directory(checkpointed, tmp_path):
+def test_one_writer_per_run_directory(commands, checkpointed, tmp_path):
   original, _ = checkpointed
   model_dir = str(tmp_path / 'run')
   shutil.copytree(original, model_dir)
@@ -236,10 +232,10 @@ def test_one_writer_per_run_directory(checkpointed, tmp_path):
   # in other processes are refused, naming it, and change nothing.
   with run_dir.RunLock(model_dir):
     results = _finish({
-        'train': _start('train', [*SMOKE, f'--model_dir={model_dir}',
-                                  *[f'--gin_bindings={b}' for b in CHECKPOINTED]]),
-        'evaluate': _start('evaluate', [f'--model_dir={model_dir}',
-                                        '--gin_bindings=figure4_grids.examples = 0'])})
+        'train': commands('train', *SMOKE, f'--model_dir={model_dir}',
+                          *[f'--gin_bindings={b}' for b in CHECKPOINTED]),
+        'evaluate': commands('evaluate', f'--model_dir={model_dir}',
+                             '--gin_bindings=figure4_grids.examples = 0')})
     for name, (status, lines, stderr) in results.items():
       assert status == errors.EXIT_USER_ERROR, (name, stderr[-2000:])
       assert len(lines) == 1 and f'is in use by process {os.getpid()}' in lines[0], lines
@@ -270,7 +266,7 @@ def _mount_tmpfs(path, options):
     pytest.skip(f'cannot mount a tmpfs here ({result.stderr.strip() or "not root"})')
 
 
-def test_a_full_disk_fails_cleanly_and_the_run_resumes_once_space_is_freed(tmp_path):
+def test_a_full_disk_fails_cleanly_and_the_run_resumes_once_space_is_freed(commands, tmp_path):
   disk = str(tmp_path / 'disk')
   # Room for the run's config, metrics and TensorBoard files, not for one smoke checkpoint
   # of `---` (about 1 MB).
@@ -278,7 +274,7 @@ def test_a_full_disk_fails_cleanly_and_the_run_resumes_once_space_is_freed(tmp_p
   try:
     model_dir = os.path.join(disk, 'run')
     args = [*SMOKE, f'--model_dir={model_dir}', '--gin_bindings=train.summary_images = 0']
-    status, lines, stderr = _finish({'full': _start('train', args)})['full']
+    status, lines, stderr = _finish({'full': commands('train', *args)})['full']
     assert status == errors.EXIT_FAILED, stderr[-2000:]
     assert len(lines) == 1 and 'no space left on device' in lines[0], lines
     assert 'Traceback' not in stderr
@@ -293,7 +289,7 @@ def test_a_full_disk_fails_cleanly_and_the_run_resumes_once_space_is_freed(tmp_p
     subprocess.run(['umount', disk], check=False)
 
 
-def test_unwritable_output_folders_fail_before_any_work(tmp_path):
+def test_unwritable_output_folders_fail_before_any_work(commands, tmp_path):
   a_file = tmp_path / 'a_file'
   a_file.write_text('not a directory')
   read_only = str(tmp_path / 'read_only')
@@ -304,8 +300,8 @@ def test_unwritable_output_folders_fail_before_any_work(tmp_path):
   except pytest.skip.Exception:
     pass  # The other cases still run.
   try:
-    processes = {name: _start('toy', [f'--output_dir={path}']) for name, path in cases.items()}
-    processes['train'] = _start('train', [*SMOKE, f'--model_dir={a_file}/run'])
+    processes = {name: commands('toy', f'--output_dir={path}') for name, path in cases.items()}
+    processes['train'] = commands('train', *SMOKE, f'--model_dir={a_file}/run')
     results = _finish(processes)
   finally:
     subprocess.run(['umount', read_only], check=False, capture_output=True)
@@ -315,13 +311,12 @@ def test_unwritable_output_folders_fail_before_any_work(tmp_path):
     assert 'trained' not in stderr, name  # Refused before computing anything.
 
 
-def test_empty_or_non_finite_sweep_grids_are_refused(tmp_path):
+def test_empty_or_non_finite_sweep_grids_are_refused(commands, tmp_path):
   cases = {'empty': ('--betas=', r'--betas is empty'),
            'nan': ('--betas=nan', r"betas must be finite numbers, got 'nan'"),
            'inf': ('--anneal_epochs=inf', r"anneal_epochs must be finite numbers")}
-  processes = {name: _start('sweep', ['--families=---', flag, f'--output_dir={tmp_path}'])
-               for name, (flag, _) in cases.items()}
-  results = _finish(processes)
+  results = _finish({name: commands('sweep', '--families=---', flag, f'--output_dir={tmp_path}')
+                      for name, (flag, _) in cases.items()})
   for name, (_, message) in cases.items():
     status, lines, _ = results[name]
     assert status == errors.EXIT_USER_ERROR, name

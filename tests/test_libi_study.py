@@ -4,7 +4,9 @@ One smoke study (LinearJTEx data set 0, the LiBI setting of the smoke profile, t
 100 full-batch epochs with a checkpoint every 10) is the reference. Its results must hold
 every restart's numbers, the kept restart and the exact ground truth; a rerun must do
 nothing; and the same study killed (SIGKILL, the command and its training together) after
-its first checkpoint and run again must end with the very same records.
+its first checkpoint and run again must end with the very same records. The commands run
+as `python -m` would, through one server process (conftest's `commands`); the one that is
+killed is a process of its own.
 """
 
 import json
@@ -29,17 +31,15 @@ STUDY = ['--profile=smoke', '--datasets=linear_jtex', '--methods=libi',
 SETTING = 'epsilon_hz=1,epsilon_mu=0.5,epsilon_sigma=0.5,repeats=1'  # The smoke profile's.
 
 
-def _libi(root, *args, **kwargs):
-  command = [sys.executable, '-m', 'brokenelbo.libi', f'--output_dir={root}/runs',
-             f'--results={root}/table1.json', *STUDY, *args]
-  return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, **kwargs)
+def _arguments(root, *args):
+  return [f'--output_dir={root}/runs', f'--results={root}/table1.json', *STUDY, *args]
 
 
-def _finish(process):
-  out, err = process.communicate(timeout=600)
-  assert process.returncode == 0, err[-3000:]
-  return out, err
+def _libi(commands, root, *args):
+  """The study's command, run by conftest's `commands`: its (stdout, stderr)."""
+  result = commands('libi', *_arguments(root, *args))
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout, result.stderr
 
 
 def _records(root):
@@ -50,9 +50,9 @@ def _records(root):
 
 
 @pytest.fixture(scope='module')
-def reference(tmp_path_factory):
+def reference(commands, tmp_path_factory):
   root = tmp_path_factory.mktemp('reference')
-  out, err = _finish(_libi(root))
+  out, err = _libi(commands, root)
   return dict(root=root, out=out, err=err)
 
 
@@ -79,10 +79,10 @@ def test_the_study_records_every_restart_and_the_kept_one(reference):
             for c in commands] == [(True, False), (False, True)]
 
 
-def test_a_rerun_does_nothing_and_print_only_prints(reference):
+def test_a_rerun_does_nothing_and_print_only_prints(commands, reference):
   root = reference['root']
   before = (root / 'table1.json').read_text()
-  _, err = _finish(_libi(root))
+  _, err = _libi(commands, root)
   assert '1 settings, 1 evaluated before, 0 to do' in err
   assert (root / 'table1.json').read_text() == before
   printed = subprocess.run([sys.executable, '-m', 'brokenelbo.libi',
@@ -91,13 +91,15 @@ def test_a_rerun_does_nothing_and_print_only_prints(reference):
   assert printed.returncode == 0 and '| LinearJTEx | LiBI |' in printed.stdout
 
 
-def test_a_killed_study_resumes_to_the_same_records(reference, tmp_path):
+def test_a_killed_study_resumes_to_the_same_records(commands, reference, tmp_path):
   # The ground truth's record as the reference computed it: the command then loads no
   # TensorFlow of its own, and only the training and evaluation processes run.
   truth = os.path.join('runs', 'linear_jtex', '0', 'truth.json')
   os.makedirs(os.path.dirname(tmp_path / truth))
   shutil.copy(reference['root'] / truth, tmp_path / truth)
-  process = _libi(tmp_path, start_new_session=True)
+  process = subprocess.Popen([sys.executable, '-m', 'brokenelbo.libi', *_arguments(tmp_path)],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
   run_dir = tmp_path / 'runs' / 'linear_jtex' / '0' / 'libi' / SETTING
   while not (run_dir / 'checkpoint').exists():
     assert process.poll() is None, process.communicate()[1][-3000:]
@@ -105,7 +107,7 @@ def test_a_killed_study_resumes_to_the_same_records(reference, tmp_path):
   os.killpg(process.pid, signal.SIGKILL)  # The command and its training, as a crash would.
   process.communicate()
   assert not (run_dir / 'run.json').exists()
-  _, err = _finish(_libi(tmp_path))
+  _, err = _libi(commands, tmp_path)
   assert '1 settings, 0 evaluated before, 1 to do' in err
   with open(str(run_dir) + '.log') as f:
     assert 'Resumed from' in f.read()
@@ -113,8 +115,8 @@ def test_a_killed_study_resumes_to_the_same_records(reference, tmp_path):
   assert resumed == _records(reference['root'])[0]
 
 
-def test_a_dry_run_prints_the_commands_and_writes_nothing(tmp_path):
-  out, err = _finish(_libi(tmp_path, '--dry_run'))
+def test_a_dry_run_prints_the_commands_and_writes_nothing(commands, tmp_path):
+  out, err = _libi(commands, tmp_path, '--dry_run')
   assert '1 settings, 0 evaluated before, 1 to do' in err
   lines = out.splitlines()
   assert len(lines) == 2 and ' -m brokenelbo.train ' in lines[0], out

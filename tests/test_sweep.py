@@ -7,7 +7,8 @@ the new run. Its CSV must hold exactly the runs' final metrics and their suites,
 must skip both runs, a run without its suite must get it on the next invocation without
 training again (and keep its row while its evaluation fails), a run whose record is lost
 must get it back from its last checkpoint without a training step, and `evaluate` must
-reproduce a run's own final evaluation exactly with one z sample.
+reproduce a run's own final evaluation exactly with one z sample. The commands run as
+`python -m` would run them, through one server process per command (conftest's `commands`).
 """
 
 import csv
@@ -15,8 +16,6 @@ import glob
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
@@ -35,7 +34,9 @@ from brokenelbo.visualize import grids
 from brokenelbo.visualize import hparams
 from brokenelbo.visualize import information
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# One of the longest modules: it starts before the short ones (conftest.py).
+pytestmark = pytest.mark.first
+
 # The suite on the first 20 test examples, in one batch (so that NLL_1 is the evaluation's
 # -ELBO: same examples, same draws), K = 1 and 5, E and G from 4 generated pairs.
 EVALUATE_BINDINGS = ['evaluate_run.max_examples = 20', 'evaluate_run.batch_size = 20',
@@ -49,11 +50,6 @@ FIRST_FLAGS = ['--betas=1' if f.startswith('--betas=') else f for f in SWEEP_FLA
 FIRST_RUN = os.path.join('---', 'beta=1_anneal=0_seed=0')
 
 
-def _run(module, *args):
-  return subprocess.run([sys.executable, '-m', f'brokenelbo.{module}', *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=600)
-
-
 def _errors(stderr):
   return [line for line in stderr.splitlines() if line.startswith('error:')]
 
@@ -65,11 +61,11 @@ def _final_records(run_dir):
 
 
 @pytest.fixture(scope='module')
-def first_sweep():
+def first_sweep(commands):
   """The sweep's first invocation (beta 1 alone): its output folder and its result."""
   root = tempfile.mkdtemp()
   output_dir = os.path.join(root, 'sweep')
-  result = _run('sweep', f'--output_dir={output_dir}', *FIRST_FLAGS)
+  result = commands('sweep', f'--output_dir={output_dir}', *FIRST_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
   yield output_dir, result
   shutil.rmtree(root)
@@ -81,14 +77,14 @@ def _state(path):
 
 
 @pytest.fixture(scope='module')
-def extended(first_sweep):
+def extended(commands, first_sweep):
   """The second invocation, with betas 0.5 and 1: its result, and the first run's record
   and log as they were before it."""
   output_dir, _ = first_sweep
   first_run = os.path.join(output_dir, FIRST_RUN)
   before = {path: _state(path) for path in (os.path.join(first_run, run_record.RUN_RECORD),
                                              first_run + '.log')}
-  result = _run('sweep', f'--output_dir={output_dir}', *SWEEP_FLAGS)
+  result = commands('sweep', f'--output_dir={output_dir}', *SWEEP_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
   return dict(output_dir=output_dir, result=result, before=before)
 
@@ -214,19 +210,19 @@ def _row(results, run_dir):
 
 # The next three tests share the run that they leave without its suite; the third ends with
 # the suite computed again, as the later tests of this module expect.
-def test_a_run_without_its_suite_is_listed_only_to_evaluate(swept):
+def test_a_run_without_its_suite_is_listed_only_to_evaluate(commands, swept):
   run_dir = os.path.join(swept, SUITELESS_RUN)
   results = os.path.join(swept, 'results.csv')
   _drop_suite(run_dir)
   # --noinformation: nothing to do, and the run's suite cells are empty.
-  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS, '--noinformation')
+  result = commands('sweep', f'--output_dir={swept}', *SWEEP_FLAGS, '--noinformation')
   assert result.returncode == 0, result.stderr[-3000:]
   assert '2 runs, 2 finished, 0 to do\n' in result.stdout
   row = _row(results, run_dir)
   assert all(row[name] == '' for name in ('nll_k1', *sweep.SUITE_COLUMNS))
   assert row['rate'] != '' and float(row['distortion']) > 0.
   # With the suite: the run is to be evaluated only.
-  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS, '--dry_run')
+  result = commands('sweep', f'--output_dir={swept}', *SWEEP_FLAGS, '--dry_run')
   assert result.returncode == 0, result.stderr[-3000:]
   lines = result.stdout.splitlines()
   assert lines[0] == '2 runs, 2 finished, 1 to do (1 only to evaluate)', result.stdout
@@ -244,7 +240,8 @@ def suiteless_run(swept):
               trainings=len(_commands(run_dir + '.log', 'train')))
 
 
-def test_a_failed_evaluation_is_listed_and_the_run_keeps_its_row(swept, suiteless_run):
+def test_a_failed_evaluation_is_listed_and_the_run_keeps_its_row(commands, swept,
+                                                                 suiteless_run):
   run_dir = suiteless_run['run_dir']
   assert suiteless_run['checkpoints']
   # An evaluation that fails (its checkpoint cut short: none reads back): listed, non-zero
@@ -254,7 +251,7 @@ def test_a_failed_evaluation_is_listed_and_the_run_keeps_its_row(swept, suiteles
   try:
     with open(data + '.kept', 'rb') as f, open(data, 'wb') as cut:
       cut.write(f.read(100))
-    result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
+    result = commands('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
   finally:
     os.replace(data + '.kept', data)
   assert result.returncode == 1, result.stderr[-3000:]
@@ -268,11 +265,11 @@ def test_a_failed_evaluation_is_listed_and_the_run_keeps_its_row(swept, suiteles
 
 
 def test_a_run_without_its_suite_gets_it_on_the_next_invocation_without_training(
-    swept, suiteless_run):
+    commands, swept, suiteless_run):
   run_dir = suiteless_run['run_dir']
   results = os.path.join(swept, 'results.csv')
   # The next invocation computes the suite, and trains nothing.
-  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
+  result = commands('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
   assert '2 runs, 2 finished, 1 to do (1 only to evaluate)' in result.stdout
   suite = sweep.information_record(run_dir)
@@ -317,23 +314,23 @@ def test_the_sweep_writes_its_hparams_experiment_beside_the_runs_sessions(swept)
     assert (session['family'], session['beta']) == (row['family'], float(row['beta']))
 
 
-def test_rerun_skips_finished_runs(swept):
+def test_rerun_skips_finished_runs(commands, swept):
   record = os.path.join(swept, '---', 'beta=1_anneal=0_seed=0', run_record.RUN_RECORD)
   before = os.stat(record).st_mtime_ns
-  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
+  result = commands('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
   assert '2 runs, 2 finished, 0 to do' in result.stdout
   assert os.stat(record).st_mtime_ns == before
 
 
-def test_a_run_without_its_record_gets_it_back_without_a_training_step(swept):
+def test_a_run_without_its_record_gets_it_back_without_a_training_step(commands, swept):
   # A run directory that lost its record (its training was cut off while writing it, say):
   # the sweep runs `train`, which resumes at the last step, evaluates again and writes it.
   run_dir = os.path.join(swept, '---', 'beta=0.5_anneal=0_seed=0')
   before = run_record.read_run_record(run_dir)
   os.remove(os.path.join(run_dir, run_record.RUN_RECORD))
   log_size = os.path.getsize(run_dir + '.log')
-  result = _run('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
+  result = commands('sweep', f'--output_dir={swept}', *SWEEP_FLAGS)
   assert result.returncode == 0, result.stderr[-3000:]
   assert '2 runs, 1 finished, 1 to do' in result.stdout
   with open(run_dir + '.log') as f:
@@ -345,10 +342,10 @@ def test_a_run_without_its_record_gets_it_back_without_a_training_step(swept):
   assert len(_read_csv(os.path.join(swept, 'results.csv'))) == 2
 
 
-def test_evaluate_reproduces_the_runs_own_evaluation(swept):
+def test_evaluate_reproduces_the_runs_own_evaluation(commands, swept):
   run_dir = os.path.join(swept, '---', 'beta=1_anneal=0_seed=0')
   # The information suite at small counts, with the evaluation's batch size.
-  result = _run('evaluate', f'--model_dir={run_dir}',
+  result = commands('evaluate', f'--model_dir={run_dir}',
                 '--gin_bindings=evaluate_run.max_examples = 50',
                 '--gin_bindings=evaluate_run.batch_size = 50',
                 '--gin_bindings=information_suite.batch_size = 50',
@@ -383,7 +380,7 @@ def test_evaluate_reproduces_the_runs_own_evaluation(swept):
   assert os.path.getsize(figure) > 1000
   # The figure is not replaced unasked: one line, exit status 2, before any evaluation.
   before = os.stat(figure).st_mtime_ns
-  again = _run('evaluate', f'--model_dir={run_dir}')
+  again = commands('evaluate', f'--model_dir={run_dir}')
   assert again.returncode == errors.EXIT_USER_ERROR, again.stderr[-3000:]
   assert again.stderr.splitlines()[-1] == (f'error: {figure} exists; pass --overwrite to '
                                            'replace it')
@@ -432,9 +429,9 @@ def test_sweep_bad_input(tmp_path, in_one_process):
   assert not os.path.exists(output_dir)
 
 
-def test_evaluate_refuses_a_folder_without_a_run():
+def test_evaluate_refuses_a_folder_without_a_run(commands):
   with tempfile.TemporaryDirectory() as root:
-    result = _run('evaluate', f'--model_dir={root}')
+    result = commands('evaluate', f'--model_dir={root}')
     assert result.returncode == 2
     assert _errors(result.stderr) == [f'error: {root} holds no run (no config.gin)']
 
@@ -449,10 +446,10 @@ def test_grid_skips_annealing_for_other_decoders():
     grid.make_grid(['---'], ['1'], ['0'], '+', ['x'])
 
 
-def test_plot_draws_figures_4_and_5_from_the_runs_of_the_csv(swept):
+def test_plot_draws_figures_4_and_5_from_the_runs_of_the_csv(commands, swept):
   output_dir = os.path.join(swept, 'figures')
   results = os.path.join(swept, 'results.csv')
-  result = _run('plot', f'--results={results}', f'--output_dir={output_dir}',
+  result = commands('plot', f'--results={results}', f'--output_dir={output_dir}',
                 '--figure4=---:0.5,---:1:0:0', '--figure5=1')
   assert result.returncode == 0, result.stderr[-3000:]
   assert ('note: figure5.png without --+, --v, -+-, -++, -+v, +--, +-+, +-v, ++-, +++, '
@@ -463,7 +460,7 @@ def test_plot_draws_figures_4_and_5_from_the_runs_of_the_csv(swept):
   for spec, message in (('---:7', "error: no run '---:7' in the results"),
                         ('---', "error: --figure4 entries are FAMILY:BETA[:ANNEAL[:SEED]], "
                                 "got '---'")):
-    bad = _run('plot', f'--results={results}', f'--output_dir={output_dir}_bad',
+    bad = commands('plot', f'--results={results}', f'--output_dir={output_dir}_bad',
                f'--figure4={spec}')
     assert bad.returncode == 2 and _errors(bad.stderr) == [message], bad.stderr[-2000:]
     assert not os.path.exists(output_dir + '_bad')

@@ -28,6 +28,9 @@ from brokenelbo.training import run_record
 from brokenelbo.training import trainer as training
 from brokenelbo.utils import cli
 
+# One of the longest modules: it starts before the short ones (conftest.py).
+pytestmark = pytest.mark.first
+
 FAMILIES = families.FAMILIES
 # The families trained end to end: every pair of letters of any two positions (encoder and
 # decoder, encoder and marginal, decoder and marginal) is among them; every family of the
