@@ -323,7 +323,7 @@ def train_and_evaluate(trainer, schedule, train_images, eval_images, model_dir, 
       _stop(checkpoint, writer, step, schedule.total_steps)
     results = evaluate.results or evaluate.evaluate()  # Resumed after the last step.
   finally:
-    writer.flush()
+    writer.close()  # Also on failure: a process that trains again keeps no file open.
   return Outcome(results, start_step, step, applied, list(metrics.records))
 
 
