@@ -1,0 +1,121 @@
+"""Retrains committed sweep runs whose checkpoints were not kept, and checks that they are
+the same runs.
+
+Each run is trained again by the very training command of its log (`<run>.log`, the first
+`-m brokenelbo.train` line), with only `--model_dir` moved under `--output_dir`; a run
+already there resumes, as `train` does; a run whose checkpoint was kept is left alone. The runs are deterministic (stateless
+seeds), so the retrained run's final metrics must equal the committed record's; the script
+prints the largest difference per run and exits 1 if any exceeds `--tolerance` (another CPU
+can round differently).
+
+  python scripts/retrain_runs.py --output_dir=runs/mnist_frontier \
+      --frontier=results/mnist_rd.csv [--split=test] [RUN_DIR ...]
+
+With `--frontier`, the runs are those on the Pareto frontier of the CSV's (rate,
+distortion) on `--split` (the models of the paper's Figure 6); run directories may also be
+named one by one.
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+
+from brokenelbo.visualize import rd_plane
+
+
+def frontier_runs(csv_path, split):
+  """The run directories of the CSV's rows on the Pareto frontier of (rate, distortion) on
+  `split`, by increasing rate."""
+  rate, distortion, _ = rd_plane.SPLIT_COLUMNS[split]
+  with open(csv_path) as f:
+    rows = list(csv.DictReader(f))
+  points = sorted((float(r[rate]), float(r[distortion]), r['run_dir']) for r in rows)
+  frontier = []
+  for r, d, run in points:
+    if not frontier or d < frontier[-1][1]:
+      frontier.append((r, d, run))
+  return [run for _, _, run in frontier]
+
+
+def training_command(run_dir, model_dir):
+  """The first training command of the run's log, its `--model_dir` replaced."""
+  with open(run_dir + '.log') as f:
+    line = next((l for l in f if l.startswith('# ') and ' -m brokenelbo.train ' in l), None)
+  if line is None:
+    raise SystemExit(f'error: {run_dir}.log holds no training command')
+  return [_word(w) for w in _rejoin(line)
+          if not w.startswith('--model_dir=')] + [f'--model_dir={model_dir}']
+
+
+def _word(word):
+  """A word of a logged command for this checkout: this interpreter for the logged one,
+  and a family file named without its folder (as the sweep once passed it) under configs/."""
+  if word.endswith('python'):
+    return sys.executable
+  name = word[len('--gin_file='):]
+  if word.startswith('--gin_file=') and not os.path.exists(name):
+    return f'--gin_file={os.path.join("configs", name)}'
+  return word
+
+
+def _rejoin(line):
+  """The words of a logged command (`# DATE TIME python -m ... --flag=a b`): flags whose
+  values hold spaces were logged unquoted, so each word that does not start a flag is
+  joined to the flag before it."""
+  words = []
+  for word in line.split()[3:]:
+    if words and words[-1].startswith('--') and not word.startswith('--'):
+      words[-1] += ' ' + word
+    else:
+      words.append(word)
+  return words
+
+
+def largest_difference(committed, retrained):
+  """The largest absolute difference between the final metrics of two run records."""
+  difference = 0.
+  for split, metrics in committed['metrics'].items():
+    for name, value in metrics.items():
+      if isinstance(value, (int, float)):
+        difference = max(difference, abs(value - retrained['metrics'][split][name]))
+  return difference
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('runs', nargs='*', help='committed run directories')
+  parser.add_argument('--output_dir', required=True)
+  parser.add_argument('--frontier', help='a sweep CSV: retrain its frontier runs')
+  parser.add_argument('--split', default='test', choices=sorted(rd_plane.SPLIT_COLUMNS))
+  parser.add_argument('--tolerance', type=float, default=1e-3, help='nats')
+  args = parser.parse_args()
+  runs = list(args.runs) + (frontier_runs(args.frontier, args.split) if args.frontier else [])
+  worst = 0.
+  for run in runs:
+    if os.path.exists(os.path.join(run, 'checkpoint')):
+      print(f'{run}: its checkpoint was kept', flush=True)
+      continue
+    family, name = run.rstrip('/').split(os.sep)[-2:]
+    model_dir = os.path.join(args.output_dir, family, name)
+    os.makedirs(os.path.dirname(model_dir), exist_ok=True)
+    with open(model_dir + '.log', 'a') as log:
+      command = training_command(run, model_dir)
+      log.write('# ' + ' '.join(command) + '\n')
+      log.flush()
+      status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+    if status:
+      raise SystemExit(f'error: {model_dir}: exit status {status}; see {model_dir}.log')
+    with open(os.path.join(run, 'run.json')) as f, \
+        open(os.path.join(model_dir, 'run.json')) as g:
+      difference = largest_difference(json.load(f), json.load(g))
+    worst = max(worst, difference)
+    print(f'{run} -> {model_dir}: largest metric difference {difference:.2e} nats',
+          flush=True)
+  return 1 if worst > args.tolerance else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
