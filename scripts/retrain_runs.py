@@ -4,9 +4,11 @@ the same runs.
 Each run is trained again by the very training command of its log (`<run>.log`, the first
 `-m brokenelbo.train` line), with only `--model_dir` moved under `--output_dir`; a run
 already there resumes, as `train` does; a run whose checkpoint was kept is left alone. The runs are deterministic (stateless
-seeds), so the retrained run's final metrics must equal the committed record's; the script
-prints the largest difference per run and exits 1 if any exceeds `--tolerance` (another CPU
-can round differently).
+seeds), so the retrained run's final metrics must equal the committed record's up to
+rounding: the script prints the largest difference per run and exits 1 if any exceeds
+`--tolerance`. On the same CPU they are equal; on another CPU, whose kernels round
+differently, one epoch ends a few hundredths of a nat away (0.03 nats of distortion for
+`+-v` at beta 10, retrained on a 2-core Xeon of another model than the sweep's).
 
   python scripts/retrain_runs.py --output_dir=runs/mnist_frontier \
       --frontier=results/mnist_rd.csv [--split=test] [RUN_DIR ...]
@@ -17,7 +19,6 @@ named one by one.
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -27,17 +28,9 @@ from brokenelbo.visualize import rd_plane
 
 
 def frontier_runs(csv_path, split):
-  """The run directories of the CSV's rows on the Pareto frontier of (rate, distortion) on
+  """The run directories of the CSV's runs on the Pareto frontier of (rate, distortion) on
   `split`, by increasing rate."""
-  rate, distortion, _ = rd_plane.SPLIT_COLUMNS[split]
-  with open(csv_path) as f:
-    rows = list(csv.DictReader(f))
-  points = sorted((float(r[rate]), float(r[distortion]), r['run_dir']) for r in rows)
-  frontier = []
-  for r, d, run in points:
-    if not frontier or d < frontier[-1][1]:
-      frontier.append((r, d, run))
-  return [run for _, _, run in frontier]
+  return [run.run_dir for run in rd_plane.frontier_runs(rd_plane.read_results(csv_path, split))]
 
 
 def training_command(run_dir, model_dir):
@@ -90,7 +83,7 @@ def main():
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--frontier', help='a sweep CSV: retrain its frontier runs')
   parser.add_argument('--split', default='test', choices=sorted(rd_plane.SPLIT_COLUMNS))
-  parser.add_argument('--tolerance', type=float, default=1e-3, help='nats')
+  parser.add_argument('--tolerance', type=float, default=0.1, help='nats')
   args = parser.parse_args()
   runs = list(args.runs) + (frontier_runs(args.frontier, args.split) if args.frontier else [])
   worst = 0.

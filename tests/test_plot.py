@@ -90,6 +90,15 @@ def test_pareto_frontier_of_hand_made_points():
   assert plot.pareto_frontier(np.zeros([0, 2])).shape == (0, 2)
 
 
+def test_frontier_runs_are_the_runs_at_the_frontier_points():
+  runs = [plot.Point('---', '-', '-', '-', 'static_mnist', 1., 0., 0, r, d, f'run{i}')
+          for i, (r, d) in enumerate(HAND_POINTS)]
+  chosen = plot.frontier_runs(runs)
+  assert [(run.rate, run.distortion) for run in chosen] == HAND_FRONTIER
+  # Of the runs at one frontier point, the first in the file: (0, 10), (1, 8), (5, 1) twice.
+  assert [run.run_dir for run in chosen] == ['run0', 'run1', 'run5', 'run7', 'run8']
+
+
 @pytest.mark.parametrize('seed', range(20))
 def test_pareto_frontier_matches_brute_force(seed):
   points = _random_points(seed)

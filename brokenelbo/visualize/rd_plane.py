@@ -207,6 +207,25 @@ def pareto_frontier(points):
   return np.array(frontier, np.float64).reshape([-1, 2])
 
 
+def frontier_runs(runs):
+  """The runs on the Pareto frontier of their (R, D) (`pareto_frontier`), by increasing R;
+  of runs at the same point, the first. Figure 6 of the paper shows the models along it.
+
+  Args:
+    runs: `list` of `Point`.
+
+  Returns:
+    `list` of `Point`.
+  """
+  frontier = {tuple(p) for p in pareto_frontier([(r.rate, r.distortion) for r in runs])}
+  chosen = {}
+  for run in runs:
+    point = (run.rate, run.distortion)
+    if point in frontier and point not in chosen:
+      chosen[point] = run
+  return [chosen[point] for point in sorted(chosen)]
+
+
 def _cross(o, a, b):
   """The z component of `(a - o) x (b - o)`: positive when `o, a, b` turn left."""
   return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
