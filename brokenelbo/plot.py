@@ -9,10 +9,14 @@ r"""Figures 3, 4 and 5 of the paper, and the information picture, from a sweep's
 `visualize.rd_plane` documents the CSV's columns and each figure. With the test split, the
 runs that carry the sweep's information suite (`experiments.sweep`) are also drawn as
 `information.png`: R, I_e, H - D, the marginal gap and [E, G] against beta, a panel per
-family (`visualize.information`); a CSV without them gets a one-line note instead. No
-file is replaced unless `--overwrite` is given; the CSV (each cell a number where one is
-due, named by line and column on error) and every output path are checked before anything
-is drawn.
+family (`visualize.information`); a CSV without them gets a one-line note instead. The
+runs whose `rd_curve.json` holds the split's AIS rate-distortion curve (`python -m
+brokenelbo.rd_curve`) are drawn as `rd_curves.png`: each decoder's curve, its encoder's
+point and the sweep's Pareto frontier, a panel per family (`visualize.rd_curves`); a CSV
+with the AIS columns (`experiments.sweep.AIS_COLUMNS`) and no such run gets a note
+instead. No file is replaced unless `--overwrite` is given; the CSV (each cell a number
+where one is due, named by line and column on error), the runs' curve records and every
+output path are checked before anything is drawn.
 """
 
 import os
@@ -25,6 +29,7 @@ from brokenelbo import errors
 from brokenelbo.utils import cli
 from brokenelbo.utils import files
 from brokenelbo.visualize import information
+from brokenelbo.visualize import rd_curves
 from brokenelbo.visualize import rd_plane
 
 FLAGS = flags.FLAGS
@@ -87,6 +92,11 @@ def _figure4(chosen, columns=None):
   return grids.figure4(panels, columns=columns)
 
 
+def _suffix():
+  """The figures' file name suffix: none for the test split, `_<split>` otherwise."""
+  return '' if FLAGS.split == 'test' else f'_{FLAGS.split}'
+
+
 def define_flags():
   """Defines the command line's flags (only when run as a binary: importing defines none)."""
   flags.DEFINE_string('results', None, 'The sweep results CSV.', required=True)
@@ -123,6 +133,14 @@ def main(argv):
       print(f'note: no information.png: no run of {FLAGS.results} with beta > 0 has the '
             f'information suite\'s columns {list(information.COLUMNS)} (python -m '
             'brokenelbo.sweep measures them)', file=sys.stderr)
+  # Every record is read now, before anything is written.
+  curves = rd_curves.curve_records(runs, FLAGS.split)
+  if curves:
+    figures['rd_curves'] = lambda: rd_curves.rd_curves_figure(runs, curves, title)
+  elif rd_curves.CSV_COLUMN in files.read_csv(FLAGS.results, 'results')[0]:
+    print(f'note: no rd_curves{_suffix()}.png: no run of {FLAGS.results} has an AIS '
+          f'rate-distortion curve of the {FLAGS.split} split recorded at its final step '
+          '(python -m brokenelbo.rd_curve records one)', file=sys.stderr)
   if FLAGS.figure4:  # Checked before anything is written, like every figure.
     chosen = [select_run(runs, spec) for spec in FLAGS.figure4]
     figures['figure4'] = lambda: _figure4(chosen)
@@ -132,10 +150,9 @@ def main(argv):
       print(f'note: figure5.png without {", ".join(missing)}: no run at beta '
             f'{FLAGS.figure5:g} without annealing', file=sys.stderr)
     figures['figure5'] = lambda: _figure4(chosen5, columns=4)
-  written = rd_plane.write_figures(figures, FLAGS.output_dir,
-                          suffix='' if FLAGS.split == 'test' else f'_{FLAGS.split}',
-                          formats=('png', 'pdf') if FLAGS.pdf else ('png',),
-                          overwrite=FLAGS.overwrite)
+  written = rd_plane.write_figures(figures, FLAGS.output_dir, suffix=_suffix(),
+                                   formats=('png', 'pdf') if FLAGS.pdf else ('png',),
+                                   overwrite=FLAGS.overwrite)
   for path in written:
     print(path)
 

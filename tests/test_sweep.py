@@ -148,14 +148,18 @@ def test_csv_holds_each_runs_final_metrics(swept):
 def test_csv_holds_each_runs_information_suite(swept):
   rows = _read_csv(os.path.join(swept, 'results.csv'))
   header = list(rows[0])
-  # After the training's columns, before run_dir; every column the figure reads is there.
-  assert header[len(sweep.TRAINING_COLUMNS):-1] == [
+  # After the training's columns, before run_dir and the AIS curve's (empty: no run has
+  # one); every column the figure reads is there.
+  suite_columns = header[len(sweep.TRAINING_COLUMNS):header.index('run_dir')]
+  assert suite_columns == [
       'nll_k1', 'nll_k1_stderr', 'nll_k5', 'nll_k5_stderr', *sweep.SUITE_COLUMNS]
+  assert header[header.index('run_dir'):] == ['run_dir', *sweep.AIS_COLUMNS]
   assert set(information.COLUMNS) <= set(header)
   for row in rows:
+    assert all(row[name] == '' for name in sweep.AIS_COLUMNS)
     suite = sweep.information_record(row['run_dir'])
     assert suite['step'] == _final_records(row['run_dir'])['test']['step']
-    values = {name: float(row[name]) for name in header[len(sweep.TRAINING_COLUMNS):-1]}
+    values = {name: float(row[name]) for name in suite_columns}
     assert all(np.isfinite(list(values.values())))
     renamed = dict(generative_g='generative_g_k5', generative_g_stderr='generative_g_k5_stderr')
     for name, value in values.items():

@@ -5,8 +5,8 @@ draws z ~ e(z|x) per example), and the information suite (`suite`: NLL_K, I_e, t
 marginal gap, active units, E and G), are the run's evaluation record of that split
 (`training.run_record`: `evaluation.json`, a new evaluation of the split replacing the
 last) and TensorBoard scalars `evaluate/<split>/<name>`. With one z sample the numbers
-equal those of the run's own final evaluation on that split (same seeds). Nothing is drawn here: the `evaluate` command
-draws the Figure 4-style grids (`visualize.grids.figure4_grids`).
+equal those of the run's own final evaluation on that split (same seeds). Nothing is drawn
+here: the `evaluate` command draws the Figure 4-style grids (`visualize.grids.figure4_grids`).
 """
 
 import gin

@@ -9,11 +9,13 @@ beta = 1 / beta'. At beta = 1 the curve's R + D is -log p(x), so `ais_nll` is AI
 of the model's NLL. Optionally, `bdmc_examples` pairs (z, x) drawn from the model bracket
 log p(x) by bidirectional Monte Carlo, whose gap says how far the AIS estimates are off.
 
-It takes the information suite's place in an evaluation, and its numbers are recorded with
-the run (`evaluate_run`):
+`record_rd_curve` computes it on a restored run's split and records it with the run, apart
+from `evaluate`'s record: `rd_curve.json` (`training.run_record`, `{split: record}`, an
+existing record of a split replaced only with `overwrite`) and the TensorBoard scalars
+`rd_curve/<split>/<name>` at the run's step. The command line:
 
-  python -m brokenelbo.evaluate --model_dir=RUN \
-      --gin_bindings='evaluate_run.information = @rd_curve_suite'
+  python -m brokenelbo.rd_curve --model_dir=RUN \
+      --gin_bindings='rd_curve_suite.num_examples = 8'
 
 Its cost is the decoder's gradient, chains x examples x distributions x leapfrog steps
 times: on 2 shared CPU cores, 8 examples x 6 chains (4, and 2 pilots) x 100 x 20 took
@@ -28,8 +30,12 @@ import tensorflow as tf
 
 from brokenelbo import domains
 from brokenelbo.data import subsets
+from brokenelbo.evaluation import evaluate_run
 from brokenelbo.statistics import ais
 from brokenelbo.statistics import elbo
+from brokenelbo.training import run_dir
+from brokenelbo.training import run_record
+from brokenelbo.training import summaries
 
 
 def _key(name, beta):
@@ -127,3 +133,43 @@ def _mean_and_stderr(values):
   values = np.asarray(values, np.float64)
   stderr = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.
   return float(values.mean()), float(stderr)
+
+
+@gin.configurable(denylist=['run', 'model_dir', 'split', 'overwrite'])
+@domains.checked(max_examples=domains.optional(domains.POSITIVE_INT))
+def record_rd_curve(run, model_dir, split='test', overwrite=False, max_examples=None):
+  """Computes `rd_curve_suite` on a restored run's split and records it with the run.
+
+  The curve is taken on examples spread through those that `evaluate_run` evaluates
+  (`evaluate_run.evaluation_images`), with the seed that `evaluate_run` gives the
+  information suite.
+
+  Args:
+    run: `restore.RestoredRun`, the run (from `restore.restore_run(model_dir)`).
+    model_dir: Python `str`, the run's directory (a flag, not gin-bindable).
+    split: Python `str`, the split (a flag).
+    overwrite: Python `bool`, whether an existing record of `split` may be replaced (a
+      flag).
+    max_examples: Python `int` or `None` (the whole split): the examples are spread through
+      the first `max_examples` of the split.
+
+  Returns:
+    The record, as written to `rd_curve.json`: step, epoch, split, num_examples (the
+    examples the annealed ones are spread through) and the suite's numbers.
+
+  Raises:
+    UserError: if another process (training) holds the run's lock, or `split` has a record
+      and not `overwrite` (checked before anything is computed).
+  """
+  with run_dir.RunLock(model_dir):  # One writer of the run at a time.
+    run_record.check_rd_curve_absent(model_dir, split, overwrite)
+    images = evaluate_run.evaluation_images(run, split, max_examples)
+    result = rd_curve_suite(run.model, images, run.settings['seed'] + 1)
+    record = dict(step=run.step, epoch=run.step / run.steps_per_epoch, split=split,
+                  num_examples=int(images.shape[0]), **result)
+    run_record.write_rd_curve(model_dir, split, record)
+    writer = tf.summary.create_file_writer(model_dir)
+    summaries.scalar_summaries(writer, run.step, f'rd_curve/{split}', {
+        name: value for name, value in result.items() if isinstance(value, (int, float))})
+    writer.close()
+  return record

@@ -16,8 +16,11 @@ its `evaluation.json` where it was measured at the step the run finished
 the K's the runs recorded, ascending, each K's value then its standard error;
 `rate_information` is R on the suite's `information_examples` from the same draws as I_e
 (so `marginal_kl = rate_information - mutual_information`), `log_num_examples` the cap of
-I_e, `generative_g` G at the largest K. A non-finite number is written `nan`. Beside it,
-the sweep's experiment for TensorBoard's HParams dashboard (`visualize.hparams`).
+I_e, `generative_g` G at the largest K. After `run_dir`, the AIS estimate of the model's
+NLL, `ais_nll` with its standard error and `ais_examples`, from the run's `rd_curve.json`
+where `python -m brokenelbo.rd_curve` recorded the test split's curve at the step the run
+finished (`rd_curve_record`), else empty cells. A non-finite number is written `nan`.
+Beside it, the sweep's experiment for TensorBoard's HParams dashboard (`visualize.hparams`).
 """
 
 import csv
@@ -47,9 +50,13 @@ SUITE_COLUMNS = ('mutual_information', 'mutual_information_stderr', 'rate_inform
                  'log_num_examples', 'active_units', 'generative_e', 'generative_e_stderr',
                  'generative_g', 'generative_g_stderr', 'generative_g_num_samples',
                  'likelihood_examples', 'information_examples', 'generative_examples')
-# Integers among them, written without decimals.
+# The AIS rate-distortion curve's columns, after run_dir (empty for a run without it):
+# -log p(x) by AIS at beta = 1 (`evaluation.rd_curve`), its standard error over the
+# examples, and how many examples were annealed.
+AIS_COLUMNS = ('ais_nll', 'ais_nll_stderr', 'ais_examples')
+# Integers among the suite's and the curve's columns, written without decimals.
 _COUNT_COLUMNS = ('active_units', 'generative_g_num_samples', 'likelihood_examples',
-                  'information_examples', 'generative_examples')
+                  'information_examples', 'generative_examples', 'ais_examples')
 # What the sweep's evaluation binds before `--evaluate_bindings` (which may override it):
 # no Figure 4 grids, which cost a run's decoder samples and would make a later
 # `python -m brokenelbo.evaluate` of the run refuse to replace them.
@@ -66,7 +73,7 @@ def nll_columns(num_samples):
 
 def columns(num_samples):
   """The CSV's header when its runs' suites recorded the K's `num_samples`."""
-  return TRAINING_COLUMNS + nll_columns(num_samples) + SUITE_COLUMNS + ('run_dir',)
+  return TRAINING_COLUMNS + nll_columns(num_samples) + SUITE_COLUMNS + ('run_dir',) + AIS_COLUMNS
 
 
 def check_run_config(run, gin_files, gin_bindings, evaluate_bindings=()):
@@ -104,6 +111,21 @@ def information_record(model_dir):
   return suite
 
 
+def rd_curve_record(model_dir):
+  """The AIS rate-distortion curve of a finished run's test split
+  (`run_record.final_rd_curve`: made at the step the run finished), or `None`.
+
+  Raises:
+    UserError: if the record cannot be read, or lacks a number of `AIS_COLUMNS`.
+  """
+  curve = run_record.final_rd_curve(model_dir, 'test')
+  if curve is not None:
+    numbers = dict.fromkeys(AIS_COLUMNS, files.NUMBER_OR_NULL)
+    files.check_schema({'test': curve}, {'test': numbers}, 'rate-distortion curve record',
+                       os.path.join(model_dir, run_record.RD_CURVE_RECORD))
+  return curve
+
+
 def recorded_num_samples(suite):
   """The K's of the `nll_k<K>` entries of a suite record, ascending."""
   return sorted(int(m.group(1)) for m in map(_NLL_KEY.match, suite) if m)
@@ -134,9 +156,15 @@ def suite_cells(suite):
   return cells
 
 
-def csv_row(model_dir, record, suite=None):
-  """One CSV row from a finished run's record (`run.json`) and its suite record (or
-  `None`)."""
+def curve_cells(curve):
+  """The CSV cells of an AIS curve's record (`rd_curve_record`): `{column: text}`."""
+  return {name: _cell(curve[name], count=name in _COUNT_COLUMNS)
+          for name in AIS_COLUMNS if name in curve}
+
+
+def csv_row(model_dir, record, suite=None, curve=None):
+  """One CSV row from a finished run's record (`run.json`), its suite record and its AIS
+  curve's record (`rd_curve_record`; each or `None`)."""
   test, train = record['metrics']['test'], record['metrics']['train']
   settings = record['hparams']
   family = settings['family']
@@ -148,7 +176,7 @@ def csv_row(model_dir, record, suite=None):
               elbo=f"{test['elbo']:.4f}", train_rate=f"{train['rate']:.4f}",
               train_distortion=f"{train['distortion']:.4f}",
               train_elbo=f"{train['elbo']:.4f}", **suite_cells(suite or {}),
-              run_dir=model_dir)
+              run_dir=model_dir, **curve_cells(curve or {}))
 
 
 def finished_runs(output_dir):
@@ -172,8 +200,8 @@ RECORD_SCHEMA = {
 
 
 def read_records(output_dir):
-  """`(model_dir, run record, suite record or None)` of every finished run under
-  `output_dir` (`finished_runs`), in its order.
+  """`(model_dir, run record, suite record or None, AIS curve record or None)` of every
+  finished run under `output_dir` (`finished_runs`), in its order.
 
   Raises:
     UserError: if a record cannot be read or lacks what a row reads, naming it and the key.
@@ -183,7 +211,8 @@ def read_records(output_dir):
     record = run_record.read_run_record(model_dir)
     files.check_schema(record, RECORD_SCHEMA, 'run record',
                        os.path.join(model_dir, run_record.RUN_RECORD))
-    records.append((model_dir, record, information_record(model_dir)))
+    records.append((model_dir, record, information_record(model_dir),
+                    rd_curve_record(model_dir)))
   return records
 
 
@@ -191,18 +220,18 @@ def _write_results(output_dir, path):
   """The CSV, its rows ordered by dataset, family, annealing, beta and seed, then the
   sweep's HParams experiment (`visualize.hparams`)."""
   records = read_records(output_dir)
-  model_dirs = [model_dir for model_dir, _, _ in records]
+  model_dirs = [model_dir for model_dir, *_ in records]
   order = {f: i for i, f in enumerate(families_lib.FAMILIES)}
   keys = ('dataset', 'family', 'anneal_epochs', 'beta', 'seed')
   records.sort(key=lambda r: tuple(order.get(v, len(order)) if k == 'family' else v
                                    for k, v in zip(keys, map(r[1]['hparams'].get, keys))))
-  num_samples = {k for _, _, suite in records if suite for k in recorded_num_samples(suite)}
+  num_samples = {k for _, _, suite, _ in records if suite for k in recorded_num_samples(suite)}
   out = io.StringIO()
   writer = csv.DictWriter(out, fieldnames=columns(num_samples), restval='',
                           lineterminator='\n')
   writer.writeheader()
-  for model_dir, record, suite in records:
-    writer.writerow(csv_row(model_dir, record, suite))
+  for model_dir, record, suite, curve in records:
+    writer.writerow(csv_row(model_dir, record, suite, curve))
   files.write_atomic(path, out.getvalue())
   if model_dirs:
     hparams.write_experiment(output_dir, model_dirs)

@@ -6,23 +6,27 @@ SHA-256 of its `config.gin`, its hyper-parameters (those of its HParams session,
 batch) and its final evaluation, `{split: {rate, distortion, elbo, beta, num_examples}}` in
 nats per example. `evaluate` writes `model_dir/evaluation.json`,
 `{split: record}` (the whole-split R, D and ELBO and the information suite), one record
-per split evaluated, a new evaluation of a split replacing its record. Both are strict
-JSON written atomically and read by `files.read_json`: a record that is cut short, garbled
-or of the wrong shape is a `UserError` naming it.
+per split evaluated, a new evaluation of a split replacing its record. `rd_curve` writes
+`model_dir/rd_curve.json`, `{split: record}` (the AIS rate-distortion curve of the run's
+decoder and marginal, `evaluation.rd_curve`), a split's record replaced only when asked.
+All are strict JSON written atomically and read by `files.read_json`: a record that is cut
+short, garbled or of the wrong shape is a `UserError` naming it.
 
 `is_finished(model_dir)` is the one answer to whether a run is finished: every tool (the
 sweep, the LiBI table, `plot`, the results scripts) asks it, and reads the numbers from
-these two files only. An attempt that starts again removes `run.json` first, and a failed
+these files only. An attempt that starts again removes `run.json` first, and a failed
 attempt leaves `failed.json` (`run_dir.failure_record`).
 """
 
 import hashlib
 import os
 
+from brokenelbo import errors
 from brokenelbo.utils import files
 
 RUN_RECORD = 'run.json'
 EVALUATION_RECORD = 'evaluation.json'
+RD_CURVE_RECORD = 'rd_curve.json'
 
 
 def config_digest(config_text):
@@ -34,6 +38,7 @@ def config_digest(config_text):
 RUN_SCHEMA = {'step': files.NUMBER, 'hparams': {},
               'metrics': {str: {str: files.NUMBER_OR_NULL}}}
 EVALUATION_SCHEMA = {str: {'step': files.NUMBER}}
+RD_CURVE_SCHEMA = {str: {'step': files.NUMBER, 'split': str}}
 
 
 def write_run_record(model_dir, step, epoch, metrics, config_text, hparams=None):
@@ -103,3 +108,43 @@ def write_evaluation(model_dir, split, record):
   evaluations[split] = record
   files.write_atomic(os.path.join(model_dir, EVALUATION_RECORD),
                      files.to_json(evaluations, indent=2) + '\n')
+
+
+def read_rd_curves(model_dir):
+  """`{split: record}` of `rd_curve`'s records in `model_dir` (empty if none).
+
+  Raises:
+    UserError: as `read_run_record`, for `rd_curve.json` (`RD_CURVE_SCHEMA`).
+  """
+  return files.read_json(os.path.join(model_dir, RD_CURVE_RECORD), 'rate-distortion curve '
+                         'record', RD_CURVE_SCHEMA, missing_ok=True) or {}
+
+
+def write_rd_curve(model_dir, split, record):
+  """Records `rd_curve`'s `record` of `split` in `model_dir/rd_curve.json`, beside the
+  other splits' records. The caller holds the run's lock (`run_dir.RunLock`) and has
+  decided that an earlier record of `split` may be replaced."""
+  curves = read_rd_curves(model_dir)
+  curves[split] = record
+  files.write_atomic(os.path.join(model_dir, RD_CURVE_RECORD),
+                     files.to_json(curves, indent=2) + '\n')
+
+
+def check_rd_curve_absent(model_dir, split, overwrite):
+  """Raises `UserError` if `model_dir/rd_curve.json` holds a record of `split`, unless
+  `overwrite`: a curve takes hours, and is not replaced unasked."""
+  curve = read_rd_curves(model_dir).get(split)
+  if curve is not None and not overwrite:
+    raise errors.UserError(f'{os.path.join(model_dir, RD_CURVE_RECORD)} holds the {split} '
+                           f"split's curve (step {curve['step']}); pass --overwrite to "
+                           'replace it')
+
+
+def final_rd_curve(model_dir, split):
+  """`rd_curve`'s record of `split` if the run is finished and the record was made at the
+  step it finished (`run.json`); `None` otherwise (no record, or one of an earlier step)."""
+  record = read_run_record(model_dir)
+  curve = read_rd_curves(model_dir).get(split)
+  if record is None or curve is None or curve.get('step') != record['step']:
+    return None
+  return curve
