@@ -1,10 +1,12 @@
-r"""Figures 3, 4 and 5 of the paper, and the information picture, from a sweep's results CSV
-(`visualize.rd_plane`, `visualize.grids`, `visualize.information`).
+r"""Figures 3, 4, 5 and 6 of the paper, and the information picture, from a sweep's results
+CSV (`visualize.rd_plane`, `visualize.grids`, `visualize.information`).
 
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --split=train --pdf
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --figure4=-+v:0.1,-+v:1
   python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --figure5=1
+  python -m brokenelbo.plot --results=sweep.csv --output_dir=figures --figure6 \
+      --checkpoints_dir=runs/retrained
 
 `visualize.rd_plane` documents the CSV's columns and each figure. With the test split, the
 runs that carry the sweep's information suite (`experiments.sweep`) are also drawn as
@@ -54,11 +56,19 @@ def select_run(runs, spec):
 
 
 def _with_checkpoint(run, name):
-  """`run`, if its checkpoints are still in its `run_dir` (grids are drawn from them)."""
-  if not os.path.isfile(os.path.join(run.run_dir, 'checkpoint')):
-    raise errors.UserError(f'run {name!r}: no checkpoint in {run.run_dir} (Figure 4 is drawn '
-                           'from the trained model)')
-  return run
+  """`run`, if its checkpoints are still in its `run_dir` (grids are drawn from them), else
+  with the `run_dir` of the same run under `--checkpoints_dir` (`FAMILY/RUN`, where
+  `scripts/retrain_runs.py` puts a run retrained for them), if that one has them."""
+  if os.path.isfile(os.path.join(run.run_dir, 'checkpoint')):
+    return run
+  where = [run.run_dir]
+  if FLAGS.checkpoints_dir:
+    retrained = os.path.join(FLAGS.checkpoints_dir, run.family, os.path.basename(run.run_dir))
+    if os.path.isfile(os.path.join(retrained, 'checkpoint')):
+      return run._replace(run_dir=retrained)
+    where.append(retrained)
+  raise errors.UserError(f'run {name!r}: no checkpoint in {" or ".join(where)} (Figure 4 is '
+                         'drawn from the trained model; scripts/retrain_runs.py retrains it)')
 
 
 def figure5_runs(runs, beta):
@@ -116,6 +126,14 @@ def define_flags():
                      'Draw figure5.png: the Figure 4 grids of every family at this beta '
                      '(no annealing, seed 0), four a row, e.g. --figure5=1 as in the '
                      "paper's Figure 5; needs the runs' checkpoints.")
+  flags.DEFINE_bool('figure6', False,
+                    "Draw figure6.png: the Figure 4 grids of the runs on the CSV's Pareto "
+                    "frontier (the paper's Figure 6), by increasing rate, four a row; needs "
+                    "the runs' checkpoints.")
+  flags.DEFINE_string('checkpoints_dir', None,
+                      'Where runs retrained for their checkpoints are (FAMILY/RUN under it, '
+                      'scripts/retrain_runs.py --output_dir): used for a run whose run_dir '
+                      'has none.')
 
 
 def main(argv):
@@ -150,6 +168,10 @@ def main(argv):
       print(f'note: figure5.png without {", ".join(missing)}: no run at beta '
             f'{FLAGS.figure5:g} without annealing', file=sys.stderr)
     figures['figure5'] = lambda: _figure4(chosen5, columns=4)
+  if FLAGS.figure6:
+    chosen6 = [_with_checkpoint(run, f'{run.family}:{run.beta:g}:{run.anneal:g}')
+               for run in rd_plane.frontier_runs(runs)]
+    figures['figure6'] = lambda: _figure4(chosen6, columns=4)
   written = rd_plane.write_figures(figures, FLAGS.output_dir, suffix=_suffix(),
                                    formats=('png', 'pdf') if FLAGS.pdf else ('png',),
                                    overwrite=FLAGS.overwrite)

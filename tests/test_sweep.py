@@ -33,6 +33,7 @@ from brokenelbo.training import run_record
 from brokenelbo.visualize import grids
 from brokenelbo.visualize import hparams
 from brokenelbo.visualize import information
+from brokenelbo.visualize import rd_plane
 
 # One of the longest modules: it starts before the short ones (conftest.py).
 pytestmark = pytest.mark.first
@@ -450,11 +451,11 @@ def test_grid_skips_annealing_for_other_decoders():
     grid.make_grid(['---'], ['1'], ['0'], '+', ['x'])
 
 
-def test_plot_draws_figures_4_and_5_from_the_runs_of_the_csv(commands, swept):
+def test_plot_draws_figures_4_to_6_from_the_runs_of_the_csv(commands, swept, tmp_path):
   output_dir = os.path.join(swept, 'figures')
   results = os.path.join(swept, 'results.csv')
   result = commands('plot', f'--results={results}', f'--output_dir={output_dir}',
-                '--figure4=---:0.5,---:1:0:0', '--figure5=1')
+                    '--figure4=---:0.5,---:1:0:0', '--figure5=1')
   assert result.returncode == 0, result.stderr[-3000:]
   assert ('note: figure5.png without --+, --v, -+-, -++, -+v, +--, +-+, +-v, ++-, +++, '
           '++v: no run at beta 1 without annealing\n') in result.stderr
@@ -465,6 +466,21 @@ def test_plot_draws_figures_4_and_5_from_the_runs_of_the_csv(commands, swept):
                         ('---', "error: --figure4 entries are FAMILY:BETA[:ANNEAL[:SEED]], "
                                 "got '---'")):
     bad = commands('plot', f'--results={results}', f'--output_dir={output_dir}_bad',
-               f'--figure4={spec}')
+                   f'--figure4={spec}')
     assert bad.returncode == 2 and _errors(bad.stderr) == [message], bad.stderr[-2000:]
     assert not os.path.exists(output_dir + '_bad')
+  # Figure 6 from runs whose checkpoints were not kept where the CSV says (a committed
+  # sweep's), found under --checkpoints_dir (FAMILY/RUN, as scripts/retrain_runs.py puts
+  # them).
+  moved = tmp_path / 'moved.csv'
+  moved.write_text(open(results).read().replace(swept, str(tmp_path / 'committed')))
+  figure6 = ['plot', f'--results={moved}', f'--output_dir={tmp_path / "figures"}',
+             '--figure6']
+  bad = commands(*figure6)
+  first = rd_plane.frontier_runs(rd_plane.read_results(str(moved)))[0]
+  assert bad.returncode == 2 and _errors(bad.stderr) == [
+      f"error: run '---:{first.beta:g}:0': no checkpoint in {first.run_dir} (Figure 4 is "
+      'drawn from the trained model; scripts/retrain_runs.py retrains it)'], bad.stderr
+  result = commands(*figure6, f'--checkpoints_dir={swept}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert os.path.getsize(tmp_path / 'figures' / 'figure6.png') > 1000
