@@ -3,7 +3,8 @@ the same runs.
 
 Each run is trained again by the very training command of its log (`<run>.log`, the first
 `-m brokenelbo.train` line), with only `--model_dir` moved under `--output_dir`; a run
-already there resumes, as `train` does; a run whose checkpoint was kept is left alone. The runs are deterministic (stateless
+begun there resumes, as `train` does, and one finished there (its `run.json`) is only
+compared; a run whose checkpoint was kept is left alone. The runs are deterministic (stateless
 seeds), so the retrained run's final metrics must equal the committed record's up to
 rounding: the script prints the largest difference per run and exits 1 if any exceeds
 `--tolerance`. On the same CPU they are equal; on another CPU, whose kernels round
@@ -94,13 +95,14 @@ def main():
     family, name = run.rstrip('/').split(os.sep)[-2:]
     model_dir = os.path.join(args.output_dir, family, name)
     os.makedirs(os.path.dirname(model_dir), exist_ok=True)
-    with open(model_dir + '.log', 'a') as log:
-      command = training_command(run, model_dir)
-      log.write('# ' + ' '.join(command) + '\n')
-      log.flush()
-      status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
-    if status:
-      raise SystemExit(f'error: {model_dir}: exit status {status}; see {model_dir}.log')
+    if not os.path.exists(os.path.join(model_dir, 'run.json')):  # Else retrained before.
+      with open(model_dir + '.log', 'a') as log:
+        command = training_command(run, model_dir)
+        log.write('# ' + ' '.join(command) + '\n')
+        log.flush()
+        status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
+      if status:
+        raise SystemExit(f'error: {model_dir}: exit status {status}; see {model_dir}.log')
     with open(os.path.join(run, 'run.json')) as f, \
         open(os.path.join(model_dir, 'run.json')) as g:
       difference = largest_difference(json.load(f), json.load(g))
