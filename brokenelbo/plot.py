@@ -28,6 +28,7 @@ from absl import flags
 import gin
 
 from brokenelbo import errors
+from brokenelbo.training import run_record
 from brokenelbo.utils import cli
 from brokenelbo.utils import files
 from brokenelbo.visualize import information
@@ -57,15 +58,18 @@ def select_run(runs, spec):
 
 def _with_checkpoint(run, name):
   """`run`, if its checkpoints are still in its `run_dir` (grids are drawn from them), else
-  with the `run_dir` of the same run under `--checkpoints_dir` (`FAMILY/RUN`, where
-  `scripts/retrain_runs.py` puts a run retrained for them), if that one has them."""
+  the same run under `--checkpoints_dir` (`FAMILY/RUN`, where `scripts/retrain_runs.py`
+  puts a run retrained for them), if that one has them: its `run_dir`, and its own R and D
+  (from its record; on another CPU a retrained run ends a little apart)."""
   if os.path.isfile(os.path.join(run.run_dir, 'checkpoint')):
     return run
   where = [run.run_dir]
   if FLAGS.checkpoints_dir:
     retrained = os.path.join(FLAGS.checkpoints_dir, run.family, os.path.basename(run.run_dir))
     if os.path.isfile(os.path.join(retrained, 'checkpoint')):
-      return run._replace(run_dir=retrained)
+      metrics = run_record.read_run_record(retrained)['metrics'][FLAGS.split]
+      return run._replace(run_dir=retrained, rate=metrics['rate'],
+                          distortion=metrics['distortion'])
     where.append(retrained)
   raise errors.UserError(f'run {name!r}: no checkpoint in {" or ".join(where)} (Figure 4 is '
                          'drawn from the trained model; scripts/retrain_runs.py retrains it)')
