@@ -15,6 +15,12 @@ For each family at its batch sizes (`train.batch_size`, `train.eval_batch_size`)
   FLOPs and FLOP utilisation against the training step's; its first call timed apart;
 - with `--suite`, the extrapolated seconds of the whole information suite, and of
   NLL_5000, on the 10,000-image test split;
+- AIS's rate-distortion curve (`statistics.ais`, Huang et al. 2020) on `--ais_chains`
+  chains of each of `--ais_images` training images: `--ais_transitions` transitions of
+  `--ais_leapfrog_steps` leapfrog steps timed in alternation with one bare evaluation of
+  log m(z), log d(x|z) and their gradients for the same chains and images (a leapfrog
+  step's work), the time per leapfrog step and per image-chain-distribution, its ratio to
+  the bare evaluation, and its FLOP utilisation against the training step's;
 - the input pipeline's images/s on its own.
 Every time is the median of `--repeats` timings after `--warmup` untimed calls. Each
 measure and its exceptions in full: docs/methods.md.
@@ -22,6 +28,8 @@ measure and its exceptions in full: docs/methods.md.
 #### References
 
 [1] Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
+[2] Huang, Makhzani, Cao, Grosse. Evaluating lossy compression rates of deep generative
+    models. ICML 2020.
 """
 
 import os
@@ -37,6 +45,7 @@ from brokenelbo import data
 from brokenelbo.evaluation import suite
 from brokenelbo.experiments import bench
 from brokenelbo.models import families
+from brokenelbo.statistics import ais
 from brokenelbo.statistics import information
 from brokenelbo.training import restore
 from brokenelbo.utils import cli
@@ -66,6 +75,13 @@ flags.DEFINE_integer('iw_samples_per_chunk', information.DEFAULT_SAMPLES_PER_CHU
                      'Its draws per example per chunk call (its proposal and marginal see '
                      'information_suite.batch_size times this many latents at once).',
                      lower_bound=1)
+flags.DEFINE_integer('ais_images', 8, 'Images of the timed AIS transitions (0: not measured).',
+                     lower_bound=0)
+flags.DEFINE_integer('ais_chains', 4, 'Their chains per image.', lower_bound=2)
+flags.DEFINE_integer('ais_transitions', 2, 'Their transitions (distributions) per timed call.',
+                     lower_bound=1)
+flags.DEFINE_integer('ais_leapfrog_steps', ais.DEFAULT_NUM_LEAPFROG_STEPS,
+                     'Their leapfrog steps per transition.', lower_bound=1)
 flags.DEFINE_bool('suite', True, 'Also time the rest of the information suite and '
                   'extrapolate the whole suite\'s seconds on the test split.')
 cli.define_gin_flags()
@@ -84,7 +100,8 @@ def main(argv):
       gin_files=FLAGS.gin_file, gin_bindings=FLAGS.gin_bindings,
       settings={name: FLAGS[name].value for name in (
           'steps', 'repeats', 'warmup', 'eval_batches', 'num_samples', 'naive_repeats',
-          'iw_examples', 'iw_num_samples', 'iw_samples_per_chunk', 'suite')},
+          'iw_examples', 'iw_num_samples', 'iw_samples_per_chunk', 'suite', 'ais_images',
+          'ais_chains', 'ais_transitions', 'ais_leapfrog_steps')},
       matmul_peak_flops=bench.matmul_peak_flops(), families={})
   for family in FLAGS.families:
     gin.clear_config()  # Each family's config alone.
@@ -101,12 +118,16 @@ def main(argv):
         iw_examples=FLAGS.iw_examples, iw_num_samples=FLAGS.iw_num_samples,
         iw_batch_size=suite_arguments['batch_size'],
         iw_samples_per_chunk=FLAGS.iw_samples_per_chunk,
-        suite_arguments=suite_arguments if FLAGS.suite else None)
+        suite_arguments=suite_arguments if FLAGS.suite else None,
+        ais_images=FLAGS.ais_images, ais_chains=FLAGS.ais_chains,
+        ais_transitions=FLAGS.ais_transitions, ais_leapfrog_steps=FLAGS.ais_leapfrog_steps)
     results['families'][family] = result
     logging.info('%s: %s', family, files.to_json(result))
     print(bench.summary_line(family, result, FLAGS.num_samples), flush=True)
     if FLAGS.suite:
       print(bench.suite_line(family, result), flush=True)
+    if FLAGS.ais_images:
+      print(bench.ais_line(family, result), flush=True)
   batch_size = max(r['batch_size'] for r in results['families'].values())
   results['pipeline_images_per_second'] = bench.pipeline_images_per_second(
       images, batch_size, FLAGS.repeats, FLAGS.warmup)

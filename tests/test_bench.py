@@ -1,5 +1,5 @@
-"""Tests of `experiments.bench`: FLOP counts of loops and of the importance-weighted bound,
-and the bound's timing fields, on the `---` family under `configs/smoke.gin`."""
+"""Tests of `experiments.bench`: FLOP counts of loops, of the importance-weighted bound and of
+an AIS transition, and their timing fields, on the `---` family under `configs/smoke.gin`."""
 
 import gin
 import numpy as np
@@ -88,6 +88,62 @@ def test_benchmark_family_times_the_bound(vae):
   line = bench.summary_line('---', result, 2)
   assert (f"IW bound {result['iw_decoder_passes_per_second']:.0f} decoder passes/s "
           '(6 examples x K=4, ') in line
+
+
+def _decoder_gradient_flops(vae):
+  """`step_flops` of log d(x|z) + log m(z) and its gradient with respect to z, traced alone
+  on one latent and image."""
+  marginal = vae.marginal_distribution()
+
+  def log_density_gradient(z, x):
+    with tf.GradientTape() as tape:
+      tape.watch(z)
+      log_density = vae.decoder(z).log_prob(x) + marginal.log_prob(z)
+    return tape.gradient(log_density, z)
+
+  return bench.step_flops(tf.function(log_density_gradient).get_concrete_function(
+      tf.TensorSpec([1, vae.latent_size]), tf.TensorSpec([1, *IMAGE_SHAPE])).graph)
+
+
+def test_ais_transition_flops_are_a_decoder_gradient_per_leapfrog_step_and_chain(vae):
+  per_latent = _decoder_gradient_flops(vae)
+  assert per_latent > 0
+  # 3 chains of 2 images, 4 leapfrog steps: each step one forward and gradient per latent.
+  assert bench.ais_transition_flops(vae, IMAGE_SHAPE, 3, 2, 4) == 4 * 3 * 2 * per_latent
+
+
+def test_benchmark_family_times_ais(vae):
+  settings = restore.run_settings(CONFIG)
+  result = bench.benchmark_family(
+      settings, data.static_mnist('test')[:64], steps=1, repeats=1, warmup=0, xla=False,
+      eval_batches=1, num_samples=2, naive_repeats=0, peak_flops=1e11, iw_examples=2,
+      iw_num_samples=1, iw_batch_size=2, ais_images=3, ais_chains=2, ais_transitions=2,
+      ais_leapfrog_steps=3)
+  assert (result['ais_chains'], result['ais_images'], result['ais_transitions'],
+          result['ais_leapfrog_steps']) == (2, 3, 2, 3)
+  assert result['ais_seconds'] > 0 and result['ais_evaluate_seconds'] > 0
+  # The timed call's median over its 2 x 3 leapfrog steps, and over its 2 transitions of
+  # 2 chains of 3 images.
+  np.testing.assert_allclose(result['ais_leapfrog_seconds'], result['ais_seconds'] / 6,
+                             rtol=1e-12)
+  np.testing.assert_allclose(result['ais_seconds_per_image_chain_distribution'],
+                             result['ais_seconds'] / 12, rtol=1e-12)
+  np.testing.assert_allclose(result['ais_leapfrog_to_evaluate'],
+                             result['ais_seconds'] / 6 / result['ais_evaluate_seconds'],
+                             rtol=1e-12)
+  assert result['ais_leapfrog_flops'] == 2 * 3 * _decoder_gradient_flops(vae)
+  np.testing.assert_allclose(result['ais_flop_utilization'],
+                             6 * result['ais_leapfrog_flops'] / result['ais_seconds'] / 1e11,
+                             rtol=1e-12)
+  np.testing.assert_allclose(result['ais_to_train_utilization'],
+                             result['ais_flop_utilization'] / result['train_flop_utilization'],
+                             rtol=1e-12)
+  line = bench.ais_line('---', result)
+  assert line.startswith('---\tAIS 2 chains x 3 images, 2 transitions x 3 leapfrog steps: ')
+  assert f"{1. / result['ais_leapfrog_to_evaluate']:.0%} of the speed of the bare" in line
+  with pytest.raises(errors.UserError, match='AIS is timed on 65 images, more than the 64'):
+    bench.benchmark_family(settings, data.static_mnist('test')[:64], steps=1, repeats=1,
+                           warmup=0, iw_examples=2, ais_images=65)
 
 
 def test_suite_seconds_extrapolate_the_timed_calls(vae):

@@ -34,6 +34,7 @@ from brokenelbo import errors
 from brokenelbo.data import pipeline
 from brokenelbo.data.mnist import IMAGE_SHAPE  # pylint: disable=g-importing-member
 from brokenelbo.models import layers
+from brokenelbo.statistics import ais
 from brokenelbo.statistics import elbo
 from brokenelbo.statistics import information
 from brokenelbo.training import step as step_lib
@@ -444,12 +445,104 @@ def _importance_weighted_result(vae, seconds, first_call_seconds, iw_examples,
               iw_flops=iw_flops, iw_flops_per_second=iw_flops / seconds)
 
 
+def ais_transition_flops(vae, example_shape, num_chains, num_images, num_leapfrog_steps):
+  """FLOPs of one AIS transition of `statistics.ais` (one HMC step of `num_leapfrog_steps`
+  leapfrog steps, each one evaluation of log m(z), log d(x|z) and their gradients) for
+  `num_chains` chains of each of `num_images` images, counted from its graph at static
+  shapes as `step_flops` counts the training step's.
+
+  The chains' state carries both gradients from the previous step, so the count is
+  `num_leapfrog_steps` x chains x images passes of the decoder forward and back to z.
+  """
+  decoder, marginal = vae.decoder, vae.marginal_distribution()
+  latent = [num_chains, num_images, vae.latent_size]
+  per_chain = [num_chains, num_images]
+  # pylint: disable=protected-access
+
+  def transition(x, point, step_size, seed):
+    evaluate = lambda z: ais._evaluate(decoder, marginal, x, z)
+    return ais._hmc_step(evaluate, point, 1., step_size, seed, num_leapfrog_steps)
+
+  point = ais._Point(*(tf.TensorSpec(shape) for shape in (
+      latent, per_chain, per_chain, latent, latent)))
+  # pylint: enable=protected-access
+  graph = tf.function(transition, autograph=False).get_concrete_function(
+      tf.TensorSpec([num_chains * num_images, *example_shape]), point,
+      tf.TensorSpec([num_images]), tf.TensorSpec([2], tf.int32)).graph
+  return step_flops(graph)
+
+
+def _check_counts(images, iw_batch_size, iw_examples, ais_images):
+  """Raises `errors.UserError` for counts that `benchmark_family` cannot time."""
+  if iw_batch_size < 1:
+    raise errors.UserError(f'the importance-weighted bound needs a batch size >= 1, got '
+                           f'{iw_batch_size}')
+  if iw_examples > images.shape[0]:
+    raise errors.UserError(f'the importance-weighted bound is timed on {iw_examples} '
+                           f'examples, more than the {images.shape[0]} given')
+  if ais_images > images.shape[0]:
+    raise errors.UserError(f'AIS is timed on {ais_images} images, more than the '
+                           f'{images.shape[0]} given')
+
+
+def _ais_calls(vae, images, num_chains, num_images, num_transitions, num_leapfrog_steps):
+  """Two calls, traced now: `num_transitions` transitions of `statistics.ais`'s compiled
+  annealing loop for `num_chains` chains of each of the first `num_images` of `images`,
+  from the same chains at z ~ m(z) each call, at the initial step size; and one bare
+  evaluation, compiled alone, of log m, log d and their gradients at those chains' latents,
+  the work of a leapfrog step."""
+  decoder, marginal = vae.decoder, vae.marginal_distribution()
+  # pylint: disable=protected-access
+  sampler = ais._sampler(num_chains, 1, num_leapfrog_steps, ais.DEFAULT_TARGET_ACCEPTANCE,
+                         ais.DEFAULT_INITIAL_STEP_SIZE)
+  annealer = ais._Annealer(decoder, marginal, sampler, adapt=False)
+  x = tf.constant(np.asarray(images[:num_images], np.float32))
+  chains = annealer.start_from_marginal(x, tf.constant([0, 0], tf.int32))
+  schedule = np.linspace(0., 1., num_transitions + 1)
+  step_sizes = np.full([num_transitions, x.shape[0]], ais.DEFAULT_INITIAL_STEP_SIZE)
+  seed, x_tiled = tf.constant([0, 1], tf.int32), ais._tile(x, num_chains)
+  evaluate = tf.function(lambda z: ais._evaluate(decoder, marginal, x_tiled, z),
+                         autograph=False)
+  # pylint: enable=protected-access
+  calls = (lambda: annealer.run(x, chains, schedule, [num_transitions], seed, step_sizes),
+           lambda: evaluate(chains.point.z).grad_d.numpy())
+  for call in calls:
+    call()
+  return calls
+
+
+def _ais_result(vae, seconds, evaluate_seconds, num_chains, num_images, num_transitions,
+                num_leapfrog_steps, peak_flops, train_flops_per_second):
+  """AIS's settings, time per leapfrog step and per image-chain-distribution, its ratio to
+  the bare evaluation's `evaluate_seconds`, and FLOPs and their utilization (against the
+  peak and the training step's), from the median `seconds` of a call of `_ais_calls`."""
+  leapfrog_steps = num_transitions * num_leapfrog_steps
+  transition_flops = ais_transition_flops(vae, IMAGE_SHAPE, num_chains, num_images,
+                                          num_leapfrog_steps)
+  result = dict(ais_chains=num_chains, ais_images=num_images,
+                ais_transitions=num_transitions, ais_leapfrog_steps=num_leapfrog_steps,
+                ais_seconds=seconds, ais_leapfrog_seconds=seconds / leapfrog_steps,
+                ais_seconds_per_image_chain_distribution=(
+                    seconds / (num_transitions * num_chains * num_images)),
+                ais_evaluate_seconds=evaluate_seconds,
+                ais_leapfrog_to_evaluate=seconds / leapfrog_steps / evaluate_seconds,
+                ais_leapfrog_flops=transition_flops // num_leapfrog_steps,
+                ais_flops_per_second=num_transitions * transition_flops / seconds)
+  if peak_flops:
+    result['ais_flop_utilization'] = result['ais_flops_per_second'] / peak_flops
+  # The ratio of the two utilizations: the peak cancels.
+  result['ais_to_train_utilization'] = (result['ais_flops_per_second']
+                                        / train_flops_per_second)
+  return result
+
+
 def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
                      eval_batches=10, num_samples=100, naive_repeats=1, peak_flops=None,
                      reference_convolutions=False, iw_examples=100, iw_num_samples=10,
                      iw_batch_size=information.DEFAULT_BATCH_SIZE,
                      iw_samples_per_chunk=information.DEFAULT_SAMPLES_PER_CHUNK,
-                     suite_arguments=None):
+                     suite_arguments=None, ais_images=0, ais_chains=4, ais_transitions=2,
+                     ais_leapfrog_steps=ais.DEFAULT_NUM_LEAPFROG_STEPS):
   """Measures the run of `settings` (`restore.run_settings`) at its batch sizes; see
   `bench`'s docstring.
 
@@ -457,24 +550,25 @@ def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
   `iw_num_samples`, `iw_batch_size` examples per batch and `iw_samples_per_chunk` draws per
   chunk, timed in alternation with the training step. With `suite_arguments`
   (`information_suite`'s), the rest of the suite is timed too
-  (`information_suite_seconds`).
+  (`information_suite_seconds`). With `ais_images` > 0, `ais_transitions` AIS transitions
+  of `ais_leapfrog_steps` leapfrog steps for `ais_chains` chains of each of the first
+  `ais_images` images, and one bare evaluation of a leapfrog step's work, are timed in the
+  same alternation (`_ais_calls`).
   """
   batch_size, eval_batch_size = settings['batch_size'], settings['eval_batch_size']
-  if iw_batch_size < 1:
-    raise errors.UserError(f'the importance-weighted bound needs a batch size >= 1, got '
-                           f'{iw_batch_size}')
-  if iw_examples > images.shape[0]:
-    raise errors.UserError(f'the importance-weighted bound is timed on {iw_examples} '
-                           f'examples, more than the {images.shape[0]} given')
+  _check_counts(images, iw_batch_size, iw_examples, ais_images)
   variants, trainer = _training_variants(settings, images, steps, xla,
                                          reference_convolutions)
   vae = trainer.vae
   bound = _importance_weighted_call(vae, images[:iw_examples], iw_num_samples, iw_batch_size,
                                     iw_samples_per_chunk)
   iw_first_call = _seconds(bound)  # Compiles its chunk, as every call of the bound does.
-  # Every variant and the bound timed in alternation (see `interleaved_median_seconds`).
-  seconds = dict(zip([*variants, 'iw'], interleaved_median_seconds(
-      [*variants.values(), bound], repeats, warmup)))
+  calls = {**variants, 'iw': bound}
+  ais_counts = (ais_chains, ais_images, ais_transitions, ais_leapfrog_steps)
+  if ais_images:
+    calls['ais'], calls['ais_evaluate'] = _ais_calls(vae, images, *ais_counts)
+  # Every call timed in alternation (see `interleaved_median_seconds`).
+  seconds = dict(zip(calls, interleaved_median_seconds([*calls.values()], repeats, warmup)))
   rates = {name: steps * batch_size / seconds[name] for name in variants}
   result = _training_result(trainer, rates, batch_size, peak_flops)
   result.update(_importance_weighted_result(vae, seconds['iw'], iw_first_call, iw_examples,
@@ -485,6 +579,9 @@ def benchmark_family(settings, images, steps, repeats, warmup, xla=True,
   # The ratio of the two utilizations: the peak cancels.
   result['iw_to_train_utilization'] = (result['iw_flops_per_second']
                                        / result['train_flops_per_second'])
+  if ais_images:
+    result.update(_ais_result(vae, seconds['ais'], seconds['ais_evaluate'], *ais_counts,
+                              peak_flops, result['train_flops_per_second']))
   evaluate = elbo.make_evaluate(vae, eval_batch_size, seed=1)
   eval_images = images[:eval_batches * eval_batch_size]
   result['eval_images_per_second'] = eval_images.shape[0] / median_seconds(
@@ -521,6 +618,23 @@ def summary_line(family, result, num_samples):
              f"{result['iw_to_train_utilization']:.2f}x training's utilization)")
   if 'suite_seconds' in result:
     line += f" | suite ~{result['suite_seconds']:.0f} s"
+  return line
+
+
+def ais_line(family, result):
+  """AIS's speed in `result` (`benchmark_family`'s, timed with `ais_images`): per leapfrog
+  step and per image-chain-distribution, against the bare forward and gradient of the
+  same chains and images, and its FLOP utilization against the training step's."""
+  line = (f"{family}\tAIS {result['ais_chains']} chains x {result['ais_images']} images, "
+          f"{result['ais_transitions']} transitions x {result['ais_leapfrog_steps']} "
+          f"leapfrog steps: {1e3 * result['ais_leapfrog_seconds']:.1f} ms per leapfrog "
+          f"step, {1e3 * result['ais_seconds_per_image_chain_distribution']:.2f} ms per "
+          f"image-chain-distribution; {1. / result['ais_leapfrog_to_evaluate']:.0%} of the "
+          f"speed of the bare log m, log d and gradients "
+          f"({1e3 * result['ais_evaluate_seconds']:.1f} ms)")
+  if 'ais_flop_utilization' in result:
+    line += (f"; {result['ais_flop_utilization']:.1%} of peak against "
+             f"{result['train_flop_utilization']:.1%} for the training step")
   return line
 
 

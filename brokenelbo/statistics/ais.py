@@ -440,8 +440,11 @@ def _hmc_step(evaluate, point, beta, step_size, seed, num_leapfrog_steps):
     kick = tf.where(tf.equal(i, num_leapfrog_steps - 1), .5, 1.)
     return i + 1, new, p + tf.cast(kick, size.dtype) * size * gradient(new)
 
+  # A static trip count, so that a count of a transition's FLOPs from its graph can multiply
+  # the loop's body by it (the benchmark's).
   _, proposal, p = tf.while_loop(lambda i, *_: i < num_leapfrog_steps, leapfrog,
-                                 (0, point, momentum + .5 * size * gradient(point)))
+                                 (0, point, momentum + .5 * size * gradient(point)),
+                                 maximum_iterations=num_leapfrog_steps)
 
   def energy(pt, p):
     return -(pt.log_m + beta * pt.log_d) + .5 * tf.reduce_sum(tf.square(p), axis=-1)
