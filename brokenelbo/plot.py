@@ -38,7 +38,7 @@ from brokenelbo.visualize import rd_plane
 FLAGS = flags.FLAGS
 
 
-def select_run(runs, spec):
+def select_run(runs, spec, checkpoints_dir=None, split='test'):
   """The run named by `spec`, 'FAMILY:BETA[:ANNEAL[:SEED]]' (anneal and seed default 0),
   whose checkpoints must still be in its `run_dir`."""
   parts = spec.split(':')
@@ -53,21 +53,21 @@ def select_run(runs, spec):
              (family, beta, anneal, seed)]
   if not matches:
     raise errors.UserError(f'no run {spec!r} in the results')
-  return _with_checkpoint(matches[0], spec)
+  return _with_checkpoint(matches[0], spec, checkpoints_dir, split)
 
 
-def _with_checkpoint(run, name):
+def _with_checkpoint(run, name, checkpoints_dir=None, split='test'):
   """`run`, if its checkpoints are still in its `run_dir` (grids are drawn from them), else
-  the same run under `--checkpoints_dir` (`FAMILY/RUN`, where `scripts/retrain_runs.py`
-  puts a run retrained for them), if that one has them: its `run_dir`, and its own R and D
-  (from its record; on another CPU a retrained run ends a little apart)."""
+  the same run under `checkpoints_dir` (`FAMILY/RUN`, where `scripts/retrain_runs.py` puts
+  a run retrained for them), if that one has them: its `run_dir`, and its own R and D on
+  `split` (from its record; on another CPU a retrained run ends a little apart)."""
   if os.path.isfile(os.path.join(run.run_dir, 'checkpoint')):
     return run
   where = [run.run_dir]
-  if FLAGS.checkpoints_dir:
-    retrained = os.path.join(FLAGS.checkpoints_dir, run.family, os.path.basename(run.run_dir))
+  if checkpoints_dir:
+    retrained = os.path.join(checkpoints_dir, run.family, os.path.basename(run.run_dir))
     if os.path.isfile(os.path.join(retrained, 'checkpoint')):
-      metrics = run_record.read_run_record(retrained)['metrics'][FLAGS.split]
+      metrics = run_record.read_run_record(retrained)['metrics'][split]
       return run._replace(run_dir=retrained, rate=metrics['rate'],
                           distortion=metrics['distortion'])
     where.append(retrained)
@@ -75,15 +75,15 @@ def _with_checkpoint(run, name):
                          'drawn from the trained model; scripts/retrain_runs.py retrains it)')
 
 
-def figure5_runs(runs, beta):
+def figure5_runs(runs, beta, checkpoints_dir=None, split='test'):
   """The runs of Figure 5 (Appendix A: every family at one beta, no annealing, seed 0), in
   the order of `families.FAMILIES`, and the families that have no such run."""
   from brokenelbo.models import families  # pylint: disable=g-import-not-at-top
   by_family = {run.family: run for run in runs
                if (run.beta, run.anneal, run.seed) == (beta, 0., 0)}
   missing = [f for f in families.FAMILIES if f not in by_family]
-  chosen = [_with_checkpoint(by_family[f], f'{f}:{beta:g}') for f in families.FAMILIES
-            if f in by_family]
+  chosen = [_with_checkpoint(by_family[f], f'{f}:{beta:g}', checkpoints_dir, split)
+            for f in families.FAMILIES if f in by_family]
   if not chosen:
     raise errors.UserError(f'--figure5: no run at beta {beta:g} without annealing in the results')
   return chosen, missing
@@ -164,16 +164,18 @@ def main(argv):
           f'rate-distortion curve of the {FLAGS.split} split recorded at its final step '
           '(python -m brokenelbo.rd_curve records one)', file=sys.stderr)
   if FLAGS.figure4:  # Checked before anything is written, like every figure.
-    chosen = [select_run(runs, spec) for spec in FLAGS.figure4]
+    chosen = [select_run(runs, spec, FLAGS.checkpoints_dir, FLAGS.split)
+              for spec in FLAGS.figure4]
     figures['figure4'] = lambda: _figure4(chosen)
   if FLAGS.figure5 is not None:
-    chosen5, missing = figure5_runs(runs, FLAGS.figure5)
+    chosen5, missing = figure5_runs(runs, FLAGS.figure5, FLAGS.checkpoints_dir, FLAGS.split)
     if missing:
       print(f'note: figure5.png without {", ".join(missing)}: no run at beta '
             f'{FLAGS.figure5:g} without annealing', file=sys.stderr)
     figures['figure5'] = lambda: _figure4(chosen5, columns=4)
   if FLAGS.figure6:
-    chosen6 = [_with_checkpoint(run, f'{run.family}:{run.beta:g}:{run.anneal:g}')
+    chosen6 = [_with_checkpoint(run, f'{run.family}:{run.beta:g}:{run.anneal:g}',
+                                FLAGS.checkpoints_dir, FLAGS.split)
                for run in rd_plane.frontier_runs(runs)]
     figures['figure6'] = lambda: _figure4(chosen6, columns=4)
   written = rd_plane.write_figures(figures, FLAGS.output_dir, suffix=_suffix(),
