@@ -56,11 +56,17 @@ def evaluate_run(run, model_dir, split='test', num_z_samples=1, batch_size=500,
     record = dict(step=run.step, epoch=run.step / run.steps_per_epoch, split=split,
                   num_examples=int(images.shape[0]), num_z_samples=num_z_samples, **result)
     run_record.write_evaluation(model_dir, split, record)
-    writer = tf.summary.create_file_writer(model_dir)
-    summaries.scalar_summaries(writer, run.step, f'evaluate/{split}', {
-        name: value for name, value in result.items() if isinstance(value, (int, float))})
-    writer.close()
+    write_scalars(model_dir, run.step, f'evaluate/{split}', result)
   return record
+
+
+def write_scalars(model_dir, step, tag, result):
+  """The numbers of `result` as TensorBoard scalars `<tag>/<name>` at `step` in
+  `model_dir`."""
+  writer = tf.summary.create_file_writer(model_dir)
+  summaries.scalar_summaries(writer, step, tag, {
+      name: value for name, value in result.items() if isinstance(value, (int, float))})
+  writer.close()
 
 
 def evaluation_images(run, split, max_examples=None):

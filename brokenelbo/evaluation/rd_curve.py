@@ -35,7 +35,6 @@ from brokenelbo.statistics import ais
 from brokenelbo.statistics import elbo
 from brokenelbo.training import run_dir
 from brokenelbo.training import run_record
-from brokenelbo.training import summaries
 
 
 def _key(name, beta):
@@ -168,8 +167,5 @@ def record_rd_curve(run, model_dir, split='test', overwrite=False, max_examples=
     record = dict(step=run.step, epoch=run.step / run.steps_per_epoch, split=split,
                   num_examples=int(images.shape[0]), **result)
     run_record.write_rd_curve(model_dir, split, record)
-    writer = tf.summary.create_file_writer(model_dir)
-    summaries.scalar_summaries(writer, run.step, f'rd_curve/{split}', {
-        name: value for name, value in result.items() if isinstance(value, (int, float))})
-    writer.close()
+    evaluate_run.write_scalars(model_dir, run.step, f'rd_curve/{split}', result)
   return record

@@ -84,11 +84,16 @@ def is_finished(model_dir):
 def final_evaluation(model_dir, split):
   """`evaluate`'s record of `split` if the run is finished and the record was made at the
   step it finished (`run.json`); `None` otherwise (no record, or one of an earlier step)."""
+  return _at_final_step(model_dir, read_evaluations(model_dir).get(split))
+
+
+def _at_final_step(model_dir, split_record):
+  """`split_record` if the run is finished and it was made at the step the run finished;
+  `None` otherwise."""
   record = read_run_record(model_dir)
-  evaluation = read_evaluations(model_dir).get(split)
-  if record is None or evaluation is None or evaluation.get('step') != record['step']:
+  if record is None or split_record is None or split_record.get('step') != record['step']:
     return None
-  return evaluation
+  return split_record
 
 
 def read_evaluations(model_dir):
@@ -104,10 +109,14 @@ def read_evaluations(model_dir):
 def write_evaluation(model_dir, split, record):
   """Records `evaluate`'s `record` of `split` in `model_dir/evaluation.json`, replacing
   that split's earlier record. The caller holds the run's lock (`run_dir.RunLock`)."""
-  evaluations = read_evaluations(model_dir)
-  evaluations[split] = record
-  files.write_atomic(os.path.join(model_dir, EVALUATION_RECORD),
-                     files.to_json(evaluations, indent=2) + '\n')
+  _write_split(model_dir, EVALUATION_RECORD, read_evaluations(model_dir), split, record)
+
+
+def _write_split(model_dir, name, records, split, record):
+  """Writes `records` (`{split: record}`, read from `model_dir/name`) with `split`'s
+  replaced by `record`, atomically."""
+  records[split] = record
+  files.write_atomic(os.path.join(model_dir, name), files.to_json(records, indent=2) + '\n')
 
 
 def read_rd_curves(model_dir):
@@ -124,10 +133,7 @@ def write_rd_curve(model_dir, split, record):
   """Records `rd_curve`'s `record` of `split` in `model_dir/rd_curve.json`, beside the
   other splits' records. The caller holds the run's lock (`run_dir.RunLock`) and has
   decided that an earlier record of `split` may be replaced."""
-  curves = read_rd_curves(model_dir)
-  curves[split] = record
-  files.write_atomic(os.path.join(model_dir, RD_CURVE_RECORD),
-                     files.to_json(curves, indent=2) + '\n')
+  _write_split(model_dir, RD_CURVE_RECORD, read_rd_curves(model_dir), split, record)
 
 
 def check_rd_curve_absent(model_dir, split, overwrite):
@@ -143,8 +149,4 @@ def check_rd_curve_absent(model_dir, split, overwrite):
 def final_rd_curve(model_dir, split):
   """`rd_curve`'s record of `split` if the run is finished and the record was made at the
   step it finished (`run.json`); `None` otherwise (no record, or one of an earlier step)."""
-  record = read_run_record(model_dir)
-  curve = read_rd_curves(model_dir).get(split)
-  if record is None or curve is None or curve.get('step') != record['step']:
-    return None
-  return curve
+  return _at_final_step(model_dir, read_rd_curves(model_dir).get(split))
