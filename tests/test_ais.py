@@ -127,14 +127,14 @@ class _BernoulliVAE(_Bernoulli):
   `rd_curve.rd_curve_suite` takes."""
 
   def encoder(self, x):
-    del x
-    return tfd.MultivariateNormalDiag(loc=[0.3], scale_diag=[0.5])
+    loc = tf.fill([tf.shape(x)[0], 1], 0.3)  # One distribution per example, as the VAE's.
+    return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.fill(tf.shape(loc), 0.5))
 
   def marginal_distribution(self):
     return self.marginal
 
   def rate_distortion(self, x, seed):
-    z, log_e = self.encoder(x).experimental_sample_and_log_prob(tf.shape(x)[:1], seed=seed)
+    z, log_e = self.encoder(x).experimental_sample_and_log_prob(seed=seed)
     return log_e - self.marginal.log_prob(z), -self.decoder(z).log_prob(x)
 
 
@@ -302,6 +302,19 @@ def test_rd_curve_suite():
       tolerance = SIGMAS * result[key + '_stderr'] + ALLOWANCE['log_normalizer']
       assert abs(result[key] - exact.mean()) <= tolerance, (key, result[key], exact.mean())
   assert result['ais_nll'] == -result['ais_log_z_b1']
+  # The importance-weighted bounds on the same examples: NLL_1 is the encoder's R + D on the
+  # same draws; NLL_5000 with a proposal of width 0.5 against posteriors of at least 0.1
+  # is within 0.1 nats of the exact NLL (quadrature); the excess over AIS is paired.
+  exact_nll = -model.exact(chosen, 1.)[0].mean()
+  assert result['nll_k1'] == pytest.approx(
+      result['encoder_rate'] + result['encoder_distortion'], rel=1e-5)
+  assert result['nll_k1'] > result['nll_k100'] > result['nll_k5000']
+  assert abs(result['nll_k5000'] - exact_nll) < .1, (result['nll_k5000'], exact_nll)
+  for k in (1, 100, 5000):
+    assert result[f'nll_k{k}_minus_ais'] == pytest.approx(
+        result[f'nll_k{k}'] - result['ais_nll'], abs=1e-9)
+  # Paired, the spread of log p(x) over the examples cancels (0.13 against 0.84 nats).
+  assert result['nll_k5000_minus_ais_stderr'] < result['nll_k5000_stderr'] / 4
   # The encoder is not the posterior: its R + D exceeds -log p(x) by KL(e(z|x) || p(z|x)),
   # 5.7 nats here on average (quadrature), 3.6 standard errors of its one-draw estimate.
   assert result['encoder_rate'] + result['encoder_distortion'] > result['ais_nll']
@@ -314,3 +327,36 @@ def test_rd_curve_suite():
   assert result['bdmc_gap'] == pytest.approx(result['bdmc_upper'] - result['bdmc_lower'])
   with pytest.raises(errors.UserError, match='rd_curve_suite.num_chains'):
     rd_curve.rd_curve_suite(model, images, seed=10, num_chains=1)
+
+
+def test_rate_gap_bounds_bracket_the_exact_gap(linear):
+  """On the linear model's exact curve (means over 4 images) at four betas, an encoder 2
+  nats above the curve: the bounds bracket 2, meet at a stored point, and say which side of
+  the stored range they cannot bound."""
+  model, images, _ = linear
+  stored = np.array([0.1, 0.5, 1., 3.])
+
+  def point(beta):
+    _, distortion, rate = model.exact(images, beta)
+    return rate.mean(), distortion.mean()
+
+  rate, distortion = np.array([point(b) for b in stored]).T
+
+  def bounds(encoder_rate, encoder_distortion):
+    return rd_curve.rate_gap_bounds(stored[::-1], rate[::-1], distortion[::-1], encoder_rate,
+                                    encoder_distortion)
+
+  for beta in (0.2, 0.7, 2.):  # Between stored points: a strict bracket.
+    exact_rate, exact_distortion = point(beta)
+    lower, upper = bounds(exact_rate + 2., exact_distortion)
+    assert lower < 2. < upper, (beta, lower, upper)
+  exact_rate, exact_distortion = point(1.)
+  np.testing.assert_allclose(bounds(exact_rate + 2., exact_distortion), (2., 2.), atol=1e-9)
+  # Past the largest distortion (beta 0.05): at least its rate minus beta 0.1's.
+  exact_rate, exact_distortion = point(.05)
+  lower, upper = bounds(exact_rate + 2., exact_distortion)
+  assert lower == pytest.approx(exact_rate + 2. - rate[0]) and lower < 2. < upper
+  # Below the least distortion (beta 10): no lower bound from the points.
+  exact_rate, exact_distortion = point(10.)
+  lower, upper = bounds(exact_rate + 2., exact_distortion)
+  assert np.isnan(lower) and 2. < upper

@@ -256,3 +256,32 @@ def test_plot_writes_the_figure_or_says_why_not(commands, recorded, tmp_path):
   assert 'rd_curves.png' not in os.listdir(tmp_path / 'without')
   notes = [line for line in result.stderr.splitlines() if line.startswith('note: no rd_curves')]
   assert len(notes) == 1, result.stderr
+
+
+def test_the_table_script_prints_the_gap_and_likelihoods(recorded, tmp_path, capsys,
+                                                         load_script):
+  output_dir = tmp_path / 'sweep'
+  shutil.copytree(recorded[0] / RUN, output_dir / RUN, ignore=shutil.ignore_patterns('ckpt-*'))
+  record = run_record.read_rd_curves(str(output_dir / RUN))['test']
+  record = {k: v for k, v in record.items() if not k.startswith('ais_rate_b')}
+  # Points of the curve R = 100 / D (R + b D is least at D = 10 / sqrt(b)); the encoder at
+  # D = 12 lies 10 - 100 / 12 = 1.67 nats of rate above it, which the points bracket by
+  # the chord (1.41) and the least supporting line (1.86, beta 0.5).
+  for beta in (0.5, 1, 2):
+    distortion = 10. / np.sqrt(beta)
+    record.update({f'ais_rate_b{beta:g}': 100. / distortion, f'ais_rate_b{beta:g}_stderr': .1,
+                   f'ais_distortion_b{beta:g}': distortion,
+                   f'ais_distortion_b{beta:g}_stderr': .1})
+  record.update(encoder_rate=10., encoder_distortion=12., ais_nll=23.5, ais_nll_stderr=2.,
+                nll_k1=30., nll_k100=25., nll_k5000=24., nll_k5000_minus_ais=.5,
+                nll_k5000_minus_ais_stderr=.1)
+  run_record.write_rd_curve(str(output_dir / RUN), 'test', record)
+  results = tmp_path / 'results.csv'
+  sweep.write_results(str(output_dir), str(results))
+  load_script('rd_curve_table').main([str(results)])
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].startswith("| family | beta' | encoder R / D |")
+  assert lines[1].count('|---') == lines[0].count('|') - 1
+  assert lines[2] == ('| `---` | 1 | 10.00 / 12.00 | 10.00 / 10.00 | 1.41 to 1.86 | '
+                      '23.50 ± 2.00 | 30.00 | 25.00 | 24.00 | 0.50 ± 0.10 |')
+  assert lines[4] == f"1 runs; examples per run: {record['ais_examples']}."

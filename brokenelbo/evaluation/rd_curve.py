@@ -24,6 +24,8 @@ the defaults are 15 times that. Bind fewer there, more on a GPU (Huang et al. us
 chains and 5000 to 1.6 million distributions).
 """
 
+import math
+
 import gin
 import numpy as np
 import tensorflow as tf
@@ -33,6 +35,7 @@ from brokenelbo.data import subsets
 from brokenelbo.evaluation import evaluate_run
 from brokenelbo.statistics import ais
 from brokenelbo.statistics import elbo
+from brokenelbo.statistics import information
 from brokenelbo.training import run_dir
 from brokenelbo.training import run_record
 
@@ -48,6 +51,11 @@ def _stream(seed, index):
   return tf.constant([seed, index], tf.int32)
 
 
+# The importance-weighted bounds set beside AIS's NLL: the one-sample ELBO, the information
+# suite's largest K, and Burda et al.'s (2016, Section 5.2) K = 5000 estimate of log p(x).
+DEFAULT_IMPORTANCE_SAMPLES = (1, 100, 5000)
+
+
 @gin.configurable(denylist=['model', 'images', 'seed'])
 @domains.checked(betas=domains.tuple_of(domains.POSITIVE), num_examples=domains.POSITIVE_INT,
                  num_steps=domains.POSITIVE_INT, num_chains=domains.integer(2),
@@ -55,14 +63,16 @@ def _stream(seed, index):
                  num_leapfrog_steps=domains.POSITIVE_INT, target_acceptance=domains.FRACTION,
                  initial_step_size=domains.real(*ais.STEP_SIZE_RANGE),
                  radius=domains.POSITIVE, bdmc_examples=domains.NON_NEGATIVE_INT,
-                 batch_size=domains.POSITIVE_INT)
+                 batch_size=domains.POSITIVE_INT,
+                 importance_samples=domains.tuple_of(domains.POSITIVE_INT))
 def rd_curve_suite(model, images, seed, betas=ais.DEFAULT_BETAS, num_examples=8,
                    num_steps=ais.DEFAULT_NUM_STEPS, num_chains=ais.DEFAULT_NUM_CHAINS,
                    num_pilot_chains=ais.DEFAULT_NUM_PILOT_CHAINS,
                    num_leapfrog_steps=ais.DEFAULT_NUM_LEAPFROG_STEPS,
                    target_acceptance=ais.DEFAULT_TARGET_ACCEPTANCE,
                    initial_step_size=ais.DEFAULT_INITIAL_STEP_SIZE, radius=ais.DEFAULT_RADIUS,
-                   bdmc_examples=0, batch_size=ais.DEFAULT_BATCH_SIZE):
+                   bdmc_examples=0, batch_size=ais.DEFAULT_BATCH_SIZE,
+                   importance_samples=DEFAULT_IMPORTANCE_SAMPLES):
   """The AIS rate-distortion curve of `model`'s decoder on `images`, as one flat `dict`.
 
   Args:
@@ -75,6 +85,10 @@ def rd_curve_suite(model, images, seed, betas=ais.DEFAULT_BETAS, num_examples=8,
     num_steps, num_chains, num_pilot_chains, num_leapfrog_steps, target_acceptance,
       initial_step_size, radius, batch_size: as in `ais.rate_distortion_curve`.
     bdmc_examples: Python `int`, pairs drawn from the model for BDMC (0: none).
+    importance_samples: Python `tuple` of `int`s, the numbers K of the importance-weighted
+      bounds NLL_K computed on the same examples (`information.importance_weighted_bound`,
+      with the encoder as proposal and the seed of encoder_rate, so that NLL_1 is its
+      R + D on the same draws).
 
   Returns:
     `dict` of numbers (nats): for each stored beta b, ais_log_z_b<b>, ais_distortion_b<b>
@@ -100,6 +114,8 @@ def rd_curve_suite(model, images, seed, betas=ais.DEFAULT_BETAS, num_examples=8,
                 ais_stride=subsets.stride(images.shape[0], num_examples),
                 ais_num_steps=int(curve['schedule'].size - 1), ais_num_chains=num_chains,
                 ais_num_leapfrog_steps=num_leapfrog_steps, bdmc_examples=bdmc_examples)
+  result.update(_importance_weighted(model, chosen, seed, importance_samples, batch_size,
+                                     -curve['log_likelihood']))
   if bdmc_examples:
     pairs = ais.simulate(decoder, marginal, bdmc_examples, _stream(seed, 1))
     bounds = ais.bidirectional_bounds(decoder, marginal, *pairs, _stream(seed, 2),
@@ -108,6 +124,20 @@ def rd_curve_suite(model, images, seed, betas=ais.DEFAULT_BETAS, num_examples=8,
       mean = 'gap' if name == 'gap' else f'{name}_mean'
       result[f'bdmc_{name}'] = bounds[mean]
       result[f'bdmc_{name}_stderr'] = bounds[f'{mean}_stderr']
+  return result
+
+
+def _importance_weighted(model, images, seed, num_samples, batch_size, ais_nll):
+  """NLL_K for each K of `num_samples` on `images`, and its excess over the per-example
+  AIS NLL `ais_nll` `[N]`, with standard errors over the examples."""
+  bounds = information.importance_weighted_bound(
+      model.encoder, model.decoder, model.marginal_distribution(), images, seed,
+      num_samples=num_samples, batch_size=batch_size)
+  result = {}
+  for k, log_likelihood in bounds['log_likelihood'].items():
+    result[f'nll_k{k}'], result[f'nll_k{k}_stderr'] = _mean_and_stderr(-log_likelihood)
+    result[f'nll_k{k}_minus_ais'], result[f'nll_k{k}_minus_ais_stderr'] = _mean_and_stderr(
+        -log_likelihood - ais_nll)
   return result
 
 
@@ -125,6 +155,41 @@ def _curve_means(curve):
   result['ais_acceptance'] = float(np.mean(curve['acceptance']))
   result['ais_min_effective_chains'] = float(np.min(curve['effective_chains']))
   return result
+
+
+def rate_gap_bounds(beta, rate, distortion, encoder_rate, encoder_distortion):
+  """Bounds on an encoder's distance above its decoder's curve, in nats of rate at equal
+  distortion: R_e - R*(D_e), where R*(D) is the least rate of any encoder at distortion D
+  with the same decoder and marginal.
+
+  The curve's points alone bracket R*(D_e). Each point's encoder p_b minimizes R + b D over
+  all encoders, so R*(D) >= R_b + b (D_b - D) at every D (the curve lies above its
+  supporting lines); and R* is convex (mixing encoders mixes their R and D, and KL is convex)
+  and non-increasing, so between two points it lies below their chord, and past the largest
+  D_b below that point's rate. Hence, with the means over examples as the curve of the
+  examples together (their sums obey the same two facts),
+
+    upper = min_b [R_e - R_b - b (D_b - D_e)]     (at D_e = D_b, upper = lower = R_e - R_b)
+    lower = R_e - chord(D_e),  R_e - R_b of the largest D_b past it,  NaN below the least D_b.
+
+  Exact for the true curve; AIS's points carry its errors (its log Z is low in expectation,
+  so each R_b + b D_b = -log Z_b is high and `upper` low by as much).
+
+  Args:
+    beta, rate, distortion: arrays `[B]`, the curve's points, in any order.
+    encoder_rate, encoder_distortion: floats, the encoder's point on the same examples.
+
+  Returns:
+    `(lower, upper)`, floats (nats).
+  """
+  order = np.argsort(distortion)
+  beta, rate, distortion = (np.asarray(a, np.float64)[order] for a in (beta, rate, distortion))
+  upper = float(np.min(encoder_rate - rate - beta * (distortion - encoder_distortion)))
+  if encoder_distortion < distortion[0]:
+    return math.nan, upper
+  if encoder_distortion > distortion[-1]:
+    return float(encoder_rate - rate[-1]), upper
+  return float(encoder_rate - np.interp(encoder_distortion, distortion, rate)), upper
 
 
 def _mean_and_stderr(values):

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The AIS rate-distortion curves of the committed MNIST sweep (results/mnist_rd) at beta 1
+# and 0.1, every family, at configs/rd_curve_mnist.gin's counts (README, "The decoder's own
+# rate-distortion curve"). The sweep kept no checkpoints but `-+v`'s: retrain the others
+# first, by the very command of each run's log:
+#
+#   python scripts/retrain_runs.py --output_dir=runs/mnist_rd \
+#       results/mnist_rd/*/beta=0.1_anneal=0_seed=0 results/mnist_rd/*/beta=1_anneal=0_seed=0
+#
+# Each curve is computed from the retrained run under runs/mnist_rd (or the committed run
+# where its checkpoint was kept) and its rd_curve.json copied beside the committed run's
+# record. Resumable: a run whose committed folder has its rd_curve.json is skipped.
+#
+#   bash scripts/rd_curves.sh > results/mnist_rd_curves.log 2>&1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RETRAINED=${RETRAINED:-runs/mnist_rd}
+for beta in 1 0.1; do
+  for family in --- --+ --v -+- -++ -+v +-- +-+ +-v ++- +++ ++v; do
+    run="$family/beta=${beta}_anneal=0_seed=0"
+    committed="results/mnist_rd/$run"
+    if [[ -f "$committed/rd_curve.json" ]]; then
+      echo "# $(date -u +'%F %T') $run: recorded before"
+      continue
+    fi
+    model_dir="$RETRAINED/$run"
+    [[ -f "$model_dir/checkpoint" ]] || model_dir="$committed"
+    if [[ ! -f "$model_dir/checkpoint" ]]; then
+      echo "error: $run has no checkpoint in $RETRAINED or results/mnist_rd: retrain it" >&2
+      exit 1
+    fi
+    if [[ ! -f "$model_dir/rd_curve.json" ]]; then  # Else recorded, not yet copied.
+      echo "# $(date -u +'%F %T') $run: from $model_dir"
+      python -m brokenelbo.rd_curve --model_dir="$model_dir" \
+          --gin_file=configs/rd_curve_mnist.gin
+    fi
+    [[ "$model_dir" == "$committed" ]] || cp "$model_dir/rd_curve.json" "$committed/"
+    echo "# $(date -u +'%F %T') $run: done"
+  done
+done
