@@ -2,7 +2,9 @@
 the same runs.
 
 Each run is trained again by the very training command of its log (`<run>.log`, the first
-`-m brokenelbo.train` line), with only `--model_dir` moved under `--output_dir`; a run
+`-m brokenelbo.train` line), with only `--model_dir` moved under `--output_dir`, and as the
+sweep ran it: `--threads` TensorFlow threads per run (the sweep's `--threads_per_run`, 1 by
+default; other thread counts sum in other orders), `--parallel` runs at once; a run
 begun there resumes, as `train` does, and one finished there (its `run.json`) is only
 compared; a run whose checkpoint was kept is left alone. The runs are deterministic (stateless
 seeds), so the retrained run's final metrics must equal the committed record's up to
@@ -23,6 +25,7 @@ named one by one.
 """
 
 import argparse
+from concurrent import futures
 import json
 import os
 import subprocess
@@ -81,6 +84,28 @@ def largest_difference(committed, retrained):
   return difference
 
 
+def retrain(run, output_dir, threads):
+  """Retrains `run` under `output_dir` (unless retrained before) with `threads` TensorFlow
+  threads; returns its retrained directory, or `None` if its checkpoint was kept."""
+  if os.path.exists(os.path.join(run, 'checkpoint')):
+    return None
+  family, name = run.rstrip('/').split(os.sep)[-2:]
+  model_dir = os.path.join(output_dir, family, name)
+  os.makedirs(os.path.dirname(model_dir), exist_ok=True)
+  if not os.path.exists(os.path.join(model_dir, 'run.json')):  # Else retrained before.
+    env = dict(os.environ, TF_NUM_INTRAOP_THREADS=str(threads),
+               TF_NUM_INTEROP_THREADS=str(threads))
+    with open(model_dir + '.log', 'a') as log:
+      command = training_command(run, model_dir)
+      log.write('# ' + ' '.join(command) + '\n')
+      log.flush()
+      status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                              env=env).returncode
+    if status:
+      raise SystemExit(f'error: {model_dir}: exit status {status}; see {model_dir}.log')
+  return model_dir
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('runs', nargs='*', help='committed run directories')
@@ -88,30 +113,27 @@ def main():
   parser.add_argument('--frontier', help='a sweep CSV: retrain its frontier runs')
   parser.add_argument('--split', default='test', choices=sorted(rd_plane.SPLIT_COLUMNS))
   parser.add_argument('--tolerance', type=float, default=0.5, help='nats')
+  parser.add_argument('--parallel', type=int, default=2, help='runs at once')
+  parser.add_argument('--threads', type=int, default=1,
+                      help="TensorFlow threads per run (the sweep's --threads_per_run)")
   args = parser.parse_args()
+  if args.parallel < 1 or args.threads < 1:
+    raise SystemExit('error: --parallel and --threads must be >= 1')
   runs = list(args.runs) + (frontier_runs(args.frontier, args.split) if args.frontier else [])
   worst = 0.
-  for run in runs:
-    if os.path.exists(os.path.join(run, 'checkpoint')):
-      print(f'{run}: its checkpoint was kept', flush=True)
-      continue
-    family, name = run.rstrip('/').split(os.sep)[-2:]
-    model_dir = os.path.join(args.output_dir, family, name)
-    os.makedirs(os.path.dirname(model_dir), exist_ok=True)
-    if not os.path.exists(os.path.join(model_dir, 'run.json')):  # Else retrained before.
-      with open(model_dir + '.log', 'a') as log:
-        command = training_command(run, model_dir)
-        log.write('# ' + ' '.join(command) + '\n')
-        log.flush()
-        status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
-      if status:
-        raise SystemExit(f'error: {model_dir}: exit status {status}; see {model_dir}.log')
-    with open(os.path.join(run, 'run.json')) as f, \
-        open(os.path.join(model_dir, 'run.json')) as g:
-      difference = largest_difference(json.load(f), json.load(g))
-    worst = max(worst, difference)
-    print(f'{run} -> {model_dir}: largest metric difference {difference:.2e} nats',
-          flush=True)
+  with futures.ThreadPoolExecutor(args.parallel) as pool:
+    retrained = {pool.submit(retrain, run, args.output_dir, args.threads): run for run in runs}
+    for done in futures.as_completed(retrained):
+      run, model_dir = retrained[done], done.result()
+      if model_dir is None:
+        print(f'{run}: its checkpoint was kept', flush=True)
+        continue
+      with open(os.path.join(run, 'run.json')) as f, \
+          open(os.path.join(model_dir, 'run.json')) as g:
+        difference = largest_difference(json.load(f), json.load(g))
+      worst = max(worst, difference)
+      print(f'{run} -> {model_dir}: largest metric difference {difference:.2e} nats',
+            flush=True)
   return 1 if worst > args.tolerance else 0
 
 

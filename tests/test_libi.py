@@ -143,6 +143,78 @@ def _henze_zirkler_numpy(z):
           + n * (1. + 2. * beta2)**(-d / 2.))
 
 
+@pytest.mark.parametrize('name', data.NAMES)
+def test_laplace_scale_against_closed_forms_and_finite_differences(name):
+  """The mean-field Laplace scale: on the linear data sets, the best mean-field posterior's
+  own (closed form); on every data set, 1 / sqrt(1 + sum_d J_dk^2 / Psi_d) with J by
+  central differences of the numpy model in float64 at the codes."""
+  model = synthetic.SyntheticVAE(dataset=name, restarts=2, seed=5)
+  model.assign(theta=synthetic.ground_truth_theta(name), restarts=[0])
+  # Codes spread over about the prior's width: read-out 50 times its initial scale.
+  model.assign(phi={'loc_kernel': model.phi['loc_kernel'].numpy() * 50., 'loc_bias': [.3, -.2]})
+  x = data.synthetic('validation', name=name)[:20]
+  log_scale = model.laplace_log_scale(x).numpy()                       # [R, B, 2]
+  codes = model.codes(x).numpy().astype(np.float64)
+  step = 1e-5
+  for restart in range(2):
+    truth = _truth_of(model, restart)
+    for k in range(2):
+      shift = np.eye(2)[k] * step
+      column = (truth.mean(codes[restart] + shift) - truth.mean(codes[restart] - shift)) / (
+          2 * step)
+      expected = -0.5 * np.log(1. + np.sum(column**2 / truth.noise_variance, axis=-1))
+      np.testing.assert_allclose(log_scale[restart, :, k], expected, rtol=1e-4, atol=1e-4)
+  if name in ('linear_jtex', 'gaussian'):
+    best = synthetic.mean_field_posterior_phi(name)['log_scale_bias']
+    np.testing.assert_allclose(log_scale[0], np.broadcast_to(best, (20, 2)), rtol=1e-5)
+  # set_laplace_scale: q's scale is the geometric mean of those scales, for every x.
+  bias = model.set_laplace_scale(x).numpy()
+  np.testing.assert_allclose(bias, log_scale.mean(axis=1), rtol=1e-6)
+  scale = model.posterior(x[:3]).distribution.scale.numpy()
+  np.testing.assert_allclose(np.log(scale), np.broadcast_to(bias[:, None], (2, 3, 2)),
+                             rtol=1e-5)
+
+
+def test_initial_laplace_scale_on_gaussian():
+  """`initial_scale='laplace'` on 'gaussian': q starts at the mean-field scale of the
+  initial A, 1 / sqrt(1 + |A_k|^2 / 1e-6), about 1e-3 rather than 1."""
+  model = synthetic.SyntheticVAE(dataset='gaussian', restarts=3, seed=0,
+                                 initial_scale='laplace')
+  a = model.theta['a'].numpy().astype(np.float64)                     # [R, 2, 4]
+  expected = -0.5 * np.log(1. + np.sum(a**2, axis=-1) / 1e-6)
+  np.testing.assert_allclose(model.phi['log_scale_bias'].numpy(), expected, rtol=1e-5)
+  assert np.all(model.phi['log_scale_kernel'].numpy() == 0.)
+  unit = synthetic.SyntheticVAE(dataset='gaussian', restarts=3, seed=0)
+  np.testing.assert_array_equal(unit.theta['a'].numpy(), a)           # Same theta.
+  assert np.all(unit.phi['log_scale_bias'].numpy() == 0.)
+  with pytest.raises(errors.UserError, match='initial_scale'):
+    synthetic.SyntheticVAE(dataset='gaussian', restarts=1, initial_scale='one')
+
+
+def test_libi_sets_q_scale_on_the_first_step_of_each_step2():
+  """With `step2_scale='laplace'`, the scale read-out is set on the first step of step 2 of
+  each repeat, and on no other step (full batches: one step per epoch)."""
+  model = synthetic.SyntheticVAE(dataset='cubic_jtex', restarts=2, seed=0)
+  model.assign(phi={'loc_kernel': model.phi['loc_kernel'].numpy() * 50.})
+  x = data.synthetic('train', name='cubic_jtex')[:50]
+  loss = libi.LiBI(epochs=9, repeats=2, step2_scale='laplace')  # Step 2 at 2-3 and 6-7.
+  set_on = []
+  for step in range(9):
+    model.assign(phi={'log_scale_bias': [7., 7.],
+                      'log_scale_kernel': np.ones(model.phi['log_scale_kernel'].shape[1:])})
+    loss(model, x, SEED, tf.constant(step, tf.int64), tf.constant(float(step)))
+    if not np.all(model.phi['log_scale_bias'].numpy() == 7.):
+      set_on.append(step)
+      np.testing.assert_allclose(model.phi['log_scale_bias'].numpy(),
+                                 model.laplace_log_scale(x).numpy().mean(axis=1), rtol=1e-5)
+  assert set_on == [2, 6]
+  keep = libi.LiBI(epochs=9, repeats=2)
+  keep(model, x, SEED, tf.constant(2, tf.int64), tf.constant(2.))
+  assert np.all(model.phi['log_scale_bias'].numpy() == 7.)
+  with pytest.raises(errors.UserError, match='step2_scale'):
+    libi.LiBI(epochs=9, step2_scale='unit')
+
+
 def test_step1_penalty_against_numpy():
   rng = np.random.default_rng(0)
   codes = np.stack([rng.normal(size=(100, 2)) * [1.3, 0.6] + [0.2, -0.1],

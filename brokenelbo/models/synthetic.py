@@ -201,10 +201,15 @@ def run_seed():
   return int(np.random.RandomState(train_seed).randint(2**31 - 1))
 
 
+# How q's scale starts (`SyntheticVAE.initial_scale`, `training.libi.LiBI.step2_scale`).
+INITIAL_SCALES = ('unit', 'laplace')
+
+
 @gin.configurable
 @domains.checked(dataset=domains.optional(domains.one_of(*data.NAMES)),
                  restarts=domains.POSITIVE_INT, seed=domains.optional(domains.SEED),
-                 first_restart=domains.NON_NEGATIVE_INT)
+                 first_restart=domains.NON_NEGATIVE_INT,
+                 initial_scale=domains.one_of(*INITIAL_SCALES))
 class SyntheticVAE(tf.Module):
   """`restarts` independent VAEs of the ground truth's architecture for one data set.
 
@@ -225,6 +230,13 @@ class SyntheticVAE(tf.Module):
   kernels and zero biases elsewhere, the two read-outs of q at 1/100 of that scale
   (`READOUT_INIT_SCALE`), so that q starts at N(~0, I) and LiBI's codes near 0. CubicJTEx's
   cube-root units are smoothed at 0 to keep their derivative finite (`_CUBE_ROOT_OFFSET`).
+
+  **q's initial scale** (not stated in the paper either): `initial_scale='unit'` leaves q's
+  log-scale read-out at about 0, so q starts at scale 1 whatever the data's noise;
+  `'laplace'` sets it to the posterior's mean-field Laplace scale at q's initial means on
+  the run's training split (`set_laplace_scale`). On 'gaussian' (noise variance 1e-6) a
+  scale of 1 makes the first distortion about 5e6 nats, whose gradient shrinks A long
+  before q's scale comes down (`scripts/libi_gaussian_init.py`).
 
   **Keeping the best.** Non-trainable copies of every parameter, with a score per restart
   (`keep_best`, `freeze_best`), let a training method keep the best model it has met
@@ -257,16 +269,22 @@ class SyntheticVAE(tf.Module):
       global generator).
     first_restart: Python `int`, the index of the first restart, so that restarts can be
       split across runs (restarts 10-19 are `first_restart = 10, restarts = 10`).
+    initial_scale: Python `str`, one of `INITIAL_SCALES` (see above); 'laplace' reads the
+      training split of the run's data set (`synthetic.name`, `synthetic.index` as bound
+      in gin) unless `dataset` is given, then index 0.
     name: Python `str`, the module's name.
 
   Raises:
     UserError: for an unknown data set or `restarts` < 1.
   """
 
-  def __init__(self, dataset=None, restarts=10, seed=None, first_restart=0, name=None):
+  def __init__(self, dataset=None, restarts=10, seed=None, first_restart=0,
+               initial_scale='unit', name=None):
     super().__init__(name=name)
+    data_set = dict(name=dataset, index=0)
     if dataset is None:
-      dataset = cli.configured_arguments(data.synthetic)['name']
+      data_set = {k: cli.configured_arguments(data.synthetic)[k] for k in ('name', 'index')}
+      dataset = data_set['name']
     if seed is None:
       seed = run_seed()
     self.dataset = dataset
@@ -300,6 +318,8 @@ class SyntheticVAE(tf.Module):
                                 name='use_best')
     # How many choices of the best model a training method has made (LiBI's repeats).
     self.selections = tf.Variable(0, dtype=tf.int64, trainable=False, name='selections')
+    if initial_scale == 'laplace':
+      self.set_laplace_scale(data.synthetic('train', **data_set))
 
   # ------------------------------------------------------------------------------------
   # Parameters.
@@ -390,6 +410,34 @@ class SyntheticVAE(tf.Module):
     """q_phi(z|x), batch `[R, B]`, event `[2]`; `scale_factor` multiplies its scale."""
     loc, log_scale = self._inference_outputs(x, self.phi_params(stop_gradient))
     return tfd.Independent(tfd.Normal(loc, tf.exp(log_scale) * scale_factor), 1)
+
+  def laplace_log_scale(self, x):
+    """The log of the mean-field Laplace scale of p_theta(z|x) at q's means h(x), `[R, B, 2]`.
+
+    With J = d f_theta / dz at z = h(x) and the noise variances Psi, the Gauss-Newton
+    posterior precision is Lambda = I + J^T Psi^-1 J, and the mean-field Gaussian closest to
+    N(h(x), Lambda^-1) in KL(q || p) has variances 1 / Lambda_kk (Appendix C.3; exact for
+    the linear data sets, where J = A^T or L). Returns -log(Lambda_kk) / 2.
+    """
+    codes = tf.stop_gradient(self.codes(x))
+    theta = self.theta_params(stop_gradient=True)
+    precision = []
+    for k in range(LATENT_DIM):  # Forward mode: one pass per latent coordinate.
+      with tf.autodiff.ForwardAccumulator(codes, tf.one_hot(
+          tf.fill(tf.shape(codes)[:-1], k), LATENT_DIM)) as accumulator:
+        mean = self.mean(codes, theta)
+      column = accumulator.jvp(mean)                                 # d f / d z_k, [R, B, D]
+      precision.append(1. + tf.reduce_sum(tf.square(column / self._noise_scale), axis=-1))
+    return -0.5 * tf.math.log(tf.stack(precision, axis=-1))
+
+  def set_laplace_scale(self, x):
+    """Sets q's log-scale read-out so that q's scale is, for every x, the geometric mean
+    over `x` `[B, D]` of `laplace_log_scale`'s scales: its kernel to 0 and its bias to the
+    mean log-scale, per restart and coordinate. Returns the bias, `[R, 2]`."""
+    bias = tf.reduce_mean(self.laplace_log_scale(x), axis=-2)
+    self.phi['log_scale_kernel'].assign(tf.zeros_like(self.phi['log_scale_kernel']))
+    self.phi['log_scale_bias'].assign(bias)
+    return bias
 
   def _standard_normal(self, shape, seed):
     """Draws `[R, *shape]`; restart r's from `fold_in(seed, first_restart + r)` alone."""

@@ -154,7 +154,8 @@ def _choose(model, x, seed, due, repeats, num_samples):
 @domains.checked(epochs=domains.real(1, low_open=True), repeats=domains.POSITIVE_INT,
                  step1_fraction=domains.FRACTION, epsilon_hz=domains.POSITIVE,
                  epsilon_sigma=domains.POSITIVE, epsilon_mu=domains.POSITIVE,
-                 selection_samples=domains.POSITIVE_INT, max_exponent=domains.POSITIVE)
+                 selection_samples=domains.POSITIVE_INT, max_exponent=domains.POSITIVE,
+                 step2_scale=domains.one_of('keep', 'laplace'))
 class LiBI:
   """LiBI's step 1 or step 2 objective by epoch, with the choice of the best repeat.
 
@@ -171,14 +172,23 @@ class LiBI:
     selection_samples: Python `int` >= 1, K of the importance-weighted bound that chooses
       the best repeat.
     max_exponent: Python `float`, see `capped_exp`.
+    step2_scale: Python `str`, q's scale as step 2 begins (not stated in the paper):
+      'keep' leaves q's log-scale read-out as it was (untrained by step 1, which trains
+      the mean alone: about scale 1 in the first repeat); 'laplace' sets it, on the first
+      step of each step 2, to the mean-field Laplace scale of p_theta(z|x) at the codes
+      (`SyntheticVAE.set_laplace_scale` on the training batch), so that step 2 starts
+      from q's scale for the theta that step 1 fitted rather than from a distortion of
+      1e4-1e5 nats (CubicJTEx: noise variance 0.004, |x| up to 200).
 
   Raises:
     UserError: for arguments out of range.
   """
 
   def __init__(self, epochs=gin.REQUIRED, repeats=1, step1_fraction=0.5, epsilon_hz=1.,
-               epsilon_sigma=0.5, epsilon_mu=0.5, selection_samples=64, max_exponent=20.):
+               epsilon_sigma=0.5, epsilon_mu=0.5, selection_samples=64, max_exponent=20.,
+               step2_scale='keep'):
     self.schedule = Schedule(epochs, repeats, step1_fraction)
+    self.step2_scale = step2_scale
     self.repeats = repeats
     self.epsilon_hz, self.epsilon_sigma, self.epsilon_mu = (
         epsilon_hz, epsilon_sigma, epsilon_mu)
@@ -193,7 +203,8 @@ class LiBI:
       model: a `models.synthetic.SyntheticVAE`.
       x: `float32` `Tensor` `[N, D]`: the whole training set (full batch; HZ needs it).
       seed: stateless seed `[2]` of this step.
-      step: scalar `Tensor` (unused: the schedule follows `epoch`).
+      step: scalar `Tensor`, the step (the schedule follows `epoch`; with
+        `step2_scale='laplace'`, `step` tells the previous step's epoch).
       epoch: scalar `float32` `Tensor`, training progress in epochs.
 
     Returns:
@@ -203,7 +214,6 @@ class LiBI:
       distortion and elbo of q_phi, beta = 1 (the rate's weight in step 2's negative
       ELBO), and chosen (the number of choices of the best repeat so far).
     """
-    del step
     seed_loss, seed_choice = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     due = self.schedule.choices_due(epoch)
     tf.cond(due > model.selections,
@@ -211,6 +221,11 @@ class LiBI:
                             self.selection_samples),
             lambda: tf.zeros([model.restarts]))
     in_step1 = self.schedule.in_step1(epoch)
+    if self.step2_scale == 'laplace':
+      step = tf.cast(step, tf.float64)
+      previous = tf.cast(epoch, tf.float64) * (step - 1.) / tf.maximum(step, 1.)
+      tf.cond(self.schedule.in_step1(previous) & tf.logical_not(in_step1),
+              lambda: model.set_laplace_scale(x), lambda: tf.zeros([model.restarts, 2]))
     # Both objectives are cheap but for the penalty, which only step 1 computes; tf.where
     # passes each phase's gradient alone.
     codes = model.codes(x)
