@@ -7,14 +7,15 @@ sweep ran it: `--threads` TensorFlow threads per run (the sweep's `--threads_per
 default; other thread counts sum in other orders), `--parallel` runs at once; a run
 begun there resumes, as `train` does, and one finished there (its `run.json`) is only
 compared; a run whose checkpoint was kept is left alone. The runs are deterministic (stateless
-seeds), so the retrained run's final metrics must equal the committed record's up to
-rounding: the script prints the largest difference per run and exits 1 if any exceeds
-`--tolerance`. On the same CPU they are equal; on another CPU, whose kernels round
-differently, the rounding grows over an epoch of SGD: retrained on a 2-core Xeon of another
-model than the sweep's, the runs ended 0.01 to 0.41 nats away (the most, `---` at beta 1:
-test distortion 85.99 against 86.38); the information suite's reruns of the same runs, with
-other thread counts, differ from the sweep's by as much (results/mnist_info.csv: 0.17 nats
-of test ELBO for `---` at beta 1).
+seeds) on one machine: two retrainings of `---` at beta 1 on one 2-core Xeon wrote
+byte-identical `run.json`s. Another CPU's kernels round differently, and an epoch of SGD
+amplifies that: retrained on a Xeon of another model than the sweep's, the runs ended 0.04 to
+3.1 nats away from the committed records (`+-+` at beta 0.1: test distortion 73.73 against
+76.84). The information suite's reruns of 30 of the sweep's runs (results/mnist_info.csv)
+differ from them by a median 0.17 and at most 11.9 nats (`+-v` at
+beta 1: -ELBO 164.66 against 175.32). So a retrained run is the same command and
+architecture, a run of the same quality, not the same numbers. The script prints the
+largest difference per run and exits 1 if any exceeds `--tolerance` (15 nats by default).
 
   python scripts/retrain_runs.py --output_dir=runs/mnist_rd \
       --frontier=results/mnist_rd.csv [--split=test] [RUN_DIR ...]
@@ -112,7 +113,7 @@ def main():
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--frontier', help='a sweep CSV: retrain its frontier runs')
   parser.add_argument('--split', default='test', choices=sorted(rd_plane.SPLIT_COLUMNS))
-  parser.add_argument('--tolerance', type=float, default=0.5, help='nats')
+  parser.add_argument('--tolerance', type=float, default=15., help='nats')
   parser.add_argument('--parallel', type=int, default=2, help='runs at once')
   parser.add_argument('--threads', type=int, default=1,
                       help="TensorFlow threads per run (the sweep's --threads_per_run)")
