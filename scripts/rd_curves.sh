@@ -9,7 +9,8 @@
 #
 # Each curve is computed from the retrained run under runs/mnist_rd (or the committed run
 # where its checkpoint was kept) and its rd_curve.json copied beside the committed run's
-# record. Resumable: a run whose committed folder has its rd_curve.json is skipped.
+# record. Then BDMC on data drawn from two of the models (below). Resumable: a run whose
+# committed folder has its record is skipped.
 #
 #   bash scripts/rd_curves.sh > results/mnist_rd_curves.log 2>&1
 set -euo pipefail
@@ -37,4 +38,24 @@ for beta in 1 0.1; do
     [[ "$model_dir" == "$committed" ]] || cp "$model_dir/rd_curve.json" "$committed/"
     echo "# $(date -u +'%F %T') $run: done"
   done
+done
+# How far AIS's log p(x) is from the truth at these counts, on the real decoders: BDMC on
+# 4 pairs (z, x) drawn from each of a factorized and a PixelCNN model (Grosse et al. 2015),
+# recorded as the validation split's record (its curve on one validation image only).
+for run in "---/beta=1_anneal=0_seed=0" "-+v/beta=1_anneal=0_seed=0"; do
+  model_dir="$RETRAINED/$run"
+  [[ -f "$model_dir/checkpoint" ]] || model_dir="results/mnist_rd/$run"
+  if [[ -f "results/mnist_rd/$run/rd_curve.json" ]] && grep -q '"validation"' \
+      "results/mnist_rd/$run/rd_curve.json"; then
+    echo "# $(date -u +'%F %T') $run: BDMC recorded before"
+    continue
+  fi
+  echo "# $(date -u +'%F %T') $run: BDMC from $model_dir"
+  python -m brokenelbo.rd_curve --model_dir="$model_dir" --split=validation \
+      --gin_file=configs/rd_curve_mnist.gin \
+      --gin_bindings='rd_curve_suite.num_examples = 1' \
+      --gin_bindings='rd_curve_suite.bdmc_examples = 4'
+  [[ "$model_dir" == "results/mnist_rd/$run" ]] || cp "$model_dir/rd_curve.json" \
+      "results/mnist_rd/$run/"
+  echo "# $(date -u +'%F %T') $run: done"
 done

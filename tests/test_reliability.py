@@ -29,6 +29,7 @@ from brokenelbo.data import mnist
 from brokenelbo.models import vae as model_lib
 from brokenelbo.training import losses
 from brokenelbo.training import objectives
+from brokenelbo.training import run_dir
 from brokenelbo.training import run_record
 from brokenelbo.training import step as step_lib
 from brokenelbo.training import trainer as training
@@ -322,3 +323,18 @@ def test_files_cut_by_a_crash_are_tolerated(tmp_path):
   for split in want:
     for key in ('rate', 'distortion', 'elbo'):
       np.testing.assert_allclose(got[split][key], want[split][key], atol=1e-4)
+
+
+def test_the_metrics_log_keeps_resumed_records_and_names_a_foreign_line(tmp_path):
+  path = tmp_path / 'metrics.jsonl'
+  # A line cut by a crash is skipped, records past the resumed step are dropped.
+  path.write_text('{"step": 1, "loss": 3.0}\n{"step": 2, "lo\n{"step": 9}\n')
+  log = run_dir.MetricsLog(str(path), resume_step=5)
+  assert log.records == [{'step': 1, 'loss': 3.0}]
+  assert path.read_text() == '{"step": 1, "loss": 3.0}\n'
+  for line in ('[3]', '{"loss": 1.0}', '{"step": "4"}', '{"step": true}'):
+    path.write_text('{"step": 1}\n' + line + '\n')
+    with pytest.raises(errors.UserError, match=rf'^{re.escape(str(path))}: line 2 is not a '
+                       r'metrics record \(no integer "step"\); move the file away'):
+      run_dir.MetricsLog(str(path), resume_step=5)
+    assert path.read_text() == '{"step": 1}\n' + line + '\n'  # Untouched.

@@ -176,19 +176,24 @@ def check_model_dir(model_dir, config_str, overwrite):
 
 class MetricsLog:
   """`metrics.jsonl`: one strict-JSON object per line (a non-finite value is `null`); lines
-  past a resumed step are dropped."""
+  past a resumed step are dropped, a line cut by a crash is skipped, and a whole line that
+  is not a record with an integer `step` is a `UserError` naming the file and line."""
 
   def __init__(self, path, resume_step):
     self.path = path
     self.records = []
     if tf.io.gfile.exists(path):
       with tf.io.gfile.GFile(path) as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
           try:
             record = json.loads(line)
           except json.JSONDecodeError:
             continue  # A line cut by a crash: it is recomputed.
-          if record['step'] <= resume_step:
+          step = record.get('step') if isinstance(record, dict) else None
+          if not isinstance(step, int) or isinstance(step, bool):
+            raise errors.UserError(f'{path}: line {number} is not a metrics record (no '
+                                   'integer "step"); move the file away to resume without it')
+          if step <= resume_step:
             self.records.append(record)
     self._flush()
 
