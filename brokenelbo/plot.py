@@ -60,7 +60,8 @@ def _with_checkpoint(run, name, checkpoints_dir=None, split='test'):
   """`run`, if its checkpoints are still in its `run_dir` (grids are drawn from them), else
   the same run under `checkpoints_dir` (`FAMILY/RUN`, where `scripts/retrain_runs.py` puts
   a run retrained for them), if that one has them: its `run_dir`, and its own R and D on
-  `split` (from its record; on another CPU a retrained run ends a little apart)."""
+  `split` (from its record: on another CPU a retrained run ends apart, by up to several
+  nats after one epoch, see `scripts/retrain_runs.py`)."""
   if os.path.isfile(os.path.join(run.run_dir, 'checkpoint')):
     return run
   where = [run.run_dir]
