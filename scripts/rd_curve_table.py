@@ -1,9 +1,8 @@
-"""Prints the AIS rate-distortion curves recorded in a sweep as the markdown table of the
-README's section "The decoder's own rate-distortion curve": per run with a curve of the
-split (`python -m brokenelbo.rd_curve`), its encoder's point and the curve's point at
-beta = 1 / beta' on the same images, the encoder's distance above the curve in nats of rate
-at equal distortion (bracketed, `evaluation.rd_curve.rate_gap_bounds`), and the AIS NLL beside
-the importance-weighted NLL_K of the encoder on the same images.
+"""Prints the AIS rate-distortion curves recorded in a sweep as a markdown table: per run
+with a curve of the split (`python -m brokenelbo.rd_curve`), its encoder's point and the
+curve's point at beta = 1 / beta' on the same images, the encoder's distance above the curve
+in nats of rate at equal distortion (bracketed, `evaluation.rd_curve.rate_gap_bounds`), and
+the AIS NLL beside the importance-weighted NLL_K of the encoder on the same images.
 
   python scripts/rd_curve_table.py results/mnist_rd.csv [--split=test]
 """
