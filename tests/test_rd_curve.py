@@ -2,7 +2,8 @@
 
 One `---` run at smoke sizes is trained in this process and copied into a sweep's layout;
 the command records its decoder's AIS curve at tiny counts (2 examples of the first 20 of
-the test split, 2 chains and 1 pilot, 5 distributions, 2 leapfrog steps, beta 1 alone).
+the test split, 2 chains and 1 pilot, 5 distributions, 2 leapfrog steps, beta 1 alone,
+NLL_K at K = 1 and 10).
 The record must hold the run's step and the suite's numbers and reach TensorBoard, an
 existing record must be kept unless `--overwrite` (refused before the run is restored), a
 bad binding must be one line with exit status 2, the sweep's CSV must carry the record's
@@ -34,7 +35,7 @@ from brokenelbo.visualize import rd_plane
 TINY = ['record_rd_curve.max_examples = 20', 'rd_curve_suite.num_examples = 2',
         'rd_curve_suite.num_steps = 5', 'rd_curve_suite.num_chains = 2',
         'rd_curve_suite.num_pilot_chains = 1', 'rd_curve_suite.num_leapfrog_steps = 2',
-        'rd_curve_suite.betas = (1.,)']
+        'rd_curve_suite.betas = (1.,)', 'rd_curve_suite.importance_samples = (1, 10)']
 TINY_FLAGS = [f'--gin_bindings={binding}' for binding in TINY]
 RUN = os.path.join('---', 'beta=1_anneal=0_seed=0')
 
@@ -92,6 +93,10 @@ def test_the_command_records_the_curve_and_its_scalars(recorded):
   assert record['ais_rate_b1'] + record['ais_distortion_b1'] == pytest.approx(
       record['ais_nll'], rel=1e-9)
   assert np.isfinite([record['encoder_rate'], record['encoder_distortion']]).all()
+  # The bound, with the encoder's draws: NLL_1 is its R + D on the same images.
+  assert record['nll_k1'] == pytest.approx(
+      record['encoder_rate'] + record['encoder_distortion'], rel=1e-5)
+  assert record['nll_k10_minus_ais'] == pytest.approx(record['nll_k10'] - record['ais_nll'])
   # The evaluation's record is another file, untouched.
   assert not os.path.exists(os.path.join(model_dir, run_record.EVALUATION_RECORD))
   accumulator = event_accumulator.EventAccumulator(model_dir)
