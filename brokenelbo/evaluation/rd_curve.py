@@ -6,8 +6,10 @@ run's decoder d(x|z) and marginal m(z) at each stored beta (`statistics.ais`: on
 per example from m(z), Huang et al. 2020), and the run's own encoder's R and D on the same
 examples: an encoder trained on D + beta' R is to be compared with the curve's point at
 beta = 1 / beta'. At beta = 1 the curve's R + D is -log p(x), so `ais_nll` is AIS's estimate
-of the model's NLL. Optionally, `bdmc_examples` pairs (z, x) drawn from the model bracket
-log p(x) by bidirectional Monte Carlo, whose gap says how far the AIS estimates are off.
+of the model's NLL; beside it, the encoder's importance-weighted NLL_K on the same examples
+(`importance_samples`), and `rate_gap_bounds` brackets how far an encoder lies above the
+curve. Optionally, `bdmc_examples` pairs (z, x) drawn from the model bracket log p(x) by
+bidirectional Monte Carlo, whose gap says how far the AIS estimates are off.
 
 `record_rd_curve` computes it on a restored run's split and records it with the run, apart
 from `evaluate`'s record: `rd_curve.json` (`training.run_record`, `{split: record}`, an

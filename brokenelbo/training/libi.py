@@ -177,8 +177,9 @@ class LiBI:
       the mean alone: about scale 1 in the first repeat); 'laplace' sets it, on the first
       step of each step 2, to the mean-field Laplace scale of p_theta(z|x) at the codes
       (`SyntheticVAE.set_laplace_scale` on the training batch), so that step 2 starts
-      from q's scale for the theta that step 1 fitted rather than from a distortion of
-      1e4-1e5 nats (CubicJTEx: noise variance 0.004, |x| up to 200).
+      from q's scale for the theta that step 1 fitted rather than from scale 1, whose
+      draws through CubicJTEx's cubic map (noise variance 0.004) have distortions near
+      1e9 nats.
 
   Raises:
     UserError: for arguments out of range.
