@@ -60,11 +60,11 @@ def main(argv=None):
   found.sort(key=lambda item: (-item[0].beta, families.FAMILIES.index(item[0].family)))
   print(HEADER)
   print('|---' * HEADER.count(' | ') + '|---|')
+  examples = set()
   for run, curve in found:
     record = run_record.final_rd_curve(run.run_dir, args.split)
     print(row(run, curve, record))
-  examples = {run_record.final_rd_curve(run.run_dir, args.split)['ais_examples']
-              for run, _ in found}
+    examples.add(record['ais_examples'])
   print(f'\n{len(found)} runs; examples per run: {", ".join(map(str, sorted(examples)))}.')
 
 

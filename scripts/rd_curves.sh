@@ -18,50 +18,53 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RETRAINED=${RETRAINED:-runs/mnist_rd}
+
+# Whether the rd_curve.json $1 holds a record of split $2.
+has_split() {
+  [[ -f "$1" ]] && python -c \
+      'import json, sys; sys.exit(sys.argv[2] not in json.load(open(sys.argv[1])))' "$1" "$2"
+}
+
+# Records split $2 of the committed run $1 (further arguments go to rd_curve), from its
+# retrained folder under $RETRAINED or, where the sweep kept its checkpoint, from the
+# committed one, and copies the record beside the committed run's. A split recorded before
+# is kept.
+record() {
+  local run=$1 split=$2 model_dir
+  shift 2
+  local committed="results/mnist_rd/$run"
+  if has_split "$committed/rd_curve.json" "$split"; then
+    echo "# $(date -u +'%F %T') $run ($split): recorded before"
+    return 0
+  fi
+  model_dir="$RETRAINED/$run"
+  [[ -f "$model_dir/checkpoint" ]] || model_dir="$committed"
+  if [[ ! -f "$model_dir/checkpoint" ]]; then
+    if [[ -n "${SKIP_MISSING:-}" ]]; then
+      echo "# $(date -u +'%F %T') $run: no checkpoint yet, skipped"
+      return 0
+    fi
+    echo "error: $run has no checkpoint in $RETRAINED or results/mnist_rd: retrain it" >&2
+    exit 1
+  fi
+  if ! has_split "$model_dir/rd_curve.json" "$split"; then  # Else recorded, not copied.
+    echo "# $(date -u +'%F %T') $run ($split): from $model_dir"
+    python -m brokenelbo.rd_curve --model_dir="$model_dir" --split="$split" \
+        --gin_file=configs/rd_curve_mnist.gin "$@"
+  fi
+  [[ "$model_dir" == "$committed" ]] || cp "$model_dir/rd_curve.json" "$committed/"
+  echo "# $(date -u +'%F %T') $run ($split): done"
+}
+
 for beta in 1 0.1; do
   for family in --- --+ --v -+- -++ -+v +-- +-+ +-v ++- +++ ++v; do
-    run="$family/beta=${beta}_anneal=0_seed=0"
-    committed="results/mnist_rd/$run"
-    if [[ -f "$committed/rd_curve.json" ]]; then
-      echo "# $(date -u +'%F %T') $run: recorded before"
-      continue
-    fi
-    model_dir="$RETRAINED/$run"
-    [[ -f "$model_dir/checkpoint" ]] || model_dir="$committed"
-    if [[ ! -f "$model_dir/checkpoint" ]]; then
-      if [[ -n "${SKIP_MISSING:-}" ]]; then
-        echo "# $(date -u +'%F %T') $run: no checkpoint yet, skipped"
-        continue
-      fi
-      echo "error: $run has no checkpoint in $RETRAINED or results/mnist_rd: retrain it" >&2
-      exit 1
-    fi
-    if [[ ! -f "$model_dir/rd_curve.json" ]]; then  # Else recorded, not yet copied.
-      echo "# $(date -u +'%F %T') $run: from $model_dir"
-      python -m brokenelbo.rd_curve --model_dir="$model_dir" \
-          --gin_file=configs/rd_curve_mnist.gin
-    fi
-    [[ "$model_dir" == "$committed" ]] || cp "$model_dir/rd_curve.json" "$committed/"
-    echo "# $(date -u +'%F %T') $run: done"
+    record "$family/beta=${beta}_anneal=0_seed=0" test
   done
 done
 # How far AIS's log p(x) is from the truth at these counts, on the real decoders: BDMC on
 # 4 pairs (z, x) drawn from each of a factorized and a PixelCNN model (Grosse et al. 2015),
 # recorded as the validation split's record (its curve on one validation image only).
 for run in "---/beta=1_anneal=0_seed=0" "-+v/beta=1_anneal=0_seed=0"; do
-  model_dir="$RETRAINED/$run"
-  [[ -f "$model_dir/checkpoint" ]] || model_dir="results/mnist_rd/$run"
-  if [[ -f "results/mnist_rd/$run/rd_curve.json" ]] && grep -q '"validation"' \
-      "results/mnist_rd/$run/rd_curve.json"; then
-    echo "# $(date -u +'%F %T') $run: BDMC recorded before"
-    continue
-  fi
-  echo "# $(date -u +'%F %T') $run: BDMC from $model_dir"
-  python -m brokenelbo.rd_curve --model_dir="$model_dir" --split=validation \
-      --gin_file=configs/rd_curve_mnist.gin \
-      --gin_bindings='rd_curve_suite.num_examples = 1' \
+  record "$run" validation --gin_bindings='rd_curve_suite.num_examples = 1' \
       --gin_bindings='rd_curve_suite.bdmc_examples = 4'
-  [[ "$model_dir" == "results/mnist_rd/$run" ]] || cp "$model_dir/rd_curve.json" \
-      "results/mnist_rd/$run/"
-  echo "# $(date -u +'%F %T') $run: done"
 done

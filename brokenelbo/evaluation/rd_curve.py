@@ -116,8 +116,8 @@ def rd_curve_suite(model, images, seed, betas=ais.DEFAULT_BETAS, num_examples=8,
                 ais_stride=subsets.stride(images.shape[0], num_examples),
                 ais_num_steps=int(curve['schedule'].size - 1), ais_num_chains=num_chains,
                 ais_num_leapfrog_steps=num_leapfrog_steps, bdmc_examples=bdmc_examples)
-  result.update(_importance_weighted(model, chosen, seed, importance_samples, batch_size,
-                                     -curve['log_likelihood']))
+  result.update(_importance_weighted(model.encoder, decoder, marginal, chosen, seed,
+                                     importance_samples, batch_size, -curve['log_likelihood']))
   if bdmc_examples:
     pairs = ais.simulate(decoder, marginal, bdmc_examples, _stream(seed, 1))
     bounds = ais.bidirectional_bounds(decoder, marginal, *pairs, _stream(seed, 2),
@@ -129,12 +129,13 @@ def rd_curve_suite(model, images, seed, betas=ais.DEFAULT_BETAS, num_examples=8,
   return result
 
 
-def _importance_weighted(model, images, seed, num_samples, batch_size, ais_nll):
+def _importance_weighted(encoder, decoder, marginal, images, seed, num_samples, batch_size,
+                         ais_nll):
   """NLL_K for each K of `num_samples` on `images`, and its excess over the per-example
   AIS NLL `ais_nll` `[N]`, with standard errors over the examples."""
-  bounds = information.importance_weighted_bound(
-      model.encoder, model.decoder, model.marginal_distribution(), images, seed,
-      num_samples=num_samples, batch_size=batch_size)
+  bounds = information.importance_weighted_bound(encoder, decoder, marginal, images, seed,
+                                                 num_samples=num_samples,
+                                                 batch_size=batch_size)
   result = {}
   for k, log_likelihood in bounds['log_likelihood'].items():
     result[f'nll_k{k}'], result[f'nll_k{k}_stderr'] = _mean_and_stderr(-log_likelihood)
