@@ -54,7 +54,7 @@ def _stream(seed, index):
   return tf.constant([seed, index], tf.int32)
 
 
-def annealing_space(model):
+def annealing_space(model, marginal=None):
   """The decoder and marginal over which AIS anneals `model`'s curve: `(decoder, marginal)`.
 
   The curve is the same in any coordinates u with z = f(u), f a bijection: the tempered
@@ -64,9 +64,11 @@ def annealing_space(model):
   under a `+` encoder, `models.marginals.VampPrior`), m's density needs the flow's inverse,
   a MADE pass per latent dimension and flow step, at every leapfrog step; its forward is
   one pass per step. There AIS anneals over the flow's base distribution, with the decoder
-  composed with the flow's forward. Elsewhere it anneals over z, as given.
+  composed with the flow's forward. Elsewhere it anneals over z, as given. `marginal`:
+  `model.marginal_distribution()` if built already (a VampPrior's costs an encoder pass).
   """
-  decoder, marginal = model.decoder, model.marginal_distribution()
+  decoder = model.decoder
+  marginal = model.marginal_distribution() if marginal is None else marginal
   flow = getattr(model.encoder, 'flow', None)
   # (TFP builds a `TransformedDistribution` of one of two classes: asked for its bijector.)
   if flow is not None and flow.inverse and getattr(marginal, 'bijector', None) is flow.bijector:
@@ -125,7 +127,7 @@ def rd_curve_suite(model, images, seed, betas=ais.DEFAULT_BETAS, num_examples=8,
     ais_num_chains, ais_num_leapfrog_steps, bdmc_examples).
   """
   decoder, marginal = model.decoder, model.marginal_distribution()
-  annealed_decoder, annealed_marginal = annealing_space(model)
+  annealed_decoder, annealed_marginal = annealing_space(model, marginal)
   chosen = subsets.spread(images, num_examples)
   settings = dict(num_chains=num_chains, num_pilot_chains=num_pilot_chains,
                   num_leapfrog_steps=num_leapfrog_steps, target_acceptance=target_acceptance,
