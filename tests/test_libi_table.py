@@ -2,15 +2,19 @@
 `tests/test_libi_study.py`)."""
 
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from brokenelbo import errors
 from brokenelbo.data import synthetic as data
 from brokenelbo.evaluation import synthetic_run
 from brokenelbo.experiments import libi_table
 from brokenelbo.models import synthetic
 from brokenelbo.statistics import global_optima
+from brokenelbo.statistics import information
+from brokenelbo.utils import cli
 
 
 def test_paper_grid_has_appendix_e_sizes():
@@ -196,3 +200,76 @@ def test_generative_mutual_information_is_the_closed_form():
   assert gaussian[0] == pytest.approx(0.5 * (log_det - 4 * np.log(1e-6)), rel=1e-6)
   assert synthetic_run.generative_mutual_information(
       synthetic_run.ground_truth_model('cubic_jtex')) is None
+
+
+@pytest.mark.parametrize('name', ['linear_jtex', 'mobius'])
+def test_the_estimates_of_all_restarts_are_each_restarts_own(name):
+  # Eq. 48 and I_q, KL(q(z) || p(z)) on the test points for every restart in one
+  # computation: the numbers of `information.importance_weighted_bound` and
+  # `information.mutual_information` on each restart's parts with the same seed (their
+  # draws, chunks and sums). Measured: eq. 48 bit-identical; I_q and the gap within 3e-10
+  # nats (its sums of log q round by the batch's shape). Allowed: 1e-6, and 1e-8 nats.
+  model = synthetic.SyntheticVAE(dataset=name, restarts=3, seed=0)
+  phi = {k: v.numpy() for k, v in model.phi.items()}
+  phi['loc_kernel'][0] *= 100.  # Restart 0's q informative, the others' near the prior.
+  phi['log_scale_bias'][0] = -2.
+  model.assign(phi=phi)
+  x = data.synthetic('test', name=name)[:200]
+  batched = synthetic_run.estimate_log_likelihood(model, x, 5, num_samples=250,
+                                                  batch_size=120, samples_per_chunk=100)
+  informations = synthetic_run.restart_information(model, x, 5, encoders_per_chunk=70,
+                                                   latents_per_chunk=300)
+  for r in range(3):
+    parts = model.parts(r, synthetic.TEST_VARIANCE_INFLATION)
+    alone = information.importance_weighted_bound(
+        parts.encoder, parts.decoder, parts.marginal, x, 5, num_samples=250,
+        proposal=parts.proposal, batch_size=120, samples_per_chunk=100)
+    np.testing.assert_allclose(batched['per_example'][r], alone['log_likelihood'][250],
+                               rtol=1e-6)
+    np.testing.assert_allclose(batched['log_likelihood'][r], -alone['nll'][250], rtol=1e-6)
+    np.testing.assert_allclose(batched['stderr'][r], alone['nll_stderr'][250], rtol=1e-6)
+    alone = information.mutual_information(
+        parts.encoder, parts.marginal, x, 7, num_samples=synthetic_run.INFORMATION_SAMPLES,
+        batch_size=200, encoders_per_chunk=70, latents_per_chunk=300)
+    assert informations[r].keys() == alone.keys()
+    np.testing.assert_allclose([informations[r][k] for k in alone], list(alone.values()),
+                               rtol=1e-6, atol=1e-8)
+  # The restarts differ.
+  assert np.ptp(batched['log_likelihood']) > 1.
+  assert np.ptp([i['mutual_information'] for i in informations]) > 0.01
+
+
+def test_the_suite_of_members_is_each_settings_own():
+  # 2 betas x data sets (0, 1) x 2 restarts as members, untrained: each group's numbers are
+  # those of its setting's run alone (the same initial parameters, draws and splits).
+  common = ["synthetic.name = 'linear_jtex'", "restarts_suite.method = 'beta_vae'",
+            'restarts_suite.likelihood_samples = 50', 'restarts_suite.knn_draws = 5',
+            'restarts_suite.population_queries = 20']
+  cli.parse_gin([], common + [
+      'synthetic.index = (0, 1)', 'beta_schedule.beta = (0.5, 0.5, 0.5, 0.5, 2., 2., 2., 2.)',
+      'restarts_suite.groups = (0, 0, 1, 1, 2, 2, 3, 3)'])
+  members = synthetic.SyntheticVAE(restarts=8, seed=3, restart_ids=(0, 1) * 4,
+                                   member_datasets=(0, 0, 1, 1) * 2)
+  stacked = data.synthetic('test', name='linear_jtex', index=(0, 1))
+  groups = synthetic_run.restarts_suite(members, stacked, 1)['groups']
+  assert [g['members'] for g in groups] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+  for g, (beta, index) in enumerate([(0.5, 0), (0.5, 1), (2., 0), (2., 1)]):
+    gin.clear_config()
+    cli.parse_gin([], common + [f'synthetic.index = {index}', f'beta_schedule.beta = {beta}'])
+    alone = synthetic_run.restarts_suite(synthetic.SyntheticVAE(restarts=2, seed=3),
+                                         data.synthetic('test', name='linear_jtex',
+                                                        index=index), 1)
+    assert groups[g]['selected'] == alone['selected']
+    np.testing.assert_allclose(groups[g]['validation_objective'],
+                               alone['validation_objective'], rtol=1e-6)
+    for batched, own in zip(groups[g]['restarts'], alone['restarts']):
+      assert batched.keys() == own.keys()
+      np.testing.assert_allclose([batched[k] for k in own], [own[k] for k in own],
+                                 rtol=1e-6, err_msg=str(g))
+    np.testing.assert_allclose(groups[g]['knn']['mean'], alone['knn']['mean'], rtol=1e-6)
+  # Different betas, different objectives: the groups did not share one.
+  assert groups[0]['validation_objective'] != groups[2]['validation_objective']
+  with pytest.raises(errors.UserError, match='needs restarts_suite.groups'):
+    synthetic_run.restarts_suite(members, stacked, 1, groups=None)
+  with pytest.raises(errors.UserError, match='group 0 has members of several data sets'):
+    synthetic_run.restarts_suite(members, stacked, 1, groups=(0, 0, 0, 1, 2, 2, 3, 3))

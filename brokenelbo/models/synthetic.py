@@ -656,6 +656,38 @@ class SyntheticVAE(tf.Module):
     else:
       self.use_best.assign(self.use_best | members)
 
+  def select_members(self, members):
+    """A `SyntheticVAE` of the members `members` alone, which takes one data set's `[B, D]`.
+
+    Member i of the result is member `members[i]` of this model: its parameters, best
+    copies, score, choices and whether it uses its best copy, and its seeding index, so
+    that its draws are this member's (of its run alone too). For the evaluation of a
+    batched run, one data set's members at a time, and for a figure of one member.
+
+    Args:
+      members: Python `list` of `int`s in `[0, restarts)`.
+
+    Returns:
+      `SyntheticVAE` with `restarts = len(members)` and no `member_datasets`.
+    """
+    members = [int(m) for m in members]
+    # Every argument given: a run's gin config (restored) binds the members of the batch.
+    model = SyntheticVAE(dataset=self.dataset, restarts=len(members), seed=self.seed,
+                         first_restart=0,
+                         restart_ids=tuple(self.restart_ids[m] for m in members),
+                         member_datasets=None, initial_scale='unit')
+    for source, target in ((self.theta, model.theta), (self.phi, model.phi),
+                           (self.best_theta, model.best_theta),
+                           (self.best_phi, model.best_phi)):
+      for k, variable in source.items():
+        target[k].assign(tf.gather(variable, members))
+    for name in ('best_score', 'use_best', 'selections'):
+      value = getattr(self, name)
+      if value.shape.rank:
+        value = tf.gather(value, members)
+      getattr(model, name).assign(tf.broadcast_to(value, [len(members)]))
+    return model
+
   # ------------------------------------------------------------------------------------
   # One restart, for `statistics.information`.
 
