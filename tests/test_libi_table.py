@@ -1,6 +1,7 @@
 """Table 1 of the LiBI paper: its protocol and its evaluation (the command end to end:
 `tests/test_libi_study.py`)."""
 
+import os
 
 import gin
 import numpy as np
@@ -200,6 +201,67 @@ def test_generative_mutual_information_is_the_closed_form():
   assert gaussian[0] == pytest.approx(0.5 * (log_det - 4 * np.log(1e-6)), rel=1e-6)
   assert synthetic_run.generative_mutual_information(
       synthetic_run.ground_truth_model('cubic_jtex')) is None
+
+
+def test_batches_hold_each_run_once_in_balanced_batches():
+  # The paper's protocol on LinearJTEx: 1 + 3 + 4 + 4 + 32 settings x 5 data sets x 10
+  # restarts. At most 640 members: LiBI's 80 runs of each R in 2 batches of 40 runs.
+  profile = libi_table.PROFILES['paper']
+  runs = libi_table.make_runs(profile, ['linear_jtex'])
+  batches = libi_table.make_batches(profile, 640, ['linear_jtex'])
+  held = [run for batch in batches for run in batch.runs]
+  assert len(held) == len(runs) == 220 and set(held) == set(runs)
+  sizes = {method: [len(b.runs) for b in batches if b.method == method]
+           for method in libi_table.METHODS}
+  assert sizes == {'vae': [5], 'beta_vae': [15], 'beta_vae_anneal': [20], 'lagging': [20],
+                   'libi': [40, 40, 40, 40]}
+  assert all(b.num_members <= 640 and b.restarts == 10 for b in batches)
+  # Settings in the grid's order, each on its data sets, LiBI's of one R per batch.
+  libi = [b for b in batches if b.method == 'libi']
+  assert [{run.setting_dict['repeats'] for run in b.runs} for b in libi] == [{1}, {1}, {6}, {6}]
+  assert [(run.setting_dict['epsilon_sigma'], run.index) for run in libi[0].runs[:6]] == [
+      (0.2, i) for i in range(5)] + [(0.2, 0)]
+  assert [b.num_members for b in libi_table.make_batches(profile, 10**6, ['linear_jtex'],
+                                                         ['lagging', 'libi'])] == [200, 800, 800]
+  # A batch holds every restart of its runs: fewer members than a setting's restarts is
+  # refused (Mobius has 5 in the cpu profile, the others 10).
+  libi_table.make_batches(libi_table.PROFILES['cpu'], 5, ['mobius'])
+  with pytest.raises(errors.UserError, match=r'^--members_per_run=9: a batched run trains '
+                     r'every restart of a setting, so it must be at least 10 \(the restarts '
+                     r'of a setting on cubic_jtex\)$'):
+    libi_table.make_batches(libi_table.PROFILES['cpu'], 9, ['mobius', 'cubic_jtex'])
+
+
+def test_batch_bindings_lay_out_the_members():
+  # Two beta-VAE settings on data sets 3 and 1 (in that order in the grid's runs), 2
+  # restarts each: member m = 2 g + r, the data sets stacked as (1, 3).
+  run = lambda index, beta: libi_table.Run('gaussian', index, 'beta_vae_anneal',
+                                           (('beta', beta),))
+  runs = (run(3, 0.5), run(1, 0.5), run(3, 2.), run(1, 2.))
+  batch = libi_table.Batch('gaussian', 'beta_vae_anneal', runs, restarts=2)
+  assert batch.indices == (1, 3) and batch.num_members == 8
+  assert batch.members(run(3, 2.)) == [4, 5]
+  assert batch.groups() == (0, 0, 1, 1, 2, 2, 3, 3)
+  assert libi_table.batch_bindings(batch, 1000) == [
+      'EPOCHS = 1000', 'beta_schedule.anneal_epochs = 100',
+      'beta_schedule.beta = (0.5, 0.5, 0.5, 0.5, 2.0, 2.0, 2.0, 2.0)',
+      "synthetic.name = 'gaussian'", 'synthetic.index = (1, 3)', 'SyntheticVAE.restarts = 8',
+      'SyntheticVAE.restart_ids = (0, 1, 0, 1, 0, 1, 0, 1)',
+      'SyntheticVAE.member_datasets = (1, 1, 0, 0, 1, 1, 0, 0)',
+      # Each member's Adam is its run's alone: 2 restarts there, 8 members here.
+      'normalized_adam.epsilon = 2.5e-09']
+  # A key that all members share is one value; lagging's segments are integers.
+  lagging = libi_table.Batch('mobius', 'lagging', (
+      libi_table.Run('mobius', 0, 'lagging', (('segments', 60),)),
+      libi_table.Run('mobius', 0, 'lagging', (('segments', 90),))), restarts=1)
+  bindings = libi_table.batch_bindings(lagging, 10)
+  assert 'LaggingInference.segments = (60, 90)' in bindings
+  assert 'synthetic.index = (0,)' in bindings and 'normalized_adam.epsilon = 5e-09' in bindings
+  # The directory names what the batch holds.
+  assert batch.relative_dir().startswith(os.path.join('gaussian', 'members',
+                                                      'beta_vae_anneal', '4x2-'))
+  other = libi_table.Batch('gaussian', 'beta_vae_anneal', runs[::-1], restarts=2)
+  assert other.relative_dir() != batch.relative_dir()
 
 
 @pytest.mark.parametrize('name', ['linear_jtex', 'mobius'])
