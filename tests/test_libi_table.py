@@ -335,3 +335,25 @@ def test_the_suite_of_members_is_each_settings_own():
     synthetic_run.restarts_suite(members, stacked, 1, groups=None)
   with pytest.raises(errors.UserError, match='group 0 has members of several data sets'):
     synthetic_run.restarts_suite(members, stacked, 1, groups=(0, 0, 0, 1, 2, 2, 3, 3))
+
+
+def test_the_protocol_cost_extrapolates_from_the_measured_steps(load_script):
+  cost = load_script('libi_protocol_cost')
+  # t(M) linear between the counts, beyond the largest at the last slope.
+  assert cost.interpolate([10, 40], [2., 5.], 25) == pytest.approx(3.5)
+  assert cost.interpolate([10, 40], [2., 5.], 100) == pytest.approx(11.)
+  assert cost.interpolate([10, 40], [2., 5.], 5) == 2.
+  # The VAE on Gaussian: 5 runs of 10 restarts alone, or one run of 50 members.
+  hours, runs = cost.protocol_hours('gaussian', 'vae', [10, 40], [[2.], [5.]], None)
+  assert runs == 5 and hours == pytest.approx(5 * 30000 * 2e-3 / 3600)
+  hours, runs = cost.protocol_hours('gaussian', 'vae', [10, 40], [[2.], [5.]], 640)
+  assert runs == 1 and hours == pytest.approx(30000 * 6e-3 / 3600)
+  # LiBI: its batches hold one R each, half of their steps with the penalty.
+  hours, runs = cost.protocol_hours('mobius', 'libi', [10], [[4., 2.]], 10**4)
+  assert runs == 2 and hours == pytest.approx(2 * 30000 * 60 * 3. / 3.6e6)
+  # Some member in step 1: half the epochs for one R, three quarters for R in {1, 6}.
+  batch = cost.batch_of('linear_jtex', 'libi', 40)
+  assert batch.num_members == 40 and cost.step1_fraction(batch) == pytest.approx(0.5, abs=1e-3)
+  runs = libi_table.make_runs(libi_table.PROFILES['paper'], ['linear_jtex'], ['libi'])[:10:5]
+  mixed = libi_table.Batch('linear_jtex', 'libi', tuple(runs), 10)
+  assert cost.step1_fraction(mixed) == pytest.approx(0.75, abs=1e-3)
