@@ -14,6 +14,7 @@ the chains' spread does not measure. The evaluation layer's `rd_curve.rd_curve_s
 checked on the Bernoulli model as a VAE.
 """
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -360,3 +361,84 @@ def test_rate_gap_bounds_bracket_the_exact_gap(linear):
   exact_rate, exact_distortion = point(10.)
   lower, upper = bounds(exact_rate + 2., exact_distortion)
   assert np.isnan(lower) and 2. < upper
+
+
+class _AffineFlow:
+  """A stand-in for an encoder's flow (`models.flows.ShiftOnlyFlow`'s `bijector` and
+  `inverse`): the affine map z = L u + c."""
+
+  L = np.array([[1.5, 0.], [-0.7, 0.6]])
+  c = np.array([0.4, -0.3])
+
+  def __init__(self, inverse):
+    self.inverse = inverse
+    self.bijector = tfp.bijectors.Chain([tfp.bijectors.Shift(self.c),
+                                         tfp.bijectors.ScaleMatvecTriL(self.L)])
+
+
+class _FlowedLinearGaussian(_LinearGaussian):
+  """The linear-Gaussian model with z = L u + c, u ~ N(0, I), as a VAE whose marginal is
+  pushed through its encoder's flow: its curve is `_LinearGaussian`'s with W L and W c + b
+  (x = W (L u + c) + b + noise), whatever the coordinates AIS anneals in."""
+
+  W = _LinearGaussian.W @ _AffineFlow.L
+  b = _LinearGaussian.W @ _AffineFlow.c + _LinearGaussian.b
+
+  def __init__(self, inverse):
+    super().__init__()
+    self.encoder = type('Encoder', (), {'flow': _AffineFlow(inverse)})()
+    self._base = tfd.MultivariateNormalDiag(loc=tf.zeros([2], tf.float64))
+
+  def decoder(self, z):  # In z, the run's own coordinates.
+    return tfd.MultivariateNormalDiag(loc=tf.linalg.matvec(_LinearGaussian.W, z)
+                                      + _LinearGaussian.b,
+                                      scale_diag=tf.fill([5], tf.constant(self.s, tf.float64)))
+
+  def marginal_distribution(self):
+    return tfd.TransformedDistribution(self._base, self.encoder.flow.bijector)
+
+
+def test_annealing_space_is_the_flow_base_and_keeps_the_curve():
+  # Under an inverse autoregressive flow, AIS anneals over the flow's base distribution with
+  # the decoder composed with its forward; under another flow (a MAF's), over z as given.
+  flowed = _FlowedLinearGaussian(inverse=True)
+  decoder, marginal = rd_curve.annealing_space(flowed)
+  assert marginal is flowed._base
+  u = np.array([[0.3, -1.2], [2.0, 0.5]])
+  np.testing.assert_allclose(decoder(u).mean(), flowed.decoder(u @ _AffineFlow.L.T
+                                                                + _AffineFlow.c).mean())
+  plain = _FlowedLinearGaussian(inverse=False)
+  decoder, marginal = rd_curve.annealing_space(plain)
+  assert decoder == plain.decoder and isinstance(marginal, tfd.TransformedDistribution)
+  # The curve annealed over u is the model's exact curve in z (the rate is invariant under
+  # a bijection of z; the distortion is the same function of x and z).
+  images, _ = ais.simulate(flowed.decoder, flowed.marginal_distribution(), 4, seed=11)
+  decoder, marginal = rd_curve.annealing_space(flowed)
+  result = ais.rate_distortion_curve(decoder, marginal, images, seed=12, betas=(0.5, 1., 3.),
+                                     num_steps=300, **SAMPLER)
+  _assert_curve(result, flowed, images, ALLOWANCE)
+
+
+@pytest.mark.parametrize('family, base', [('+-v', True), ('--v', False), ('+-+', False)])
+def test_annealing_space_of_the_package_s_marginals(family, base):
+  # The families as `train` builds them (smoke sizes): only the VampPrior under the IAF
+  # encoder is annealed over the flow's base (the mixture); the MAF marginal of `+-+` has
+  # its own flow, with a cheap inverse, and `--v` none.
+  from brokenelbo import configurables  # pylint: disable=g-import-not-at-top,unused-import
+  from brokenelbo.training import trainer  # pylint: disable=g-import-not-at-top
+  from brokenelbo.utils import cli  # pylint: disable=g-import-not-at-top
+  gin.clear_config()
+  try:
+    cli.parse_gin([f'configs/{family}.gin', 'configs/smoke.gin'], [])
+    model = cli.configured_arguments(trainer.train)['model']()
+  finally:
+    gin.clear_config()
+  decoder, marginal = rd_curve.annealing_space(model)
+  if not base:
+    assert decoder == model.decoder
+    assert type(marginal) is type(model.marginal_distribution())
+    return
+  assert isinstance(marginal, tfd.MixtureSameFamily)
+  u = marginal.sample(3, seed=[0, 1])
+  z = model.encoder.flow.bijector.forward(u)
+  np.testing.assert_allclose(decoder(u).mean(), model.decoder(z).mean(), rtol=1e-6)

@@ -9,7 +9,8 @@ beta = 1 / beta'. At beta = 1 the curve's R + D is -log p(x), so `ais_nll` is AI
 of the model's NLL; beside it, the encoder's importance-weighted NLL_K on the same examples
 (`importance_samples`), and `rate_gap_bounds` brackets how far an encoder lies above the
 curve. Optionally, `bdmc_examples` pairs (z, x) drawn from the model bracket log p(x) by
-bidirectional Monte Carlo, whose gap says how far the AIS estimates are off.
+bidirectional Monte Carlo, whose gap says how far the AIS estimates are off. AIS anneals
+in the coordinates where m's density is cheap (`annealing_space`).
 
 `record_rd_curve` computes it on a restored run's split and records it with the run, apart
 from `evaluate`'s record: `rd_curve.json` (`training.run_record`, `{split: record}`, an
@@ -51,6 +52,29 @@ def _stream(seed, index):
   """A base seed `[seed, index]`: 0 for the curve, 1 for the BDMC pairs' draws, 2 for
   their chains."""
   return tf.constant([seed, index], tf.int32)
+
+
+def annealing_space(model, marginal=None):
+  """The decoder and marginal over which AIS anneals `model`'s curve: `(decoder, marginal)`.
+
+  The curve is the same in any coordinates u with z = f(u), f a bijection: the tempered
+  posterior over u is m_u(u) d(x|f(u))^beta, with m_u the density of f^-1(z) for z ~ m,
+  so Z_beta and the law of -log d(x|z), hence R_beta and D_beta, do not change. Where m
+  is a distribution pushed through the encoder's inverse autoregressive flow (a VampPrior
+  under a `+` encoder, `models.marginals.VampPrior`), m's density needs the flow's inverse,
+  a MADE pass per latent dimension and flow step, at every leapfrog step; its forward is
+  one pass per step. There AIS anneals over the flow's base distribution, with the decoder
+  composed with the flow's forward. Elsewhere it anneals over z, as given. `marginal`:
+  `model.marginal_distribution()` if built already (a VampPrior's costs an encoder pass).
+  """
+  decoder = model.decoder
+  marginal = model.marginal_distribution() if marginal is None else marginal
+  flow = getattr(model.encoder, 'flow', None)
+  # (TFP builds a `TransformedDistribution` of one of two classes: asked for its bijector.)
+  if flow is not None and flow.inverse and getattr(marginal, 'bijector', None) is flow.bijector:
+    bijector = marginal.bijector
+    return (lambda u: decoder(bijector.forward(u))), marginal.distribution
+  return decoder, marginal
 
 
 # The importance-weighted bounds set beside AIS's NLL: the one-sample ELBO, the information
@@ -103,12 +127,14 @@ def rd_curve_suite(model, images, seed, betas=ais.DEFAULT_BETAS, num_examples=8,
     ais_num_chains, ais_num_leapfrog_steps, bdmc_examples).
   """
   decoder, marginal = model.decoder, model.marginal_distribution()
+  annealed_decoder, annealed_marginal = annealing_space(model, marginal)
   chosen = subsets.spread(images, num_examples)
   settings = dict(num_chains=num_chains, num_pilot_chains=num_pilot_chains,
                   num_leapfrog_steps=num_leapfrog_steps, target_acceptance=target_acceptance,
                   initial_step_size=initial_step_size, radius=radius, batch_size=batch_size)
-  curve = ais.rate_distortion_curve(decoder, marginal, chosen, _stream(seed, 0), betas=betas,
-                                    num_steps=num_steps, **settings)
+  curve = ais.rate_distortion_curve(annealed_decoder, annealed_marginal, chosen,
+                                    _stream(seed, 0), betas=betas, num_steps=num_steps,
+                                    **settings)
   result = _curve_means(curve)
   encoder = elbo.make_evaluate(model, batch_size, seed)(chosen)
   result.update(encoder_rate=encoder['rate'], encoder_distortion=encoder['distortion'],
@@ -119,13 +145,22 @@ def rd_curve_suite(model, images, seed, betas=ais.DEFAULT_BETAS, num_examples=8,
   result.update(_importance_weighted(model.encoder, decoder, marginal, chosen, seed,
                                      importance_samples, batch_size, -curve['log_likelihood']))
   if bdmc_examples:
-    pairs = ais.simulate(decoder, marginal, bdmc_examples, _stream(seed, 1))
-    bounds = ais.bidirectional_bounds(decoder, marginal, *pairs, _stream(seed, 2),
-                                      num_steps=num_steps, **settings)
-    for name in ('lower', 'upper', 'gap'):
-      mean = 'gap' if name == 'gap' else f'{name}_mean'
-      result[f'bdmc_{name}'] = bounds[mean]
-      result[f'bdmc_{name}_stderr'] = bounds[f'{mean}_stderr']
+    result.update(_bdmc(annealed_decoder, annealed_marginal, bdmc_examples, seed,
+                        num_steps=num_steps, **settings))
+  return result
+
+
+def _bdmc(decoder, marginal, num_examples, seed, **settings):
+  """BDMC's bounds on `num_examples` pairs (z, x) drawn from the model (stream 1 of `seed`,
+  their chains stream 2): bdmc_lower, bdmc_upper and bdmc_gap, means with `_stderr`. In
+  `annealing_space`'s coordinates u, x ~ d(x|f(u)) is x ~ p(x) all the same."""
+  pairs = ais.simulate(decoder, marginal, num_examples, _stream(seed, 1))
+  bounds = ais.bidirectional_bounds(decoder, marginal, *pairs, _stream(seed, 2), **settings)
+  result = {}
+  for name in ('lower', 'upper', 'gap'):
+    mean = 'gap' if name == 'gap' else f'{name}_mean'
+    result[f'bdmc_{name}'] = bounds[mean]
+    result[f'bdmc_{name}_stderr'] = bounds[f'{mean}_stderr']
   return result
 
 

@@ -55,6 +55,7 @@ class ShiftOnlyFlow(tf.Module):
   def __init__(self, event_size, num_steps=4, hidden_units=(640, 640, 640),
                activation='relu', inverse=False, name=None):
     super().__init__(name=name)
+    self.inverse = inverse
     self.mades = [
         # float32 under any mixed-precision policy: TFP's MADE does not support them.
         tfb.AutoregressiveNetwork(params=1, event_shape=[event_size],
