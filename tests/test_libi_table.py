@@ -1,6 +1,7 @@
 """Table 1 of the LiBI paper: its protocol and its evaluation (the command end to end:
 `tests/test_libi_study.py`)."""
 
+import math
 import os
 
 import gin
@@ -326,7 +327,9 @@ def test_the_suite_of_members_is_each_settings_own():
                                alone['validation_objective'], rtol=1e-6)
     for batched, own in zip(groups[g]['restarts'], alone['restarts']):
       assert batched.keys() == own.keys()
-      np.testing.assert_allclose([batched[k] for k in own], [own[k] for k in own],
+      computed = [k for k in own if own[k] is not None]  # The kept restart's are all.
+      assert [k for k in batched if batched[k] is not None] == computed
+      np.testing.assert_allclose([batched[k] for k in computed], [own[k] for k in computed],
                                  rtol=1e-6, err_msg=str(g))
     np.testing.assert_allclose(groups[g]['knn']['mean'], alone['knn']['mean'], rtol=1e-6)
   # Different betas, different objectives: the groups did not share one.
@@ -335,6 +338,26 @@ def test_the_suite_of_members_is_each_settings_own():
     synthetic_run.restarts_suite(members, stacked, 1, groups=None)
   with pytest.raises(errors.UserError, match='group 0 has members of several data sets'):
     synthetic_run.restarts_suite(members, stacked, 1, groups=(0, 0, 0, 1, 2, 2, 3, 3))
+
+
+def test_the_kept_restart_alone_gets_the_costly_numbers_unless_every_restart():
+  # The exact log-likelihood and the population information, per restart in NumPy, are
+  # the kept restart's alone by default; every_restart computes the same numbers for all.
+  cli.parse_gin([], ["synthetic.name = 'linear_jtex'", "restarts_suite.method = 'vae'",
+                     'restarts_suite.likelihood_samples = 50', 'restarts_suite.knn_draws = 5',
+                     'restarts_suite.population_queries = 20'])
+  model = synthetic.SyntheticVAE(restarts=3, seed=5)
+  x_test = data.synthetic('test', name='linear_jtex')
+  kept = synthetic_run.restarts_suite(model, x_test, 1)
+  every = synthetic_run.restarts_suite(model, x_test, 1, every_restart=True)
+  costly = ('exact_log_likelihood', 'population_mutual_information', 'population_rate')
+  assert kept['selected'] == every['selected'] is not None
+  for r, (alone, full) in enumerate(zip(kept['restarts'], every['restarts'])):
+    assert alone.keys() == full.keys()
+    for key in costly:
+      assert math.isfinite(full[key])
+      assert alone[key] == (full[key] if r == kept['selected'] else None), (r, key)
+    assert alone['log_likelihood'] == full['log_likelihood']  # Eq. 48 for every restart.
 
 
 def test_the_protocol_cost_extrapolates_from_the_measured_steps(load_script):

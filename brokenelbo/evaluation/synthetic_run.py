@@ -169,9 +169,13 @@ def _importance_segment(model, scale_factor):
 
 def evaluate_restarts(model, x_test, seed, num_samples=synthetic.TEST_NUM_SAMPLES,
                       exact_tolerance=EXACT_TOLERANCE, population_queries=POPULATION_QUERIES,
-                      population_components=POPULATION_COMPONENTS):
+                      population_components=POPULATION_COMPONENTS, detailed=None):
   """Test log-likelihood (exact and eq. 48), ELBO, I(X;Z) and KL(q(z) || p(z)) of every
   restart.
+
+  The exact log-likelihood and the population information cost seconds per restart in
+  NumPy (the rest is batched over restarts): `detailed`, a collection of restart indices,
+  limits them to those restarts (the others get `None`); `None` computes them for all.
 
   Returns:
     `list` of `dict`s (one per restart) with `float`s in nats per example:
@@ -194,8 +198,14 @@ def evaluate_restarts(model, x_test, seed, num_samples=synthetic.TEST_NUM_SAMPLE
   generative = generative_mutual_information(model)
   results = []
   for r, info in enumerate(restart_information(model, x_test, seed)):
-    exact = ({} if exact_tolerance is None else
-             restart_exact_log_likelihood(model, r, x_test, exact_tolerance))
+    if detailed is None or r in detailed:
+      exact = ({} if exact_tolerance is None else
+               restart_exact_log_likelihood(model, r, x_test, exact_tolerance))
+      populated = restart_population_information(model, r, seed, population_queries,
+                                                 population_components)
+    else:
+      exact = ({} if exact_tolerance is None else dict.fromkeys(_EXACT_KEYS))
+      populated = dict.fromkeys(_POPULATION_KEYS)
     results.append(dict(
         **exact, log_likelihood=float(likelihood['log_likelihood'][r]),
         log_likelihood_stderr=float(likelihood['stderr'][r]),
@@ -204,8 +214,7 @@ def evaluate_restarts(model, x_test, seed, num_samples=synthetic.TEST_NUM_SAMPLE
         mutual_information=info['mutual_information'],
         mutual_information_stderr=info['mutual_information_stderr'],
         marginal_kl=info['marginal_kl'], marginal_kl_stderr=info['marginal_kl_stderr'],
-        **restart_population_information(model, r, seed, population_queries,
-                                         population_components),
+        **populated,
         generative_mutual_information=(None if generative is None else
                                        float(generative[r]))))
   return results
@@ -282,16 +291,18 @@ def restart_population_information(model, restart, seed, num_queries=POPULATION_
     `dict` of `float`s: population_mutual_information, population_marginal_kl,
     population_rate, each with its _stderr; NaN for a restart whose phi is not finite.
   """
-  names = ('mutual_information', 'marginal_kl', 'rate')
-  keys = [f'population_{name}{end}' for name in names for end in ('', '_stderr')]
   if not _finite(model.phi_params(), restart):
-    return dict.fromkeys(keys, float('nan'))
+    return dict.fromkeys(_POPULATION_KEYS, float('nan'))
   truth = data.ground_truth(model.dataset)
   result = population.population_information(
       numpy_encoder(model, restart), truth.mean, truth.noise_variance, seed=[seed, 3],
       num_queries=num_queries, num_components=num_components)
-  return {f'population_{name}{end}': result[f'{name}{end}'] for name in names
-          for end in ('', '_stderr')}
+  return {key: result[key[len('population_'):]] for key in _POPULATION_KEYS}
+
+
+_POPULATION_KEYS = tuple(f'population_{name}{end}'
+                         for name in ('mutual_information', 'marginal_kl', 'rate')
+                         for end in ('', '_stderr'))
 
 
 def restart_information(model, x_test, seed, encoders_per_chunk=100, latents_per_chunk=1000):
@@ -536,11 +547,13 @@ def select_restart(validation_objective):
                  knn_draws=domains.POSITIVE_INT, exact_tolerance=domains.POSITIVE,
                  population_queries=domains.integer(2),
                  population_components=domains.POSITIVE_INT,
-                 groups=domains.optional(domains.tuple_of(domains.NON_NEGATIVE_INT)))
+                 groups=domains.optional(domains.tuple_of(domains.NON_NEGATIVE_INT)),
+                 every_restart=domains.BOOL)
 def restarts_suite(model, images, seed, method=gin.REQUIRED,
                    likelihood_samples=synthetic.TEST_NUM_SAMPLES, knn_draws=100,
                    exact_tolerance=EXACT_TOLERANCE, population_queries=POPULATION_QUERIES,
-                   population_components=POPULATION_COMPONENTS, groups=None):
+                   population_components=POPULATION_COMPONENTS, groups=None,
+                   every_restart=False):
   """The LiBI paper's evaluation of a trained setting (Appendix E), for `evaluate_run`.
 
   Every restart's validation objective (`validation_objective` on the run's validation
@@ -548,7 +561,9 @@ def restarts_suite(model, images, seed, method=gin.REQUIRED,
   exact log-likelihood and eq. 48's estimate with S = `likelihood_samples`, ELBO, I(X;Z)
   and KL(q(z) || p(z)) on the test points and under the data distribution, I_theta(X;Z));
   the restart the objective prefers (`select_restart`) and its smooth k-NN statistic over
-  `knn_draws` draws.
+  `knn_draws` draws. Table 1 reads the kept restart alone, so the two per-restart NumPy
+  computations, the exact log-likelihood and the population information (seconds each,
+  the bulk of an evaluation), are made for the kept restart only unless `every_restart`.
 
   A batched run (a model of members, `SyntheticVAE.member_datasets`, on stacked data
   `[N, K, D]`) holds the restarts of several settings and data sets: `groups` says which
@@ -568,6 +583,8 @@ def restarts_suite(model, images, seed, method=gin.REQUIRED,
     population_components: Python `int`, draws of z' per estimate of log q(z) there.
     groups: `None` for a run of one setting; for a model of members, Python `tuple` of one
       `int` per member, its group (`experiments.libi_table.Batch.groups`).
+    every_restart: Python `bool`; `False` (the default): the exact log-likelihood and the
+      population information of the kept restart alone, `None` for the others.
 
   Returns:
     `dict`: restarts (`list` of `dict`s), validation_objective, selected (`int` or
@@ -581,30 +598,42 @@ def restarts_suite(model, images, seed, method=gin.REQUIRED,
   beta = np.asarray(cli.configured_arguments(objectives.beta_schedule)['beta'], np.float64)
   x_val = data.synthetic('validation')
 
-  def evaluate(one, x_test):  # The test numbers of a model of one data set.
+  def evaluate(one, x_test, objective, runs):
+    """The test numbers of a model of one data set; `runs`, its restarts' indices per run,
+    each run's kept one (by `objective`) in detail."""
+    kept = set()
+    for run in runs:
+      selected = select_restart(objective[run])
+      if selected is not None:
+        kept.add(run[selected])
     return evaluate_restarts(one, x_test, seed, likelihood_samples, exact_tolerance,
-                             population_queries, population_components)
+                             population_queries, population_components,
+                             None if every_restart else kept)
 
   _check_groups(model, groups)
   if groups is None:
     objective = validation_objective(model, method, x_val, seed, beta)
-    return _kept(model, range(model.restarts), evaluate(model, images), objective, images,
+    rows = list(range(model.restarts))
+    return _kept(model, rows, evaluate(model, images, objective, [rows]), objective, images,
                  knn_draws, seed)
-  by_dataset = {k: _members_of_dataset(model, k, method, x_val, images, seed, beta, evaluate)
+  by_dataset = {k: _members_of_dataset(model, groups, k, method, x_val, images, seed, beta,
+                                       evaluate)
                 for k in sorted(set(model.member_datasets))}
   return dict(groups=[_group_suite(model, groups, group, by_dataset, images, knn_draws, seed)
                       for group in sorted(set(groups))])
 
 
-def _members_of_dataset(model, k, method, x_val, images, seed, beta, evaluate):
+def _members_of_dataset(model, groups, k, method, x_val, images, seed, beta, evaluate):
   """The members of data set `k` of a model of members, evaluated together on its splits:
-  (their indices, their model, their test numbers `evaluate(model, x_test)`, their
-  validation objective)."""
+  (their indices, their model, their test numbers `evaluate(model, x_test, objective,
+  runs)`, their validation objective)."""
   members = [m for m, d in enumerate(model.member_datasets) if d == k]
   one = model.select_members(members)
   objective = validation_objective(one, method, x_val[:, k], seed,
                                    beta if beta.ndim == 0 else beta[members])
-  return members, one, evaluate(one, images[:, k]), objective
+  runs = [[i for i, m in enumerate(members) if groups[m] == group]
+          for group in sorted({groups[m] for m in members})]
+  return members, one, evaluate(one, images[:, k], objective, runs), objective
 
 
 def _group_suite(model, groups, group, by_dataset, images, knn_draws, seed):
