@@ -8,21 +8,23 @@ training time from them and prints how.
 
   python scripts/libi_protocol_cost.py [--datasets=linear_jtex] [--members=10,40,160,640]
       [--methods=vae,beta_vae,beta_vae_anneal,lagging,libi] [--steps=10] [--repeats=5]
+      [--profile=paper]
 
 How a step is timed: the study's training step (`training.step.Trainer`, full batch, the
 config of `configs/libi/<method>.gin` with the batch's bindings), `--steps` steps per call,
 the median of `--repeats` calls after one untimed call (which compiles). A batch of M
-members holds M / 10 of the protocol's runs of the method on the data-set type, in the
-study's order (repeated where it has fewer; fewer than 10 members: one run of M restarts).
+members holds M / R of the protocol's runs of the method on the data-set type, in the
+study's order (repeated where it has fewer; fewer than R members: one run of M restarts).
 LiBI is timed at a step where every member is in step 1 (its Henze-Zirkler penalty, which
 a batch computes for all members while any is in step 1) and at one where none is.
 
 How the protocol is extrapolated:
 - A step's time t(M) is linear in M between the measured counts, and beyond the largest
   at the slope of its last two; below the smallest, t of the smallest.
-- Per data-set type and method: Appendix E's settings x 5 data sets x 10 restarts, cut by
+- Per data-set type and method: the profile's settings x data sets x R restarts (paper:
+  Appendix E's grid x 5 x 10), cut by
   `libi_table.make_batches` into runs of at most N members (N each measured count), or
-  unbatched, today's runs of one setting's 10 restarts; each run 30,000 full-batch steps,
+  unbatched, one run per setting's R restarts; each run 30,000 full-batch steps,
   LiBI's a fraction f of them with the penalty (f from its members' repeats: 1/2 for one
   R, 3/4 for R in {1, 6} together) and the rest without.
 - The runs one after another in one process: training only (no evaluation, process
@@ -44,7 +46,7 @@ from brokenelbo.training import libi
 from brokenelbo.training import restore
 from brokenelbo.training import step as step_lib
 
-PROFILE = libi_table.PROFILES['paper']
+PROFILE = libi_table.PROFILES['paper']  # --profile.
 EPOCHS = 30000  # Appendix E; full batches, one step per epoch.
 
 
@@ -147,8 +149,9 @@ def _print_steps(dataset, method, counts, times):
 
 
 def _print_protocol(measured, datasets, methods, counts):
-  print(f'\nThe protocol (Appendix E: {EPOCHS} full-batch epochs, 10 restarts, 5 data sets '
-        'per type), training hours of one process running its runs one after another:')
+  print(f'\nThe protocol ({EPOCHS} full-batch epochs; restarts per setting, data sets per '
+        f'type: {PROFILE.restarts}, {PROFILE.num_datasets}), training hours of one process '
+        'running its runs one after another:')
   totals = {}
   for dataset in libi_table.DATASETS:
     source = dataset if dataset in datasets else datasets[0]
@@ -174,7 +177,13 @@ def main():
   parser.add_argument('--methods', default=','.join(libi_table.METHODS))
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument('--profile', default='paper', choices=sorted(libi_table.PROFILES),
+                      help='the protocol to extrapolate to (its epochs must be 30,000)')
   args = parser.parse_args()
+  global PROFILE
+  PROFILE = libi_table.PROFILES[args.profile]
+  if set(PROFILE.epochs.values()) != {EPOCHS}:
+    parser.error(f'--profile={args.profile}: its epochs are not all {EPOCHS}')
   datasets, methods = args.datasets.split(','), args.methods.split(',')
   counts = sorted(int(m) for m in args.members.split(','))
   if any(m < 1 or (m > 10 and m % 10) for m in counts):

@@ -126,6 +126,19 @@ PROFILES = {
             'smooth k-NN averaged over 2,000 draws instead of 20,000 (its standard error '
             'is reported)',
         )),
+    # Appendix E's whole grids at 30k epochs, cut in data sets and restarts to fit this
+    # 2-core CPU: the paper's protocol costs about 40 hours of its training here
+    # (scripts/libi_protocol_cost.py), 92% of it LiBI's step 1; this one about a tenth.
+    'protocol': Profile(
+        grid=paper_grid, epochs={d: 30000 for d in DATASETS},
+        num_datasets={d: 2 for d in DATASETS}, restarts={d: 5 for d in DATASETS},
+        knn_draws=2000, members_per_run=160,
+        reductions=(
+            '2 data sets per type instead of 5',
+            '5 restarts per setting instead of 10',
+            'smooth k-NN averaged over 2,000 draws instead of 20,000 (its standard error '
+            'is reported)',
+        )),
     # A few epochs, two restarts: checks the whole pipeline in seconds (tests).
     'smoke': Profile(
         grid=lambda d: {m: s[:1] for m, s in cpu_grid(d).items()},
