@@ -106,6 +106,13 @@ def tuple_of(domain, length=None):
                            and all(domain.contains(x) for x in v)))
 
 
+def either(*alternatives):
+  """A value of any of the domains `alternatives`: `either(POSITIVE, tuple_of(POSITIVE))`
+  takes one value or one value per member of a batch."""
+  return Domain(' or '.join(str(a) for a in alternatives),
+                lambda v: any(a.contains(v) for a in alternatives))
+
+
 POSITIVE_INT = integer(1)
 NON_NEGATIVE_INT = integer(0)
 POSITIVE = real(0, low_open=True)

@@ -14,6 +14,14 @@ default) its reductions. Each setting is one run of a study (`experiments.libi_r
 continues: evaluated settings are skipped and an interrupted one resumes from its last
 checkpoint. `--datasets`, `--methods` and `--indices` select a part.
 
+  python -m brokenelbo.libi --profile=paper --members_per_run=640 \
+      --output_dir=runs/libi_paper --results=runs/libi_paper/table1.json
+
+`--members_per_run=N` batches the study: each method's settings x data sets x restarts on
+a data-set type are trained as runs of at most N members (`libi_table.make_batches`),
+each evaluated into every setting's record as its own run would be; the results, the
+table and the figures are the same (docs/libi.md).
+
 The flags, every input file and every output path are checked, and `--print_only` prints,
 before TensorFlow loads.
 """
@@ -55,6 +63,11 @@ def define_flags():
                     'and, for Slurm, the sbatch script), run nothing.')
   flags.DEFINE_multi_string('gin_bindings', [], 'Extra bindings for every run (e.g. '
                             '"train.log_every_steps = 5000").')
+  flags.DEFINE_string('members_per_run', None, 'Batch the study: train each method\'s '
+                      'settings x data sets x restarts on a data-set type as runs of at '
+                      'most this many members each (one run if it is large; at least the '
+                      'restarts of a setting). Default: the profile\'s (none batches: one '
+                      'run per setting and data set).')
   launchers.define_flags(parallel=1)
 
 
@@ -73,7 +86,26 @@ def _check_flags():
       raise errors.UserError(f'--indices must be integers, got {FLAGS.indices}') from None
     if any(not 0 <= i < data.NUM_DATASETS for i in indices):
       raise errors.UserError(f'--indices must be in [0, {data.NUM_DATASETS})')
-  return indices
+  return indices, _members_per_run()
+
+
+def _members_per_run():
+  """`--members_per_run` (or the profile's) as an `int`, or `None` (unbatched), checked."""
+  profile = libi_table.PROFILES[FLAGS.profile]
+  members = FLAGS.members_per_run
+  try:
+    members = profile.members_per_run if members is None else int(members)
+  except ValueError:
+    raise errors.UserError(f'--members_per_run must be an integer, got {members!r}') from None
+  if members is None:
+    return None
+  libi_table.check_members_per_run(profile, FLAGS.datasets, members)
+  for binding in FLAGS.gin_bindings:
+    selector = binding.split('=')[0].strip()
+    if selector in libi_table.MEMBER_BINDINGS:
+      raise errors.UserError(f'--gin_bindings: {selector} is set per batched run by '
+                             '--members_per_run; remove it')
+  return members
 
 
 def _check_outputs():
@@ -104,7 +136,7 @@ def _figures(results):
                          overwrite=FLAGS.overwrite)
 
 
-def _study(indices):
+def _study(indices, members_per_run):
   """The study of the flags and its runs to do, after parsing the config of each of those
   (a bad binding fails before anything is computed; the gin registry, and with it
   TensorFlow, loads only where a run is to do) and, unless a dry run, writing the ground
@@ -113,7 +145,7 @@ def _study(indices):
 
   study = libi_runs.make_study(FLAGS.output_dir, FLAGS.results, FLAGS.profile, FLAGS.datasets,
                                FLAGS.methods, indices, FLAGS.threads_per_run,
-                               FLAGS.gin_bindings)
+                               FLAGS.gin_bindings, members_per_run)
   todo = [run for run in study.runs if not study.is_done(run)]
   if todo:
     from brokenelbo import configurables  # pylint: disable=g-import-not-at-top,unused-import
@@ -140,13 +172,15 @@ def main(argv):
     return 0
   if not FLAGS.output_dir or not FLAGS.results:
     raise errors.UserError('--output_dir and --results are required')
-  indices = _check_flags()
+  indices, members_per_run = _check_flags()
   launchers.check_flags(FLAGS)
   launcher = launchers.from_flags(FLAGS)
   _check_outputs()
-  study, todo = _study(indices)
-  print(f'{len(study.runs)} settings, {len(study.runs) - len(todo)} evaluated before, '
-        f'{len(todo)} to do', file=sys.stderr, flush=True)
+  study, todo = _study(indices, members_per_run)
+  batched = (f' in {len(study.runs)} batched runs of at most {members_per_run} members'
+             if members_per_run else '')
+  print(f'{study.num_settings} settings{batched}, {len(study.runs) - len(todo)} evaluated '
+        f'before, {len(todo)} to do', file=sys.stderr, flush=True)
   if FLAGS.dry_run:
     print('\n'.join(launcher.describe(study, todo)))
     return 0

@@ -85,6 +85,15 @@ _WITHOUT_TENSORFLOW = ('import runpy, sys; sys.modules["tensorflow"] = None; '
      '--methods: unknown nope (choose from vae, beta_vae, beta_vae_anneal, lagging, libi)'),
     ('libi', ['--output_dir={tmp}/runs', '--results={tmp}/table1.json', '--indices=0,5'],
      '--indices must be in [0, 5)'),
+    ('libi', ['--output_dir={tmp}/runs', '--results={tmp}/table1.json',
+              '--members_per_run=many'], "--members_per_run must be an integer, got 'many'"),
+    ('libi', ['--output_dir={tmp}/runs', '--results={tmp}/table1.json', '--profile=smoke',
+              '--members_per_run=1'], '--members_per_run=1: a batched run trains every '
+     'restart of a setting, so it must be at least 2 (the restarts of a setting on '
+     'linear_jtex)'),
+    ('libi', ['--output_dir={tmp}/runs', '--results={tmp}/table1.json', '--members_per_run=40',
+              '--gin_bindings=SyntheticVAE.restarts = 3'], '--gin_bindings: '
+     'SyntheticVAE.restarts is set per batched run by --members_per_run; remove it'),
 ])
 def test_mistakes_in_flags_are_reported_before_tensorflow_loads(tool, args, message,
                                                                  tmp_path):

@@ -126,6 +126,8 @@ def _declared_configurables():
     (domains.PROBABILITY, [0., 1., 0.3], [-0.1, 1.1]),
     (domains.tuple_of(domains.POSITIVE_INT), [(1,), [1, 10, 100]], [(), (0,), (-3, 10), 5, '1']),
     (domains.IMAGE_SHAPE, [(28, 28, 1)], [(28, 28), (28, 28, 0), (28, 28, 1, 1)]),
+    (domains.either(domains.POSITIVE, domains.tuple_of(domains.POSITIVE)),
+     [0.5, 2, (0.5,), [1, 2.5]], [0, (), (0.5, 0.), ((1,),), '1', None]),
     (domains.one_of(None, 'a'), [None, 'a'], ['b', 0, False, '']),
     (domains.optional(domains.POSITIVE_INT), [None, 3], [0, 'x']),
     (domains.BOOL, [True, False], [0, 1, 'True', None]),

@@ -114,3 +114,32 @@ def test_batched_equals_per_slice():
     for j in range(2):
       np.testing.assert_allclose(batched[i, j], hz_lib.henze_zirkler(tf.constant(z[i, j])),
                                  rtol=1e-5)
+
+
+def _plain_pair_term(whitened, beta2, n):
+  """The pair term of HZ as its formula reads, differentiated by autodiff."""
+  d_jk = tf.reduce_sum(tf.square(whitened[..., :, None, :] - whitened[..., None, :, :]), -1)
+  return tf.reduce_sum(tf.exp(-beta2 / 2. * d_jk), axis=[-2, -1]) / n
+
+
+@pytest.mark.parametrize('compiled', [False, True])
+def test_pair_term_gradient_in_closed_form_equals_autodiff(compiled):
+  # Batched [2, 3, N, 2], with weights on the slices, eagerly and under XLA.
+  w = tf.constant(np.random.default_rng(7).normal(size=(2, 3, 40, 2)))
+  weights = tf.constant(np.arange(1., 7.).reshape(2, 3))
+  beta2 = hz_lib.smoothing_parameter(40, 2) ** 2
+
+  def value_and_gradient(pair_term, w):
+    with tf.GradientTape() as tape:
+      tape.watch(w)
+      value = pair_term(w, beta2, 40.)
+      total = tf.reduce_sum(weights * value)
+    return value, tape.gradient(total, w)
+
+  call = (tf.function(value_and_gradient, jit_compile=True, autograph=False) if compiled
+          else value_and_gradient)
+  value, gradient = call(hz_lib._pair_term, w)  # pylint: disable=protected-access
+  expected_value, expected_gradient = value_and_gradient(_plain_pair_term, w)
+  np.testing.assert_allclose(value, expected_value, rtol=1e-12)
+  np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-10, atol=1e-13)
+  assert np.max(np.abs(expected_gradient)) > 0.01  # Not trivially zero.

@@ -1,16 +1,22 @@
 """Table 1 of the LiBI paper: its protocol and its evaluation (the command end to end:
 `tests/test_libi_study.py`)."""
 
+import math
+import os
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from brokenelbo import errors
 from brokenelbo.data import synthetic as data
 from brokenelbo.evaluation import synthetic_run
 from brokenelbo.experiments import libi_table
 from brokenelbo.models import synthetic
 from brokenelbo.statistics import global_optima
+from brokenelbo.statistics import information
+from brokenelbo.utils import cli
 
 
 def test_paper_grid_has_appendix_e_sizes():
@@ -196,3 +202,181 @@ def test_generative_mutual_information_is_the_closed_form():
   assert gaussian[0] == pytest.approx(0.5 * (log_det - 4 * np.log(1e-6)), rel=1e-6)
   assert synthetic_run.generative_mutual_information(
       synthetic_run.ground_truth_model('cubic_jtex')) is None
+
+
+def test_batches_hold_each_run_once_in_balanced_batches():
+  # The paper's protocol on LinearJTEx: 1 + 3 + 4 + 4 + 32 settings x 5 data sets x 10
+  # restarts. At most 640 members: LiBI's 80 runs of each R in 2 batches of 40 runs.
+  profile = libi_table.PROFILES['paper']
+  runs = libi_table.make_runs(profile, ['linear_jtex'])
+  batches = libi_table.make_batches(profile, 640, ['linear_jtex'])
+  held = [run for batch in batches for run in batch.runs]
+  assert len(held) == len(runs) == 220 and set(held) == set(runs)
+  sizes = {method: [len(b.runs) for b in batches if b.method == method]
+           for method in libi_table.METHODS}
+  assert sizes == {'vae': [5], 'beta_vae': [15], 'beta_vae_anneal': [20], 'lagging': [20],
+                   'libi': [40, 40, 40, 40]}
+  assert all(b.num_members <= 640 and b.restarts == 10 for b in batches)
+  # Settings in the grid's order, each on its data sets, LiBI's of one R per batch.
+  libi = [b for b in batches if b.method == 'libi']
+  assert [{run.setting_dict['repeats'] for run in b.runs} for b in libi] == [{1}, {1}, {6}, {6}]
+  assert [(run.setting_dict['epsilon_sigma'], run.index) for run in libi[0].runs[:6]] == [
+      (0.2, i) for i in range(5)] + [(0.2, 0)]
+  assert [b.num_members for b in libi_table.make_batches(profile, 10**6, ['linear_jtex'],
+                                                         ['lagging', 'libi'])] == [200, 800, 800]
+  # A batch holds every restart of its runs: fewer members than a setting's restarts is
+  # refused (Mobius has 5 in the cpu profile, the others 10).
+  libi_table.make_batches(libi_table.PROFILES['cpu'], 5, ['mobius'])
+  with pytest.raises(errors.UserError, match=r'^--members_per_run=9: a batched run trains '
+                     r'every restart of a setting, so it must be at least 10 \(the restarts '
+                     r'of a setting on cubic_jtex\)$'):
+    libi_table.make_batches(libi_table.PROFILES['cpu'], 9, ['mobius', 'cubic_jtex'])
+
+
+def test_batch_bindings_lay_out_the_members():
+  # Two beta-VAE settings on data sets 3 and 1 (in that order in the grid's runs), 2
+  # restarts each: member m = 2 g + r, the data sets stacked as (1, 3).
+  run = lambda index, beta: libi_table.Run('gaussian', index, 'beta_vae_anneal',
+                                           (('beta', beta),))
+  runs = (run(3, 0.5), run(1, 0.5), run(3, 2.), run(1, 2.))
+  batch = libi_table.Batch('gaussian', 'beta_vae_anneal', runs, restarts=2)
+  assert batch.indices == (1, 3) and batch.num_members == 8
+  assert batch.members(run(3, 2.)) == [4, 5]
+  assert batch.groups() == (0, 0, 1, 1, 2, 2, 3, 3)
+  assert libi_table.batch_bindings(batch, 1000) == [
+      'EPOCHS = 1000', 'beta_schedule.anneal_epochs = 100',
+      'beta_schedule.beta = (0.5, 0.5, 0.5, 0.5, 2.0, 2.0, 2.0, 2.0)',
+      "synthetic.name = 'gaussian'", 'synthetic.index = (1, 3)', 'SyntheticVAE.restarts = 8',
+      'SyntheticVAE.restart_ids = (0, 1, 0, 1, 0, 1, 0, 1)',
+      'SyntheticVAE.member_datasets = (1, 1, 0, 0, 1, 1, 0, 0)',
+      # Each member's Adam is its run's alone: 2 restarts there, 8 members here.
+      'normalized_adam.epsilon = 2.5e-09']
+  # A key that all members share is one value; lagging's segments are integers.
+  lagging = libi_table.Batch('mobius', 'lagging', (
+      libi_table.Run('mobius', 0, 'lagging', (('segments', 60),)),
+      libi_table.Run('mobius', 0, 'lagging', (('segments', 90),))), restarts=1)
+  bindings = libi_table.batch_bindings(lagging, 10)
+  assert 'LaggingInference.segments = (60, 90)' in bindings
+  assert 'synthetic.index = (0,)' in bindings and 'normalized_adam.epsilon = 5e-09' in bindings
+  # The directory names what the batch holds.
+  assert batch.relative_dir().startswith(os.path.join('gaussian', 'members',
+                                                      'beta_vae_anneal', '4x2-'))
+  other = libi_table.Batch('gaussian', 'beta_vae_anneal', runs[::-1], restarts=2)
+  assert other.relative_dir() != batch.relative_dir()
+
+
+@pytest.mark.parametrize('name', ['linear_jtex', 'mobius'])
+def test_the_estimates_of_all_restarts_are_each_restarts_own(name):
+  # Eq. 48 and I_q, KL(q(z) || p(z)) on the test points for every restart in one
+  # computation: the numbers of `information.importance_weighted_bound` and
+  # `information.mutual_information` on each restart's parts with the same seed (their
+  # draws, chunks and sums). Measured: eq. 48 bit-identical; I_q and the gap within 3e-10
+  # nats (its sums of log q round by the batch's shape). Allowed: 1e-6, and 1e-8 nats.
+  model = synthetic.SyntheticVAE(dataset=name, restarts=3, seed=0)
+  phi = {k: v.numpy() for k, v in model.phi.items()}
+  phi['loc_kernel'][0] *= 100.  # Restart 0's q informative, the others' near the prior.
+  phi['log_scale_bias'][0] = -2.
+  model.assign(phi=phi)
+  x = data.synthetic('test', name=name)[:200]
+  batched = synthetic_run.estimate_log_likelihood(model, x, 5, num_samples=250,
+                                                  batch_size=120, samples_per_chunk=100)
+  informations = synthetic_run.restart_information(model, x, 5, encoders_per_chunk=70,
+                                                   latents_per_chunk=300)
+  for r in range(3):
+    parts = model.parts(r, synthetic.TEST_VARIANCE_INFLATION)
+    alone = information.importance_weighted_bound(
+        parts.encoder, parts.decoder, parts.marginal, x, 5, num_samples=250,
+        proposal=parts.proposal, batch_size=120, samples_per_chunk=100)
+    np.testing.assert_allclose(batched['per_example'][r], alone['log_likelihood'][250],
+                               rtol=1e-6)
+    np.testing.assert_allclose(batched['log_likelihood'][r], -alone['nll'][250], rtol=1e-6)
+    np.testing.assert_allclose(batched['stderr'][r], alone['nll_stderr'][250], rtol=1e-6)
+    alone = information.mutual_information(
+        parts.encoder, parts.marginal, x, 7, num_samples=synthetic_run.INFORMATION_SAMPLES,
+        batch_size=200, encoders_per_chunk=70, latents_per_chunk=300)
+    assert informations[r].keys() == alone.keys()
+    np.testing.assert_allclose([informations[r][k] for k in alone], list(alone.values()),
+                               rtol=1e-6, atol=1e-8)
+  # The restarts differ.
+  assert np.ptp(batched['log_likelihood']) > 1.
+  assert np.ptp([i['mutual_information'] for i in informations]) > 0.01
+
+
+def test_the_suite_of_members_is_each_settings_own():
+  # 2 betas x data sets (0, 1) x 2 restarts as members, untrained: each group's numbers are
+  # those of its setting's run alone (the same initial parameters, draws and splits).
+  common = ["synthetic.name = 'linear_jtex'", "restarts_suite.method = 'beta_vae'",
+            'restarts_suite.likelihood_samples = 50', 'restarts_suite.knn_draws = 5',
+            'restarts_suite.population_queries = 20']
+  cli.parse_gin([], common + [
+      'synthetic.index = (0, 1)', 'beta_schedule.beta = (0.5, 0.5, 0.5, 0.5, 2., 2., 2., 2.)',
+      'restarts_suite.groups = (0, 0, 1, 1, 2, 2, 3, 3)'])
+  members = synthetic.SyntheticVAE(restarts=8, seed=3, restart_ids=(0, 1) * 4,
+                                   member_datasets=(0, 0, 1, 1) * 2)
+  stacked = data.synthetic('test', name='linear_jtex', index=(0, 1))
+  groups = synthetic_run.restarts_suite(members, stacked, 1)['groups']
+  assert [g['members'] for g in groups] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+  for g, (beta, index) in enumerate([(0.5, 0), (0.5, 1), (2., 0), (2., 1)]):
+    gin.clear_config()
+    cli.parse_gin([], common + [f'synthetic.index = {index}', f'beta_schedule.beta = {beta}'])
+    alone = synthetic_run.restarts_suite(synthetic.SyntheticVAE(restarts=2, seed=3),
+                                         data.synthetic('test', name='linear_jtex',
+                                                        index=index), 1)
+    assert groups[g]['selected'] == alone['selected']
+    np.testing.assert_allclose(groups[g]['validation_objective'],
+                               alone['validation_objective'], rtol=1e-6)
+    for batched, own in zip(groups[g]['restarts'], alone['restarts']):
+      assert batched.keys() == own.keys()
+      computed = [k for k in own if own[k] is not None]  # The kept restart's are all.
+      assert [k for k in batched if batched[k] is not None] == computed
+      np.testing.assert_allclose([batched[k] for k in computed], [own[k] for k in computed],
+                                 rtol=1e-6, err_msg=str(g))
+    np.testing.assert_allclose(groups[g]['knn']['mean'], alone['knn']['mean'], rtol=1e-6)
+  # Different betas, different objectives: the groups did not share one.
+  assert groups[0]['validation_objective'] != groups[2]['validation_objective']
+  with pytest.raises(errors.UserError, match='needs restarts_suite.groups'):
+    synthetic_run.restarts_suite(members, stacked, 1, groups=None)
+  with pytest.raises(errors.UserError, match='group 0 has members of several data sets'):
+    synthetic_run.restarts_suite(members, stacked, 1, groups=(0, 0, 0, 1, 2, 2, 3, 3))
+
+
+def test_the_kept_restart_alone_gets_the_costly_numbers_unless_every_restart():
+  # The exact log-likelihood and the population information, per restart in NumPy, are
+  # the kept restart's alone by default; every_restart computes the same numbers for all.
+  cli.parse_gin([], ["synthetic.name = 'linear_jtex'", "restarts_suite.method = 'vae'",
+                     'restarts_suite.likelihood_samples = 50', 'restarts_suite.knn_draws = 5',
+                     'restarts_suite.population_queries = 20'])
+  model = synthetic.SyntheticVAE(restarts=3, seed=5)
+  x_test = data.synthetic('test', name='linear_jtex')
+  kept = synthetic_run.restarts_suite(model, x_test, 1)
+  every = synthetic_run.restarts_suite(model, x_test, 1, every_restart=True)
+  costly = ('exact_log_likelihood', 'population_mutual_information', 'population_rate')
+  assert kept['selected'] == every['selected'] is not None
+  for r, (alone, full) in enumerate(zip(kept['restarts'], every['restarts'])):
+    assert alone.keys() == full.keys()
+    for key in costly:
+      assert math.isfinite(full[key])
+      assert alone[key] == (full[key] if r == kept['selected'] else None), (r, key)
+    assert alone['log_likelihood'] == full['log_likelihood']  # Eq. 48 for every restart.
+
+
+def test_the_protocol_cost_extrapolates_from_the_measured_steps(load_script):
+  cost = load_script('libi_protocol_cost')
+  # t(M) linear between the counts, beyond the largest at the last slope.
+  assert cost.interpolate([10, 40], [2., 5.], 25) == pytest.approx(3.5)
+  assert cost.interpolate([10, 40], [2., 5.], 100) == pytest.approx(11.)
+  assert cost.interpolate([10, 40], [2., 5.], 5) == 2.
+  # The VAE on Gaussian: 5 runs of 10 restarts alone, or one run of 50 members.
+  hours, runs = cost.protocol_hours('gaussian', 'vae', [10, 40], [[2.], [5.]], None)
+  assert runs == 5 and hours == pytest.approx(5 * 30000 * 2e-3 / 3600)
+  hours, runs = cost.protocol_hours('gaussian', 'vae', [10, 40], [[2.], [5.]], 640)
+  assert runs == 1 and hours == pytest.approx(30000 * 6e-3 / 3600)
+  # LiBI: its batches hold one R each, half of their steps with the penalty.
+  hours, runs = cost.protocol_hours('mobius', 'libi', [10], [[4., 2.]], 10**4)
+  assert runs == 2 and hours == pytest.approx(2 * 30000 * 60 * 3. / 3.6e6)
+  # Some member in step 1: half the epochs for one R, three quarters for R in {1, 6}.
+  batch = cost.batch_of('linear_jtex', 'libi', 40)
+  assert batch.num_members == 40 and cost.step1_fraction(batch) == pytest.approx(0.5, abs=1e-3)
+  runs = libi_table.make_runs(libi_table.PROFILES['paper'], ['linear_jtex'], ['libi'])[:10:5]
+  mixed = libi_table.Batch('linear_jtex', 'libi', tuple(runs), 10)
+  assert cost.step1_fraction(mixed) == pytest.approx(0.75, abs=1e-3)

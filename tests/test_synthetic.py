@@ -1,5 +1,6 @@
-"""Tests for `brokenelbo.data.synthetic`: the ground-truth models of Appendix E, their draws;
-and for the seed that `brokenelbo.models.synthetic.SyntheticVAE` takes when given none."""
+"""Tests for `brokenelbo.data.synthetic`: the ground-truth models of Appendix E, their draws
+(one data set, or several stacked); and for the seed that
+`brokenelbo.models.synthetic.SyntheticVAE` takes when given none."""
 
 import gin
 import numpy as np
@@ -29,6 +30,32 @@ def test_loader_shapes_and_determinism(name):
   for i, first in enumerate(keys):
     for second in keys[i + 1:]:
       assert not np.allclose(arrays[first], arrays[second]), (first, second)
+
+
+def test_stacked_data_sets_are_the_single_calls():
+  for name in ('linear_jtex', 'gaussian'):
+    for split in synthetic.SPLITS:
+      stacked = synthetic.synthetic(split, name=name, index=(3, 0, 3))
+      assert stacked.shape == (synthetic.NUM_EXAMPLES, 3, DATA_DIMS[name])
+      assert stacked.dtype == np.float32
+      for k, index in enumerate((3, 0, 3)):
+        np.testing.assert_array_equal(stacked[:, k],
+                                      synthetic.synthetic(split, name=name, index=index))
+  for bad in ((0, 5), (), (-1,), 5, (1.5,)):
+    with pytest.raises(errors.UserError) as info:
+      synthetic.synthetic('train', index=bad)
+    assert str(info.value).splitlines()[0] == (  # The line a command line reports.
+        f'synthetic.index = {bad!r}: must be an integer in [0, 4] or a non-empty tuple, '
+        'each an integer in [0, 4]')
+  # Bound through gin, as a run binds it.
+  gin.clear_config()
+  cli.parse_gin([], ["synthetic.name = 'mobius'", 'synthetic.index = (0, 1)'])
+  np.testing.assert_array_equal(synthetic.synthetic('test')[:, 1],
+                                synthetic.synthetic('test', name='mobius', index=1))
+  gin.clear_config()
+  with pytest.raises(errors.UserError, match=r'synthetic\.index = \(0, 7\): must be'):
+    cli.parse_gin([], ['synthetic.index = (0, 7)'])
+  gin.clear_config()
 
 
 def test_names_draw_different_latents():

@@ -16,7 +16,8 @@ Every data set is drawn from a known model with a 2-dimensional standard normal 
 
 It owns the models, their parameters and the fixed draws: `sample(n, seed)` gives `(x, z)`
 (`float32`), `synthetic(split, name, index)` the fixed `[500, D]` array of one split (500
-training, validation, test points; 5 data sets per type). More: docs/methods.md.
+training, validation, test points; 5 data sets per type), or `[500, K, D]` for K indices.
+More: docs/methods.md.
 
 #### References
 
@@ -305,21 +306,31 @@ def dataset_seed(name, index, split):
   return (_SEED_TAG, zlib.crc32(name.encode('utf-8')), index, SPLITS.index(split))
 
 
+_INDEX = domains.integer(0, NUM_DATASETS - 1)
+
+
 @gin.configurable
-@domains.checked(name=domains.one_of(*NAMES), index=domains.integer(0, NUM_DATASETS - 1))
+@domains.checked(name=domains.one_of(*NAMES),
+                 index=domains.either(_INDEX, domains.tuple_of(_INDEX)))
 def synthetic(split, name='linear_jtex', index=0):
-  """Returns one split of one of the synthetic data sets of Appendix E.
+  """Returns one split of one of the synthetic data sets of Appendix E, or of several.
+
+  Given a tuple of K indices, the K data sets come stacked on the second axis, for the
+  members of a batched run (`models.synthetic.SyntheticVAE.member_datasets`): slice k is
+  exactly the array of `index[k]` alone, and a pipeline that batches or permutes the
+  first axis keeps the K data sets' examples together.
 
   Args:
     split: Python `str`, one of `SPLITS`.
     name: Python `str`, one of `NAMES`: 'linear_jtex', 'cubic_jtex', 'gaussian' or
       'mobius'.
     index: Python `int` in `[0, NUM_DATASETS)`: which of the independent data sets of
-      that type.
+      that type; or a tuple of them (`synthetic.index = (0, 1, 2, 3, 4)`).
 
   Returns:
-    x: `np.ndarray`, `float32`, `[500, D]` (D = 4 for 'gaussian', else 2); the same array
-      on every call, independent of every other (name, index, split).
+    x: `np.ndarray`, `float32`, `[500, D]` (D = 4 for 'gaussian', else 2), or
+      `[500, K, D]` for K indices; the same array on every call, independent of every
+      other (name, index, split).
 
   Raises:
     UserError: if `split`, `name` or `index` is not one of those above.
@@ -328,7 +339,11 @@ def synthetic(split, name='linear_jtex', index=0):
   if split not in SPLITS:
     raise errors.UserError(f'synthetic: unknown split {split!r} (choose from '
                            f'{", ".join(SPLITS)})')
-  x, _ = ground_truth(name).sample(NUM_EXAMPLES, dataset_seed(name, int(index), split))
+  model = ground_truth(name)
+  if isinstance(index, (tuple, list)):
+    return np.stack([model.sample(NUM_EXAMPLES, dataset_seed(name, int(i), split))[0]
+                     for i in index], axis=1)
+  x, _ = model.sample(NUM_EXAMPLES, dataset_seed(name, int(index), split))
   return x
 
 

@@ -11,7 +11,10 @@ CubicJTEx; and the two quantities of the paper's pathologies (Section 3), the mu
 information I_q(X;Z) of the encoder and the aggregate-posterior gap KL(q(z) || p(z))
 (Hoffman & Johnson 2016), both on the test points (`information.mutual_information`,
 capped at log 500) and under the known data distribution (`statistics.population`,
-uncapped).
+uncapped). The importance-sampled likelihood and the information on the test points are
+computed for all restarts at once, each restart's the numbers of its own estimator; a
+batched run's members (`restarts_suite.groups`) are evaluated one data set at a time, each
+as a restart of its setting's run alone.
 
 It also gives what the ground-truth reference and the paper's posterior figures
 (Appendix B, Figures 2-5) need: `fit_inference` (q_phi fitted by the ELBO with theta
@@ -22,6 +25,7 @@ frozen, how the paper obtains "the ground-truth variational posterior"), and
 import gin
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from brokenelbo import domains
 from brokenelbo import errors
@@ -33,6 +37,8 @@ from brokenelbo.statistics import population
 from brokenelbo.statistics import two_sample
 from brokenelbo.training import objectives
 from brokenelbo.utils import cli
+
+tfd = tfp.distributions
 
 # Draws z ~ q_phi(z|x) per example for the validation objectives and the information
 # estimates (not stated in the paper).
@@ -58,8 +64,9 @@ def validation_objective(model, method, x, seed, beta=1.):
   """Each restart's own training objective on `x`, higher is better, `np.ndarray` `[R]`.
 
   'vae', 'lagging': the ELBO, -(R + D); 'beta_vae', 'beta_vae_anneal': -(D + beta R) with
-  beta its final value; 'libi': the importance-weighted bound L_64 with q_phi as proposal.
-  Averages over `OBJECTIVE_SAMPLES` draws of z per example (one for L_64's 64).
+  beta its final value (one, or one per restart); 'libi': the importance-weighted bound
+  L_64 with q_phi as proposal. Averages over `OBJECTIVE_SAMPLES` draws of z per example
+  (one for L_64's 64).
   """
   x = tf.constant(x, tf.float32)
   if method == 'libi':
@@ -68,7 +75,8 @@ def validation_objective(model, method, x, seed, beta=1.):
     return tf.reduce_mean(bound, axis=-1).numpy().astype(np.float64)
   if method not in METHODS:
     raise errors.UserError(f'unknown method {method!r}; choose from {", ".join(METHODS)}')
-  weight = 1. if method in ('vae', 'lagging') else float(beta)
+  weight = np.asarray(1. if method in ('vae', 'lagging') else beta, np.float32)
+  weight = tf.constant(np.reshape(np.broadcast_to(weight, [model.restarts]), [-1, 1]))
   total = np.zeros(model.restarts)
   for k in range(OBJECTIVE_SAMPLES):
     rate, distortion = model.rate_distortion(x, tf.constant([seed, k], tf.int64))
@@ -96,41 +104,78 @@ def estimate_log_likelihood(model, images, seed, num_samples=synthetic.TEST_NUM_
   """The importance-sampled test log-likelihood of every restart (Appendix E, eq. 48).
 
   (1/N) sum_n log (1/S) sum_s p_theta(x_n|z_s) p(z_s) / q'(z_s|x_n), z_s ~ q', where q' is
-  q_phi with its variance multiplied by `variance_inflation`; computed by
-  `information.importance_weighted_bound` on each restart's `parts`.
+  q_phi with its variance multiplied by `variance_inflation`: for each restart, the number
+  that `information.importance_weighted_bound` gives on its `parts` with this seed (the
+  same draws and chunks), computed for all restarts at once. Every restart uses the same
+  seed, so draw s is loc + scale * eps_s with the same standard normal eps_s for all; one
+  compiled call per chunk of draws serves every restart (or member of a batched run).
 
   Args:
-    model: a `SyntheticVAE`.
+    model: a `SyntheticVAE` that takes `images` (no `member_datasets`:
+      `SyntheticVAE.select_members` gives one data set's members).
     images: array `[N, D]`.
-    seed: Python `int` or shape-`[2]` integer `Tensor` (as `information` takes it); every
-      restart uses the same seed.
+    seed: Python `int` or shape-`[2]` integer `Tensor` (as `information` takes it).
     num_samples: Python `int`, S (paper: 5000).
     variance_inflation: Python `float` (paper: 2).
-    batch_size, samples_per_chunk: Python `int`s, passed on (memory and seeding).
+    batch_size, samples_per_chunk: Python `int`s, examples and draws per call (the
+      examples per batch are part of the seeding, as in `information`).
 
   Returns:
     `dict` of `np.ndarray`s: log_likelihood `[R]`, nats per example; stderr `[R]`, its
     standard error over the examples; per_example `[R, N]`.
   """
-  means, stderrs, per_example = [], [], []
-  for r in range(model.restarts):
-    parts = model.parts(r, variance_inflation)
-    result = information.importance_weighted_bound(
-        parts.encoder, parts.decoder, parts.marginal, images, seed,
-        num_samples=num_samples, proposal=parts.proposal, batch_size=batch_size,
-        samples_per_chunk=samples_per_chunk)
-    means.append(-result['nll'][num_samples])
-    stderrs.append(result['nll_stderr'][num_samples])
-    per_example.append(result['log_likelihood'][num_samples])
-  return dict(log_likelihood=np.array(means), stderr=np.array(stderrs),
-              per_example=np.stack(per_example))
+  segment = _importance_segment(model, float(np.sqrt(variance_inflation)))
+  ends = sorted({num_samples, *range(samples_per_chunk, num_samples, samples_per_chunk)})
+  per_example = []
+  for batch, x in information.batches(images, batch_size):
+    batch_seed = tf.random.experimental.stateless_fold_in(information.base_seed(seed),
+                                                          tf.cast(batch, tf.int64))
+    total, start = -np.inf, 0
+    for end in ends:  # A running logsumexp over the chunks, as `information`'s stream.
+      total = np.logaddexp(total, segment(x, batch_seed,
+                                          tf.range(start, end, dtype=tf.int32)).numpy())
+      start = end
+    per_example.append(total - np.log(num_samples))
+  per_example = np.concatenate(per_example, axis=1).astype(np.float64)
+  return dict(log_likelihood=per_example.mean(axis=1),
+              stderr=per_example.std(axis=1, ddof=1) / np.sqrt(per_example.shape[1]),
+              per_example=per_example)
+
+
+def _importance_segment(model, scale_factor):
+  """`segment(x, seed, indices)` -> `[R, B]`: logsumexp over the draws k in `indices` of
+  log p_theta(x|z_k) + log p(z_k) - log q'(z_k|x) for every restart, z_k = loc + scale
+  eps_k with eps_k the draw of seed `fold_in(seed, k)` (`information._draws`'s, for one
+  restart's q' of batch `[B]`), q' q_phi with its scale times `scale_factor`."""
+
+  @tf.function(reduce_retracing=True, autograph=False)
+  def segment(x, seed, indices):
+    proposal = model.posterior(x, scale_factor=scale_factor)        # Batch [R, B].
+    loc, scale = proposal.distribution.loc, proposal.distribution.scale
+    standard = tfd.Normal(tf.zeros_like(loc[0]), 1.)
+
+    def log_weights(k):
+      noise = standard.sample(
+          seed=tf.random.experimental.stateless_fold_in(seed, tf.cast(k, tf.int32)))
+      z = noise * scale + loc
+      return (model.likelihood(z).log_prob(x) + model.prior.log_prob(z)
+              - proposal.log_prob(z))
+
+    return tf.reduce_logsumexp(tf.map_fn(log_weights, indices,
+                                         fn_output_signature=tf.float32), axis=0)
+
+  return segment
 
 
 def evaluate_restarts(model, x_test, seed, num_samples=synthetic.TEST_NUM_SAMPLES,
                       exact_tolerance=EXACT_TOLERANCE, population_queries=POPULATION_QUERIES,
-                      population_components=POPULATION_COMPONENTS):
+                      population_components=POPULATION_COMPONENTS, detailed=None):
   """Test log-likelihood (exact and eq. 48), ELBO, I(X;Z) and KL(q(z) || p(z)) of every
   restart.
+
+  The exact log-likelihood and the population information cost seconds per restart in
+  NumPy (the rest is batched over restarts): `detailed`, a collection of restart indices,
+  limits them to those restarts (the others get `None`); `None` computes them for all.
 
   Returns:
     `list` of `dict`s (one per restart) with `float`s in nats per example:
@@ -153,8 +198,14 @@ def evaluate_restarts(model, x_test, seed, num_samples=synthetic.TEST_NUM_SAMPLE
   generative = generative_mutual_information(model)
   results = []
   for r, info in enumerate(restart_information(model, x_test, seed)):
-    exact = ({} if exact_tolerance is None else
-             restart_exact_log_likelihood(model, r, x_test, exact_tolerance))
+    if detailed is None or r in detailed:
+      exact = ({} if exact_tolerance is None else
+               restart_exact_log_likelihood(model, r, x_test, exact_tolerance))
+      populated = restart_population_information(model, r, seed, population_queries,
+                                                 population_components)
+    else:
+      exact = ({} if exact_tolerance is None else dict.fromkeys(_EXACT_KEYS))
+      populated = dict.fromkeys(_POPULATION_KEYS)
     results.append(dict(
         **exact, log_likelihood=float(likelihood['log_likelihood'][r]),
         log_likelihood_stderr=float(likelihood['stderr'][r]),
@@ -163,8 +214,7 @@ def evaluate_restarts(model, x_test, seed, num_samples=synthetic.TEST_NUM_SAMPLE
         mutual_information=info['mutual_information'],
         mutual_information_stderr=info['mutual_information_stderr'],
         marginal_kl=info['marginal_kl'], marginal_kl_stderr=info['marginal_kl_stderr'],
-        **restart_population_information(model, r, seed, population_queries,
-                                         population_components),
+        **populated,
         generative_mutual_information=(None if generative is None else
                                        float(generative[r]))))
   return results
@@ -241,26 +291,111 @@ def restart_population_information(model, restart, seed, num_queries=POPULATION_
     `dict` of `float`s: population_mutual_information, population_marginal_kl,
     population_rate, each with its _stderr; NaN for a restart whose phi is not finite.
   """
-  names = ('mutual_information', 'marginal_kl', 'rate')
-  keys = [f'population_{name}{end}' for name in names for end in ('', '_stderr')]
   if not _finite(model.phi_params(), restart):
-    return dict.fromkeys(keys, float('nan'))
+    return dict.fromkeys(_POPULATION_KEYS, float('nan'))
   truth = data.ground_truth(model.dataset)
   result = population.population_information(
       numpy_encoder(model, restart), truth.mean, truth.noise_variance, seed=[seed, 3],
       num_queries=num_queries, num_components=num_components)
-  return {f'population_{name}{end}': result[f'{name}{end}'] for name in names
-          for end in ('', '_stderr')}
+  return {key: result[key[len('population_'):]] for key in _POPULATION_KEYS}
 
 
-def restart_information(model, x_test, seed):
+_POPULATION_KEYS = tuple(f'population_{name}{end}'
+                         for name in ('mutual_information', 'marginal_kl', 'rate')
+                         for end in ('', '_stderr'))
+
+
+def restart_information(model, x_test, seed, encoders_per_chunk=100, latents_per_chunk=1000):
   """I_q(X;Z) and KL(q(z) || p(z)) of every restart on the test points, as
-  `information.mutual_information` `dict`s (z ~ q_phi, `INFORMATION_SAMPLES` per point)."""
-  parts = [model.parts(r) for r in range(model.restarts)]
-  return [information.mutual_information(p.encoder, p.marginal, x_test, seed=seed + 2,
-                                         num_samples=INFORMATION_SAMPLES,
-                                         batch_size=x_test.shape[0])
-          for p in parts]
+  `information.mutual_information` `dict`s (z ~ q_phi, `INFORMATION_SAMPLES` per point).
+
+  For each restart, the numbers that `mutual_information` gives on its `parts` with seed
+  `seed + 2`, one batch of all the points and its default chunks (its draws, the same
+  standard normal ones scaled by each restart's q as in `estimate_log_likelihood`, and
+  its sums), computed for all restarts at once: one compiled draw and one compiled
+  aggregate posterior serve every restart (or member of a batched run).
+  """
+  num_examples = x_test.shape[0]
+  x = tf.constant(x_test, tf.float32)
+  seed = tf.random.experimental.stateless_fold_in(information.base_seed(seed + 2),
+                                                  tf.constant(0, tf.int64))
+  z, log_posterior, log_marginal = (t.numpy() for t in _information_draws(model, x, seed))
+  latents = z.reshape(model.restarts, -1, synthetic.LATENT_DIM)            # [R, N S, 2]
+  padding = -latents.shape[1] % latents_per_chunk
+  chunks = tf.reshape(tf.pad(latents, [[0, 0], [0, padding], [0, 0]]),
+                      [model.restarts, -1, latents_per_chunk, synthetic.LATENT_DIM])
+  sources = np.repeat(np.arange(num_examples), INFORMATION_SAMPLES)
+  source_chunks = tf.reshape(tf.pad(tf.constant(sources, tf.int32), [[0, padding]],
+                                    constant_values=-1), [-1, latents_per_chunk])
+  others = _others_logsumexp(model)
+  log_others = np.full(latents.shape[:2], -np.inf)
+  for batch, x_chunk in information.batches(x_test, encoders_per_chunk):
+    chunk = others(x_chunk, tf.constant(batch * encoders_per_chunk, tf.int32), chunks,
+                   source_chunks).numpy()                           # [chunks, R, L]
+    log_others = np.logaddexp(log_others, np.moveaxis(chunk, 0, 1).reshape(
+        model.restarts, -1)[:, :latents.shape[1]])
+  # The own example's term is the numerator's log q(z|x_n) itself.
+  log_aggregate = (np.logaddexp(log_others.reshape(log_posterior.shape), log_posterior)
+                   - np.log(num_examples))
+  terms = dict(mutual_information=log_posterior - log_aggregate,
+               rate=log_posterior - log_marginal, marginal_kl=log_aggregate - log_marginal)
+  results = []
+  for r in range(model.restarts):
+    result = dict(log_num_examples=float(np.log(num_examples)), num_examples=num_examples)
+    for name, values in terms.items():
+      mean = values[r].mean(axis=1).astype(np.float64)
+      result[name] = float(mean.mean())
+      result[f'{name}_stderr'] = float(mean.std(ddof=1) / np.sqrt(mean.size))
+    results.append(result)
+  return results
+
+
+def _information_draws(model, x, seed):
+  """`INFORMATION_SAMPLES` draws z ~ q_phi(z|x) per point of every restart, `[R, N, S,
+  2]`, and their log q_phi(z|x) and log p(z) `[R, N, S]`: draw k loc + scale eps_k, eps_k
+  of seed `fold_in(seed, k)` (`information._posterior_draws`' draw of one restart)."""
+
+  @tf.function(autograph=False)
+  def draw(x, seed):
+    posterior = model.posterior(x)
+    standard = tfd.Normal(tf.zeros_like(posterior.distribution.loc[0]), 1.)
+
+    def one(k):
+      noise = standard.sample(
+          seed=tf.random.experimental.stateless_fold_in(seed, tf.cast(k, tf.int32)))
+      z = noise * posterior.distribution.scale + posterior.distribution.loc
+      return z, posterior.log_prob(z), model.prior.log_prob(z)
+
+    z, log_q, log_p = tf.map_fn(one, tf.range(INFORMATION_SAMPLES),
+                                fn_output_signature=(tf.float32,) * 3)
+    return (tf.transpose(z, [1, 2, 0, 3]), tf.transpose(log_q, [1, 2, 0]),
+            tf.transpose(log_p, [1, 2, 0]))
+
+  return draw(x, seed)
+
+
+def _others_logsumexp(model):
+  """`others(x, offset, chunks, sources)` -> `[C, R, L]`: for every restart and latent z_j
+  of `chunks` `[R, C, L, 2]`, log sum_n q_phi(z_j|x_n) over the points x `[B, D]` (numbered
+  from `offset`) but its own, `sources[c, l]` (`information._log_aggregate_posterior`'s
+  blocks, for every restart at once)."""
+
+  @tf.function(reduce_retracing=True, autograph=False)
+  def others(x, offset, chunks, sources):
+    posterior = model.posterior(x).distribution                          # [R, B, 2]
+    columns = offset + tf.range(tf.shape(x)[0])
+    posteriors = tfd.Independent(tfd.Normal(posterior.loc[:, tf.newaxis],
+                                            posterior.scale[:, tf.newaxis]), 1)
+
+    def one(c):
+      log_probs = posteriors.log_prob(chunks[:, c, :, tf.newaxis])       # [R, L, B]
+      own = tf.equal(sources[c][:, tf.newaxis], columns[tf.newaxis, :])
+      return tf.reduce_logsumexp(tf.where(own, tf.constant(-np.inf, log_probs.dtype),
+                                          log_probs), axis=-1)
+
+    return tf.map_fn(one, tf.range(tf.shape(chunks)[1]), fn_output_signature=tf.float32)
+
+  return others
 
 
 def generative_mutual_information(model):
@@ -411,11 +546,14 @@ def select_restart(validation_objective):
 @domains.checked(method=domains.one_of(*METHODS), likelihood_samples=domains.POSITIVE_INT,
                  knn_draws=domains.POSITIVE_INT, exact_tolerance=domains.POSITIVE,
                  population_queries=domains.integer(2),
-                 population_components=domains.POSITIVE_INT)
+                 population_components=domains.POSITIVE_INT,
+                 groups=domains.optional(domains.tuple_of(domains.NON_NEGATIVE_INT)),
+                 every_restart=domains.BOOL)
 def restarts_suite(model, images, seed, method=gin.REQUIRED,
                    likelihood_samples=synthetic.TEST_NUM_SAMPLES, knn_draws=100,
                    exact_tolerance=EXACT_TOLERANCE, population_queries=POPULATION_QUERIES,
-                   population_components=POPULATION_COMPONENTS):
+                   population_components=POPULATION_COMPONENTS, groups=None,
+                   every_restart=False):
   """The LiBI paper's evaluation of a trained setting (Appendix E), for `evaluate_run`.
 
   Every restart's validation objective (`validation_objective` on the run's validation
@@ -423,11 +561,19 @@ def restarts_suite(model, images, seed, method=gin.REQUIRED,
   exact log-likelihood and eq. 48's estimate with S = `likelihood_samples`, ELBO, I(X;Z)
   and KL(q(z) || p(z)) on the test points and under the data distribution, I_theta(X;Z));
   the restart the objective prefers (`select_restart`) and its smooth k-NN statistic over
-  `knn_draws` draws.
+  `knn_draws` draws. Table 1 reads the kept restart alone, so the two per-restart NumPy
+  computations, the exact log-likelihood and the population information (seconds each,
+  the bulk of an evaluation), are made for the kept restart only unless `every_restart`.
+
+  A batched run (a model of members, `SyntheticVAE.member_datasets`, on stacked data
+  `[N, K, D]`) holds the restarts of several settings and data sets: `groups` says which
+  members are the restarts of one setting on one data set, and each group gets the
+  numbers above as the run of that setting alone would (each member on its own data set's
+  splits; the members of one data set evaluated together, `SyntheticVAE.select_members`).
 
   Args:
     model: the run's `SyntheticVAE`.
-    images: the test split `[N, D]`.
+    images: the test split `[N, D]`, or stacked `[N, K, D]` for a model of members.
     seed: Python `int`, the seed of every draw.
     method: Python `str`, the run's method (`experiments.libi_table.METHODS`).
     likelihood_samples: Python `int`, S (paper: 5000).
@@ -435,20 +581,99 @@ def restarts_suite(model, images, seed, method=gin.REQUIRED,
     exact_tolerance: Python `float` > 0, nats: the quadrature's tolerance per test point.
     population_queries: Python `int` >= 2, fresh x ~ p(x) of the population I_q and KL.
     population_components: Python `int`, draws of z' per estimate of log q(z) there.
+    groups: `None` for a run of one setting; for a model of members, Python `tuple` of one
+      `int` per member, its group (`experiments.libi_table.Batch.groups`).
+    every_restart: Python `bool`; `False` (the default): the exact log-likelihood and the
+      population information of the kept restart alone, `None` for the others.
 
   Returns:
     `dict`: restarts (`list` of `dict`s), validation_objective, selected (`int` or
-    `None`), knn (`dict(mean, stderr, num_draws)`).
+    `None`), knn (`dict(mean, stderr, num_draws)`); with `groups`, `dict(groups=[...])`,
+    one such `dict` per group in the order of their numbers, each with its `members` too.
+
+  Raises:
+    UserError: if `groups` is missing for a model of members, or given for another, or
+      does not match its members.
   """
-  beta = float(cli.configured_arguments(objectives.beta_schedule)['beta'])
+  beta = np.asarray(cli.configured_arguments(objectives.beta_schedule)['beta'], np.float64)
   x_val = data.synthetic('validation')
-  objective = validation_objective(model, method, x_val, seed, beta)
-  restarts = evaluate_restarts(model, images, seed, likelihood_samples, exact_tolerance,
-                               population_queries, population_components)
-  for r, values in enumerate(restarts):
-    values['validation_objective'] = float(objective[r])
+
+  def evaluate(one, x_test, objective, runs):
+    """The test numbers of a model of one data set; `runs`, its restarts' indices per run,
+    each run's kept one (by `objective`) in detail."""
+    kept = set()
+    for run in runs:
+      selected = select_restart(objective[run])
+      if selected is not None:
+        kept.add(run[selected])
+    return evaluate_restarts(one, x_test, seed, likelihood_samples, exact_tolerance,
+                             population_queries, population_components,
+                             None if every_restart else kept)
+
+  _check_groups(model, groups)
+  if groups is None:
+    objective = validation_objective(model, method, x_val, seed, beta)
+    rows = list(range(model.restarts))
+    return _kept(model, rows, evaluate(model, images, objective, [rows]), objective, images,
+                 knn_draws, seed)
+  by_dataset = {k: _members_of_dataset(model, groups, k, method, x_val, images, seed, beta,
+                                       evaluate)
+                for k in sorted(set(model.member_datasets))}
+  return dict(groups=[_group_suite(model, groups, group, by_dataset, images, knn_draws, seed)
+                      for group in sorted(set(groups))])
+
+
+def _members_of_dataset(model, groups, k, method, x_val, images, seed, beta, evaluate):
+  """The members of data set `k` of a model of members, evaluated together on its splits:
+  (their indices, their model, their test numbers `evaluate(model, x_test, objective,
+  runs)`, their validation objective)."""
+  members = [m for m, d in enumerate(model.member_datasets) if d == k]
+  one = model.select_members(members)
+  objective = validation_objective(one, method, x_val[:, k], seed,
+                                   beta if beta.ndim == 0 else beta[members])
+  runs = [[i for i, m in enumerate(members) if groups[m] == group]
+          for group in sorted({groups[m] for m in members})]
+  return members, one, evaluate(one, images[:, k], objective, runs), objective
+
+
+def _group_suite(model, groups, group, by_dataset, images, knn_draws, seed):
+  """The suite of group `group` of a model of members (`restarts_suite`), from
+  `by_dataset`: per data set, its members, their model, test numbers and objective."""
+  members = [m for m, g in enumerate(groups) if g == group]
+  k = model.member_datasets[members[0]]
+  among, one, restarts, objective = by_dataset[k]
+  rows = [among.index(m) for m in members]
+  return dict(members=members, **_kept(one, rows, [restarts[i] for i in rows],
+                                       objective[rows], images[:, k], knn_draws, seed))
+
+
+def _check_groups(model, groups):
+  """Raises `UserError` unless `groups` (`restarts_suite.groups`) suits `model`: none for
+  a model of one data set, one per member, each group of one data set, for one of
+  members."""
+  members = model.member_datasets
+  if groups is None and members is not None:
+    raise errors.UserError('a model of members (SyntheticVAE.member_datasets) needs '
+                           'restarts_suite.groups, the setting of each member')
+  if groups is None:
+    return
+  if members is None or len(groups) != model.restarts:
+    raise errors.UserError(f'restarts_suite.groups = {groups!r}: must give one group per '
+                           'member of a model of members (SyntheticVAE.member_datasets)')
+  for group in set(groups):
+    if len({k for g, k in zip(groups, members) if g == group}) > 1:
+      raise errors.UserError(f'restarts_suite.groups = {groups!r}: group {group} has '
+                             'members of several data sets')
+
+
+def _kept(model, rows, restarts, objective, images, knn_draws, seed):
+  """The suite of one setting: its restarts' numbers `restarts` and validation
+  `objective`, the kept one and the k-NN statistic of its samples; restart i of the
+  setting is restart `rows[i]` of `model`."""
+  for values, value in zip(restarts, objective):
+    values['validation_objective'] = float(value)
   selected = select_restart(objective)
   knn = (dict(mean=None, stderr=None, num_draws=0) if selected is None
-         else knn_statistic(model, selected, images, knn_draws, seed))
+         else knn_statistic(model, list(rows)[selected], images, knn_draws, seed))
   return dict(restarts=restarts, validation_objective=[float(v) for v in objective],
               selected=selected, knn=knn)

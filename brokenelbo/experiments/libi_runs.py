@@ -10,6 +10,12 @@ numbers, the kept restart, its smooth k-NN statistic). The results JSON is rewri
 the runs' records (`run.json`, `evaluation.json`) after every run, and from the ground
 truth's records (`truth.json`, one per data set, computed in this process). The runs go
 through a launcher like the sweep's: on this machine or as a Slurm job array.
+
+Batched (`members_per_run`), a run of the study is a `libi_table.Batch`: the restarts of
+many settings and data sets of one method as members of one model, trained by one
+`train` (`libi_table.batch_bindings`) and evaluated by one `evaluate` that scores each
+setting's restarts as its run alone (`restarts_suite.groups`); `setting_record` reads each
+setting's record out of the batch's, so that the results are those of an unbatched study.
 """
 
 import os
@@ -17,6 +23,7 @@ import sys
 
 import gin
 
+from brokenelbo import errors
 from brokenelbo.experiments import libi_table
 from brokenelbo.experiments import study
 from brokenelbo.training import run_record
@@ -34,7 +41,10 @@ EVALUATE_BINDINGS = ('figure4_grids.examples = 0',
 
 
 def train_bindings(run, profile, gin_bindings=()):
-  """The gin bindings of `run` (a `libi_table.Run`) under `profile`, then `gin_bindings`."""
+  """The gin bindings of `run` (a `libi_table.Run`, or a `libi_table.Batch` of them)
+  under `profile`, then `gin_bindings`."""
+  if isinstance(run, libi_table.Batch):
+    return [*libi_table.batch_bindings(run, profile.epochs[run.dataset]), *gin_bindings]
   return [*libi_table.setting_bindings(run.method, run.setting_dict,
                                        profile.epochs[run.dataset]),
           f'synthetic.name = {run.dataset!r}', f'synthetic.index = {run.index}',
@@ -42,18 +52,22 @@ def train_bindings(run, profile, gin_bindings=()):
 
 
 def evaluate_bindings(run, profile):
-  """The gin bindings of `run`'s evaluation (`synthetic_run.restarts_suite`)."""
+  """The gin bindings of `run`'s evaluation (`synthetic_run.restarts_suite`); a batch's
+  says which members are the restarts of each of its runs."""
   population = ([] if profile.population_queries is None else
                 [f'restarts_suite.population_queries = {profile.population_queries}'])
+  groups = ([f'restarts_suite.groups = {run.groups()!r}']
+            if isinstance(run, libi_table.Batch) else [])
   return [*EVALUATE_BINDINGS, f'restarts_suite.method = {run.method!r}',
           f'restarts_suite.likelihood_samples = {profile.likelihood_samples}',
-          f'restarts_suite.knn_draws = {profile.knn_draws}', *population]
+          f'restarts_suite.knn_draws = {profile.knn_draws}', *population, *groups]
 
 
 def check_run_config(run, profile, gin_bindings=()):
-  """Parses the training config of `run` into gin's (empty) config, then, in a config of
-  their own, its evaluation's bindings: a bad binding (an unknown name, a value outside
-  its domain) fails here, before anything runs. Leaves gin's config empty."""
+  """Parses the training config of `run` (a `libi_table.Run` or `Batch`) into gin's
+  (empty) config, then, in a config of their own, its evaluation's bindings: a bad
+  binding (an unknown name, a value outside its domain) fails here, before anything runs.
+  Leaves gin's config empty."""
   cli.require_empty_gin_config('check_run_config')
   try:
     cli.parse_gin(run.gin_files(), train_bindings(run, profile, gin_bindings))
@@ -64,39 +78,67 @@ def check_run_config(run, profile, gin_bindings=()):
 
 
 # What `setting_record` reads of a run's evaluation of the test split
-# (`synthetic_run.restarts_suite`).
-_SUITE_SCHEMA = {'test': {'restarts': [{}], 'validation_objective': [files.NUMBER_OR_NULL],
-                          'selected': (int, type(None)), 'knn': {'mean': files.NUMBER_OR_NULL}}}
+# (`synthetic_run.restarts_suite`), of a setting's run or of each group of a batch's.
+_SETTING_SCHEMA = {'restarts': [{}], 'validation_objective': [files.NUMBER_OR_NULL],
+                   'selected': (int, type(None)), 'knn': {'mean': files.NUMBER_OR_NULL}}
+_SUITE_SCHEMA = {'test': _SETTING_SCHEMA}
+_BATCH_SCHEMA = {'test': {'groups': [dict(_SETTING_SCHEMA, members=[int])]}}
 
 
-def setting_record(run, profile_name, model_dir):
+def setting_record(run, profile_name, model_dir, batch=None):
   """The record of an evaluated setting, from its run's records (`None` if it has none):
   the setting, every restart's numbers, the kept restart and its k-NN statistic.
 
+  With `batch` (the `libi_table.Batch` that trained `run`, in `model_dir`), the same from
+  the batch's evaluation of `run`'s members, and the record adds `batch` (its directory
+  under the study's) and `members` (restart r of the setting is member `members[r]`).
+
   Raises:
-    UserError: if a record cannot be read or lacks what the table reads, naming it.
+    UserError: if a record cannot be read, lacks what the table reads, or its groups are
+      not the batch's members, naming it.
   """
-  suite = run_record.final_evaluation(model_dir, 'test')
-  if suite is None or 'restarts' not in suite:
+  evaluation = run_record.final_evaluation(model_dir, 'test')
+  if evaluation is None or ('groups' if batch else 'restarts') not in evaluation:
     return None
-  files.check_schema({'test': suite}, _SUITE_SCHEMA, 'evaluation record',
-                     os.path.join(model_dir, run_record.EVALUATION_RECORD))
+  path = os.path.join(model_dir, run_record.EVALUATION_RECORD)
+  files.check_schema({'test': evaluation}, _BATCH_SCHEMA if batch else _SUITE_SCHEMA,
+                     'evaluation record', path)
+  suite, where = evaluation, {}
+  if batch is not None:
+    members, g = batch.members(run), batch.runs.index(run)
+    groups = evaluation['groups']
+    if len(groups) != len(batch.runs) or groups[g]['members'] != members:
+      raise errors.UserError(f'evaluation record {path}: test.groups[{g}] is not members '
+                             f'{members} of the batch, as its training bound them')
+    suite, where = groups[g], dict(batch=batch.relative_dir(), members=members)
   epochs = run_record.read_run_record(model_dir)['hparams'].get('epochs')
   return dict(dataset=run.dataset, index=run.index, method=run.method,
-              setting=run.setting_dict, epochs=epochs, step=suite['step'], profile=profile_name,
-              run_dir=model_dir,
+              setting=run.setting_dict, epochs=epochs, step=evaluation['step'],
+              profile=profile_name, run_dir=model_dir, **where,
               **{k: suite[k] for k in ('restarts', 'validation_objective', 'selected', 'knn')})
+
+
+def unit_records(run, profile_name, output_dir):
+  """The records of `run`'s settings under `output_dir` (`setting_record`), `None` for a
+  setting not evaluated yet: one for a `libi_table.Run`, one per run of a `Batch`."""
+  model_dir = os.path.join(output_dir, run.relative_dir())
+  if isinstance(run, libi_table.Batch):
+    return [setting_record(one, profile_name, model_dir, run) for one in run.runs]
+  return [setting_record(run, profile_name, model_dir)]
 
 
 class LibiStudy(study.Study):
   """Table 1 as a study: the runs of `libi_table.make_runs`, each trained then evaluated
-  by the package's commands; the results JSON rewritten after every run.
+  by the package's commands (or, batched, the `libi_table.Batch`es of
+  `libi_table.make_batches`, each holding the restarts of many of those runs); the results
+  JSON rewritten after every run.
 
   Args:
-    output_dir: Python `str`, where the runs live (`Run.relative_dir` under it).
+    output_dir: Python `str`, where the runs live (`relative_dir` under it).
     results: Python `str`, the results JSON.
     profile_name: Python `str`, a key of `libi_table.PROFILES`.
-    runs: the `libi_table.Run`s whose records make the table.
+    runs: the `libi_table.Run`s whose records make the table, or the `libi_table.Batch`es
+      that hold them.
     threads_per_run: Python `int`, TensorFlow threads of each process.
     gin_bindings: Python `list` of `str`, bindings of every run's training, after its own.
   """
@@ -113,6 +155,11 @@ class LibiStudy(study.Study):
   def profile(self):
     return libi_table.PROFILES[self.profile_name]
 
+  @property
+  def num_settings(self):
+    """The settings x data sets that the runs hold (a `Batch` holds several)."""
+    return sum(len(getattr(run, 'runs', [run])) for run in self.runs)
+
   def model_dir(self, run):
     return os.path.join(self.output_dir, run.relative_dir())
 
@@ -125,19 +172,18 @@ class LibiStudy(study.Study):
                               evaluate_bindings(run, self.profile), '--split=test')
 
   def needs_evaluation(self, run):
-    return setting_record(run, self.profile_name, self.model_dir(run)) is None
+    return None in unit_records(run, self.profile_name, self.output_dir)
 
   def collect(self):
     return len(collect(self.output_dir, self.results, self.runs, self.profile_name)['runs'])
 
 
 def collect(output_dir, path, runs, profile_name):
-  """Writes the records of the evaluated `runs` (trained under `profile_name`) under
-  `output_dir` and the ground truth's records into `path` (JSON, atomically) with Table 1;
-  returns the written dict."""
-  records = [setting_record(run, profile_name, os.path.join(output_dir, run.relative_dir()))
-             for run in runs]
-  records = [record for record in records if record is not None]
+  """Writes the records of the evaluated settings of `runs` (`libi_table.Run`s or
+  `Batch`es, trained under `profile_name`) under `output_dir` and the ground truth's
+  records into `path` (JSON, atomically) with Table 1; returns the written dict."""
+  records = [record for run in runs for record in unit_records(run, profile_name, output_dir)
+             if record is not None]
   results = dict(table=libi_table.summarize(records), ground_truth=read_truths(output_dir),
                  runs=records)
   files.write_atomic(path, files.to_json(results, indent=1, sort_keys=True) + '\n')
@@ -167,6 +213,17 @@ def write_truth(dataset, index, profile, output_dir):
   files.write_atomic(path, files.to_json(record, indent=1, sort_keys=True) + '\n')
 
 
+def _record_dir(record, output_dir):
+  """The run directory of a setting's record (`setting_record`): under `output_dir` where
+  given (its setting's run, or its batch), else the one it names."""
+  if not output_dir:
+    return record['run_dir']
+  relative = record.get('batch') or libi_table.Run(
+      record['dataset'], record['index'], record['method'],
+      tuple(sorted(record['setting'].items()))).relative_dir()
+  return os.path.join(output_dir, relative)
+
+
 def draw_figures(results, output_dir, figures_dir, overwrite=False):
   """Draws Figure 1, and Figures 2-5 from the kept runs that `output_dir` holds (or, without
   it, from the run directories that `results` names), into `figures_dir`; prints the paths
@@ -187,9 +244,7 @@ def draw_figures(results, output_dir, figures_dir, overwrite=False):
         (r for r in results['runs'] if r['dataset'] == dataset and r['index'] == 0
          and r['method'] == method
          and libi_table.setting_name(r['setting']) == kept['setting']), None)
-    model_dir = record and (os.path.join(output_dir, libi_table.Run(
-        dataset, 0, method, tuple(sorted(record['setting'].items()))).relative_dir())
-                            if output_dir else record['run_dir'])
+    model_dir = record and _record_dir(record, output_dir)
     if not record or not os.path.isfile(os.path.join(model_dir, 'checkpoint')):
       print(f'note: no trained {method} run on {dataset} data set 0 under {output_dir}: '
             f'Figure {number} is not drawn', file=sys.stderr)
@@ -199,7 +254,10 @@ def draw_figures(results, output_dir, figures_dir, overwrite=False):
     gin.clear_config()
     restored = restore.restore_run(model_dir)
     gin.clear_config()
-    learned = libi_figures.learned_panels(restored.model, record['selected'], dataset, 0)
+    model, restart = restored.model, record['selected']
+    if 'members' in record:  # A batched run: the kept restart's member alone.
+      model, restart = model.select_members([record['members'][restart]]), 0
+    learned = libi_figures.learned_panels(model, restart, dataset, 0)
     title = libi_table.METHOD_TITLES[method]
     figures[f'figure{number}'] = (
         lambda r=references[dataset], l=learned, t=title, d=dataset:
@@ -209,20 +267,24 @@ def draw_figures(results, output_dir, figures_dir, overwrite=False):
 
 
 def make_study(output_dir, results_path, profile_name, datasets, methods, indices=None,
-               threads_per_run=1, gin_bindings=()):
-  """The study of `libi_table.make_runs`; its ground truth's records are `write_truths`'s.
+               threads_per_run=1, gin_bindings=(), members_per_run=None):
+  """The study of `libi_table.make_runs`, or with `members_per_run` (or the profile's) of
+  `libi_table.make_batches`; its ground truth's records are `write_truths`'s.
 
   Every record that the study's results are made from (the ground truth's, the runs') is
   read first, so that a damaged one is reported before anything is computed or written.
 
   Raises:
-    UserError: if a record under `output_dir` cannot be read or lacks what the table reads.
+    UserError: if a record under `output_dir` cannot be read or lacks what the table
+      reads, or `members_per_run` is too small (`libi_table.check_members_per_run`).
   """
   profile = libi_table.PROFILES[profile_name]
-  runs = libi_table.make_runs(profile, datasets, methods, indices)
+  members_per_run = members_per_run or profile.members_per_run
+  runs = (libi_table.make_runs(profile, datasets, methods, indices) if not members_per_run
+          else libi_table.make_batches(profile, members_per_run, datasets, methods, indices))
   read_truths(output_dir)
   for run in runs:
-    setting_record(run, profile_name, os.path.join(output_dir, run.relative_dir()))
+    unit_records(run, profile_name, output_dir)
   return LibiStudy(output_dir, results_path, profile_name, runs, threads_per_run,
                    gin_bindings)
 

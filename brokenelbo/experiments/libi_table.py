@@ -19,20 +19,25 @@ Model Selection"):
    standard deviation over them.
 
 Each setting is a run, `OUTPUT_DIR/<dataset>/<index>/<method>/<setting>/`, of the study
-in `experiments.libi_runs`; `summarize` makes the table from the runs' records. The ground
+in `experiments.libi_runs`, or, batched, one of the settings x data sets x restarts of a
+`Batch` (`make_batches`, `OUTPUT_DIR/<dataset>/members/<method>/...`); `summarize` makes
+the table from the settings' records. The ground
 truth is a reference row (`synthetic_run.truth_reference`). `PROFILES['paper']` is
 Appendix E's grid (30k epochs, 5 data sets per type); `PROFILES['cpu']`, the reduced
 protocol of the committed results, lists its reductions.
 """
 
 import dataclasses
+import hashlib
 import itertools
+import json
 import math
 import os
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from brokenelbo import errors
 from brokenelbo.utils import files
 
 METHODS = ('vae', 'beta_vae', 'beta_vae_anneal', 'lagging', 'libi')
@@ -84,6 +89,8 @@ class Profile:
     likelihood_samples: S of the test log-likelihood, eq. 48 (paper: 5000).
     population_queries: fresh draws x ~ p(x) of the population I_q and gap, or None for
       `restarts_suite`'s default.
+    members_per_run: the most members (setting x data set x restart) one batched run of a
+      method trains (`make_batches`), or None: one run per setting and data set.
     reductions: what differs from the paper, in words.
   """
   grid: object
@@ -94,6 +101,7 @@ class Profile:
   knn_draws: int = 20000
   likelihood_samples: int = 5000
   population_queries: Optional[int] = None
+  members_per_run: Optional[int] = None
   reductions: Tuple[str, ...] = ()
 
 
@@ -118,6 +126,19 @@ PROFILES = {
             'smooth k-NN averaged over 2,000 draws instead of 20,000 (its standard error '
             'is reported)',
         )),
+    # Appendix E's whole grids at 30k epochs, cut in data sets and restarts to fit this
+    # 2-core CPU: the paper's protocol costs about 40 hours of its training here
+    # (scripts/libi_protocol_cost.py), 92% of it LiBI's step 1; this one about a tenth.
+    'protocol': Profile(
+        grid=paper_grid, epochs={d: 30000 for d in DATASETS},
+        num_datasets={d: 2 for d in DATASETS}, restarts={d: 5 for d in DATASETS},
+        knn_draws=2000, members_per_run=160,
+        reductions=(
+            '2 data sets per type instead of 5',
+            '5 restarts per setting instead of 10',
+            'smooth k-NN averaged over 2,000 draws instead of 20,000 (its standard error '
+            'is reported)',
+        )),
     # A few epochs, two restarts: checks the whole pipeline in seconds (tests).
     'smoke': Profile(
         grid=lambda d: {m: s[:1] for m, s in cpu_grid(d).items()},
@@ -126,6 +147,14 @@ PROFILES = {
         population_queries=100,
         reductions=('smoke: 6 epochs, 2 restarts, S = 200, 100 population draws',)),
 }
+# The smoke test of a grid: two settings of each method (the VAE's one) on two data sets of
+# each type, so that a batched study (`make_batches`) holds settings x data sets x restarts.
+PROFILES['smoke_grid'] = dataclasses.replace(
+    PROFILES['smoke'], grid=lambda d: {m: s[:2] for m, s in cpu_grid(d).items()},
+    num_datasets={d: 2 for d in DATASETS}, knn_draws=10, likelihood_samples=100,
+    population_queries=20,
+    reductions=('smoke: 6 epochs, 2 settings per method on 2 data sets, 2 restarts, '
+                'S = 100, 20 population draws, 10 k-NN draws',))
 
 # The paper's Table 1: (test LL, spread, smooth k-NN, spread) per data set and method.
 PAPER_TABLE = {
@@ -150,20 +179,31 @@ def setting_name(setting):
   return ','.join(f'{k}={v:g}' for k, v in sorted(setting.items()))
 
 
-def setting_bindings(method, setting, epochs):
-  """The gin bindings of one setting of `method`, trained for `epochs` epochs."""
+# Where each key of a setting is bound (`setting_bindings`, `batch_bindings`).
+_SETTING_BINDINGS = {'beta': 'beta_schedule.beta', 'segments': 'LaggingInference.segments'}
+
+
+def _setting_binding(key, value):
+  """`<binding> = <value>` of one key of a setting; `value` one number, or a tuple of one
+  per member of a batched run."""
+  cast = int if key == 'segments' else (lambda v: v)
+  value = tuple(cast(v) for v in value) if isinstance(value, tuple) else cast(value)
+  return f'{_SETTING_BINDINGS.get(key, "LiBI." + key)} = {value!r}'
+
+
+def _epochs_bindings(method, epochs):
   bindings = [f'EPOCHS = {epochs}']
-  for key, value in sorted(setting.items()):
-    if key == 'beta':
-      bindings.append(f'beta_schedule.beta = {value!r}')
-    elif key == 'segments':
-      bindings.append(f'LaggingInference.segments = {int(value)}')
-    else:
-      bindings.append(f'LiBI.{key} = {value!r}')
   if method == 'beta_vae_anneal':
     # configs/libi/beta_vae_anneal.gin anneals over the first 10% of the epochs.
     bindings.append(f'beta_schedule.anneal_epochs = {max(1, epochs // 10)}')
   return bindings
+
+
+def setting_bindings(method, setting, epochs):
+  """The gin bindings of one setting of `method`, trained for `epochs` epochs."""
+  bindings = _epochs_bindings(method, epochs)
+  return bindings[:1] + [_setting_binding(k, v) for k, v in sorted(setting.items())] + (
+      bindings[1:])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +237,135 @@ def make_runs(profile, datasets=DATASETS, methods=METHODS, indices=None):
         for setting in grid[method]:
           runs.append(Run(dataset, int(index), method, tuple(sorted(setting.items()))))
   return runs
+
+
+# `training.optimizers.normalized_adam`'s epsilon, which configs/libi leave at its default:
+# each of the R restarts of a run alone follows Adam with R times it (docs/methods.md,
+# "Members").
+ADAM_EPSILON = 1e-8
+# What a batched run binds to lay out its members (`batch_bindings`, and its evaluation's
+# `restarts_suite.groups`): a binding of the user's would break that layout.
+MEMBER_BINDINGS = ('synthetic.index', 'SyntheticVAE.restarts', 'SyntheticVAE.first_restart',
+                   'SyntheticVAE.restart_ids', 'SyntheticVAE.member_datasets',
+                   'normalized_adam.epsilon', 'restarts_suite.groups')
+
+
+@dataclasses.dataclass(frozen=True)
+class Batch:
+  """Runs of one method on one data-set type, trained as one run of members.
+
+  A model of members (`models.synthetic.SyntheticVAE`, docs/methods.md "Members") holds
+  the `restarts` restarts of each of `runs` (settings x data sets): member
+  m = g * restarts + r is restart r of `runs[g]`, seeded as that restart, on that run's
+  data set, with that run's setting (`batch_bindings`); Adam's epsilon is R / M times the
+  default, so that each member trains as it would in its run alone. Its evaluation
+  (`synthetic_run.restarts_suite` with `groups`) scores each run's restarts as that run's
+  own evaluation would.
+  """
+  dataset: str
+  method: str
+  runs: Tuple[Run, ...]
+  restarts: int
+
+  @property
+  def indices(self):
+    """The data sets of the runs, in the order they are stacked (`synthetic.index`)."""
+    return tuple(sorted({run.index for run in self.runs}))
+
+  @property
+  def num_members(self):
+    return len(self.runs) * self.restarts
+
+  def members(self, run):
+    """The members of `run`: its restarts 0, ..., R - 1, in order."""
+    start = self.runs.index(run) * self.restarts
+    return list(range(start, start + self.restarts))
+
+  def groups(self):
+    """The run of each member, as its position in `runs` (`restarts_suite.groups`)."""
+    return tuple(g for g in range(len(self.runs)) for _ in range(self.restarts))
+
+  def relative_dir(self):
+    """`<dataset>/members/<method>/<runs>x<restarts>-<digest>`; the digest of the runs and
+    restarts names what the batch trains, so that another batching is another run."""
+    content = json.dumps([[run.index, run.setting] for run in self.runs] + [self.restarts])
+    digest = hashlib.sha256(content.encode()).hexdigest()[:10]
+    return os.path.join(self.dataset, 'members', self.method,
+                        f'{len(self.runs)}x{self.restarts}-{digest}')
+
+  def gin_files(self):
+    return [f'configs/libi/{self.method}.gin']
+
+
+def batch_bindings(batch, epochs):
+  """The gin bindings of `batch` trained for `epochs` epochs.
+
+  Each key of the runs' settings takes one value per member (one value where all
+  members share it); the data sets are stacked (`synthetic.index`), each member gets its
+  restart as seeding index and its run's data set, and Adam's epsilon is R / M times
+  `ADAM_EPSILON`: a member's gradient is 1/M of its own loss's, where its run alone gave
+  1/R of it (`SyntheticVAE`, "Members").
+  """
+  restarts, runs = batch.restarts, batch.runs
+  bindings = _epochs_bindings(batch.method, epochs)
+  for key in sorted(runs[0].setting_dict):
+    values = tuple(run.setting_dict[key] for run in runs for _ in range(restarts))
+    bindings.append(_setting_binding(key, values if len(set(values)) > 1 else values[0]))
+  member_datasets = tuple(batch.indices.index(run.index) for run in runs
+                          for _ in range(restarts))
+  return bindings + [
+      f'synthetic.name = {batch.dataset!r}', f'synthetic.index = {batch.indices!r}',
+      f'SyntheticVAE.restarts = {batch.num_members}',
+      f'SyntheticVAE.restart_ids = {tuple(range(restarts)) * len(runs)!r}',
+      f'SyntheticVAE.member_datasets = {member_datasets!r}',
+      f'normalized_adam.epsilon = {restarts / batch.num_members * ADAM_EPSILON!r}']
+
+
+def make_batches(profile, members_per_run, datasets=DATASETS, methods=METHODS,
+                 indices=None):
+  """The runs of `make_runs` as `Batch`es of at most `members_per_run` members.
+
+  Per data-set type and method, its runs (the grid's settings in order, each on every
+  data set) are cut into as few batches as hold them, of sizes that differ by one run at
+  most, so that batches launched together end together; a run's restarts are never split.
+  LiBI's runs are batched apart by their repeats R: a batch computes the step-1 penalty
+  for all its members while any is in step 1 (`training.libi`), which members of one R
+  are at the same epochs (half of them), and R in {1, 6} together at three quarters.
+
+  Raises:
+    UserError: if `members_per_run` is below the restarts of a setting on a data-set type
+      of `datasets`.
+  """
+  check_members_per_run(profile, datasets, members_per_run)
+  runs = make_runs(profile, datasets, methods, indices)
+  batches = []
+  for dataset in datasets:
+    restarts = profile.restarts[dataset]
+    grid = profile.grid(dataset)
+    for method in methods:
+      order = [tuple(sorted(setting.items())) for setting in grid[method]]
+      mine = [run for run in runs if run.dataset == dataset and run.method == method]
+      for _, group in itertools.groupby(sorted(mine, key=lambda run: (
+          run.setting_dict.get('repeats', 0), order.index(run.setting), run.index)),
+                                        key=lambda run: run.setting_dict.get('repeats')):
+        group = list(group)
+        count = -(-len(group) // (members_per_run // restarts))
+        batches += [Batch(dataset, method, tuple(group[i] for i in chunk), restarts)
+                    for chunk in np.array_split(np.arange(len(group)), count)]
+  return batches
+
+
+def check_members_per_run(profile, datasets, members_per_run):
+  """Raises `UserError` unless `members_per_run` holds every restart of a setting of each
+  data-set type of `datasets` (`None`, unbatched, is fine)."""
+  if members_per_run is None:
+    return
+  dataset = max(datasets, key=lambda d: profile.restarts[d])
+  if members_per_run < profile.restarts[dataset]:
+    raise errors.UserError(
+        f'--members_per_run={members_per_run}: a batched run trains every restart of a '
+        f'setting, so it must be at least {profile.restarts[dataset]} (the restarts of a '
+        f'setting on {dataset})')
 
 
 # ----------------------------------------------------------------------------------------

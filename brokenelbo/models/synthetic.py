@@ -18,7 +18,8 @@ N(0, 1e-6 I) for 'gaussian', N(0, 1e-5 I) for 'mobius', whose network has the ar
 of the stored f of `data.synthetic` (the paper leaves it unstated). q's mean and log
 standard deviation are linear read-outs of one shared trunk: the log-scale read-out ("the
 variance parameters") is the only part of q that its mean does not use, which LiBI's step 1
-relies on (`training.libi`). `SyntheticVAE` says how restarts are batched and initialised.
+relies on (`training.libi`). `SyntheticVAE` says how restarts are batched and initialised,
+and how one batch holds members of several settings and data sets.
 
 [1]: Yaniv Yacoby, Weiwei Pan and Finale Doshi-Velez. Characterizing and Avoiding
      Problematic Global Optima of Variational Autoencoders. In _AABI_, 2020.
@@ -33,6 +34,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from brokenelbo import domains
+from brokenelbo import errors
 from brokenelbo.data import synthetic as data
 from brokenelbo.utils import cli
 
@@ -173,13 +175,24 @@ def mean_field_posterior_phi(name):
           'log_scale_bias': -0.5 * np.log(np.diag(precision))}
 
 
+def _member_mask(mask, rank):
+  """A `bool` `[M]` mask reshaped to `[M, 1, ...]`, to select whole members of a `[M, ...]`
+  Tensor of rank `rank`; a scalar mask as it is."""
+  if mask.shape.rank == 0:
+    return mask
+  return tf.reshape(mask, [-1] + [1] * (rank - 1))
+
+
 def _stop_gradient_if(params, stop):
-  """`params` with their gradients stopped when `stop` (Python or scalar `bool` Tensor)."""
+  """`params` with their gradients stopped when `stop`: Python `bool`, scalar `bool`
+  Tensor, or `bool` Tensor `[M]`, one per member."""
   if stop is None or stop is False:
     return params
   if stop is True:
     return {k: tf.stop_gradient(v) for k, v in params.items()}
-  return {k: tf.where(stop, tf.stop_gradient(v), v) for k, v in params.items()}
+  stop = tf.convert_to_tensor(stop)
+  return {k: tf.where(_member_mask(stop, v.shape.rank), tf.stop_gradient(v), v)
+          for k, v in params.items()}
 
 
 def run_seed():
@@ -205,16 +218,43 @@ def run_seed():
 INITIAL_SCALES = ('unit', 'laplace')
 
 
+def _check_members(restarts, first_restart, restart_ids, member_datasets, stacked):
+  """Raises `UserError` unless the members' bindings agree with each other and with the
+  data: `stacked` is the number K of stacked data sets of the run (`synthetic.index` a
+  tuple of K), 0 for one data set `[N, D]`, `None` when unknown."""
+  for binding, values in (('restart_ids', restart_ids), ('member_datasets', member_datasets)):
+    if values is not None and len(values) != restarts:
+      raise errors.UserError(f'SyntheticVAE.{binding} = {tuple(values)!r}: must have one value '
+                             f'per member, SyntheticVAE.restarts = {restarts}')
+  if restart_ids is not None and first_restart:
+    raise errors.UserError(f'SyntheticVAE.first_restart = {first_restart}: must be 0 when '
+                           'SyntheticVAE.restart_ids gives every seeding index')
+  if stacked is None:
+    return
+  if stacked and member_datasets is None:
+    raise errors.UserError(f'synthetic.index stacks {stacked} data sets: bind '
+                           'SyntheticVAE.member_datasets, the data set of each member')
+  if not stacked and member_datasets is not None:
+    raise errors.UserError('SyntheticVAE.member_datasets needs stacked data: bind '
+                           'synthetic.index to a tuple of data sets')
+  if member_datasets is not None and max(member_datasets) >= stacked:
+    raise errors.UserError(f'SyntheticVAE.member_datasets = {tuple(member_datasets)!r}: must '
+                           f'each be in [0, {stacked}), the data sets of synthetic.index')
+
+
 @gin.configurable
 @domains.checked(dataset=domains.optional(domains.one_of(*data.NAMES)),
                  restarts=domains.POSITIVE_INT, seed=domains.optional(domains.SEED),
                  first_restart=domains.NON_NEGATIVE_INT,
+                 restart_ids=domains.optional(domains.tuple_of(domains.NON_NEGATIVE_INT)),
+                 member_datasets=domains.optional(domains.tuple_of(domains.NON_NEGATIVE_INT)),
                  initial_scale=domains.one_of(*INITIAL_SCALES))
 class SyntheticVAE(tf.Module):
-  """`restarts` independent VAEs of the ground truth's architecture for one data set.
+  """`restarts` independent VAEs of the ground truth's architecture for one data set type.
 
   See the module docstring for the model. Every call takes examples `x` `[B, D]` (shared
-  by all restarts) and returns quantities with a leading restart axis.
+  by all restarts), or, for members of several data sets, stacked examples `[B, K, D]`,
+  and returns quantities with a leading restart (member) axis.
 
   **Restarts.** Every variable has a leading axis of `restarts` independent models, trained
   as one batched computation: no operation mixes restarts, restart r's initial parameters
@@ -225,6 +265,23 @@ class SyntheticVAE(tf.Module):
   multiplied by the number of restarts (Adam of g / R with epsilon e is Adam of g with
   epsilon R e). The trainer's evaluation (`statistics.elbo`) of `rate_distortion` reports
   the mean over restarts and each restart's own value.
+
+  **Members.** The same axis can hold M = `restarts` models of different settings and data
+  sets of one type, "members", each with its own seeding index `restart_ids[m]` (its
+  initial parameters from (seed, restart_ids[m]), its z draws from (step seed,
+  restart_ids[m])), its own data set `member_datasets[m]`, a slice of stacked data
+  `[B, K, D]` (`data.synthetic` with a tuple of K indices), and its own hyperparameters,
+  one value per member in the losses' bindings (`beta_schedule.beta`,
+  `LaggingInference.segments`, `LiBI`'s epsilons and repeats). A member with id r then
+  trains as restart r of its setting's run alone, on its data set, whatever the other
+  members, given Adam's epsilon: its run alone of R restarts had epsilon R e on its own
+  loss, and the batch gives it M e', so the batch binds `normalized_adam.epsilon` e' =
+  R / M * e (docs/methods.md, "Members"). Each method that takes `x` gathers each
+  member's examples from stacked data (`member_examples`); the evaluation reports each
+  member's values as each restart's. A model built with `restart_ids` or
+  `member_datasets` keeps one count of choices of the best model per member
+  (`selections` `[M]`, so that LiBI's repeats may differ per member); without, one count
+  for all, as the checkpoints of runs of one setting hold it.
 
   **Initialisation** (not stated in the paper): A ~ N(0, 1) entry-wise; Glorot-uniform
   kernels and zero biases elsewhere, the two read-outs of q at 1/100 of that scale
@@ -257,6 +314,13 @@ class SyntheticVAE(tf.Module):
   x = data.synthetic('train', name='linear_jtex')
   rate, distortion = model.rate_distortion(x, seed=[0, 0])        # [3, 500] each
   model.assign(theta=synthetic.ground_truth_theta('linear_jtex'))
+
+  # Members: 2 settings x 2 data sets x 2 restarts, member m of data set m // 2 % 2.
+  members = synthetic.SyntheticVAE(dataset='linear_jtex', restarts=8, seed=0,
+                                   restart_ids=(0, 1) * 4,
+                                   member_datasets=(0, 0, 1, 1) * 2)
+  x = data.synthetic('train', name='linear_jtex', index=(0, 1))   # [500, 2, 2]
+  rate, distortion = members.rate_distortion(x, seed=[0, 0])      # [8, 500] each
   ```
 
   Args:
@@ -264,32 +328,54 @@ class SyntheticVAE(tf.Module):
       set of the run, `synthetic.name` as bound in gin.
     restarts: Python `int` >= 1, the number of independent models trained together.
     seed: Python `int`, restart r's initial parameters are drawn from
-      `np.random.default_rng([seed, first_restart + r])`; `None` (the default): the seed of
+      `np.random.default_rng([seed, restart_ids[r]])`; `None` (the default): the seed of
       the run, `run_seed()`, derived from `train.seed` as bound in gin (never NumPy's
       global generator).
     first_restart: Python `int`, the index of the first restart, so that restarts can be
       split across runs (restarts 10-19 are `first_restart = 10, restarts = 10`).
+    restart_ids: Python `tuple` of `restarts` `int`s >= 0, the seeding index of each
+      member (see above); `None` (the default): `first_restart`, ..., `first_restart +
+      restarts - 1`.
+    member_datasets: Python `tuple` of `restarts` `int`s, the slice k in [0, K) of stacked
+      data `[B, K, D]` that each member sees; `None` (the default): every member sees the
+      same `[B, D]`. Required exactly when `synthetic.index` is a tuple, with `dataset`
+      unset.
     initial_scale: Python `str`, one of `INITIAL_SCALES` (see above); 'laplace' reads the
       training split of the run's data set (`synthetic.name`, `synthetic.index` as bound
-      in gin) unless `dataset` is given, then index 0.
+      in gin) unless `dataset` is given, then index 0, or, with `member_datasets`, the
+      data sets 0, ..., K - 1 stacked, K = max(member_datasets) + 1.
     name: Python `str`, the module's name.
 
   Raises:
-    UserError: for an unknown data set or `restarts` < 1.
+    UserError: for an unknown data set, `restarts` < 1, `restart_ids` or
+      `member_datasets` of another length than `restarts`, `restart_ids` with a
+      `first_restart`, or `member_datasets` that do not match `synthetic.index`.
   """
 
-  def __init__(self, dataset=None, restarts=10, seed=None, first_restart=0,
-               initial_scale='unit', name=None):
+  def __init__(self, dataset=None, restarts=10, seed=None, first_restart=0, restart_ids=None,
+               member_datasets=None, initial_scale='unit', name=None):
     super().__init__(name=name)
-    data_set = dict(name=dataset, index=0)
     if dataset is None:
       data_set = {k: cli.configured_arguments(data.synthetic)[k] for k in ('name', 'index')}
       dataset = data_set['name']
+      index = data_set['index']
+      stacked = len(index) if isinstance(index, (tuple, list)) else 0
+    elif member_datasets is None:
+      data_set, stacked = dict(name=dataset, index=0), None
+    else:
+      data_set = dict(name=dataset, index=tuple(range(max(member_datasets) + 1)))
+      stacked = None
+    _check_members(restarts, first_restart, restart_ids, member_datasets, stacked)
     if seed is None:
       seed = run_seed()
     self.dataset = dataset
     self.restarts = restarts
     self.first_restart = first_restart
+    self.restart_ids = tuple(int(r) for r in (
+        range(first_restart, first_restart + restarts) if restart_ids is None
+        else restart_ids))
+    self.member_datasets = (None if member_datasets is None
+                            else tuple(int(k) for k in member_datasets))
     self.seed = seed
     truth = data.ground_truth(dataset)
     self.data_dim = truth.data_dim
@@ -299,8 +385,8 @@ class SyntheticVAE(tf.Module):
     theta_shapes = _generative_shapes(dataset)
     phi_shapes = _inference_shapes(dataset, self.data_dim)
     values = {k: [] for k in (*theta_shapes, *phi_shapes)}
-    for r in range(restarts):
-      rng = np.random.default_rng([seed, first_restart + r])
+    for restart_id in self.restart_ids:
+      rng = np.random.default_rng([seed, restart_id])
       for k, shape in (*theta_shapes.items(), *phi_shapes.items()):
         values[k].append(_initial_value(k, shape, rng))
 
@@ -316,8 +402,12 @@ class SyntheticVAE(tf.Module):
                                   name='best_score')
     self.use_best = tf.Variable(tf.zeros([restarts], tf.bool), trainable=False,
                                 name='use_best')
-    # How many choices of the best model a training method has made (LiBI's repeats).
-    self.selections = tf.Variable(0, dtype=tf.int64, trainable=False, name='selections')
+    # How many choices of the best model a training method has made (LiBI's repeats): one
+    # count per member for a model of members, else one for all (the checkpoints of runs
+    # of one setting hold a scalar).
+    members = restart_ids is not None or member_datasets is not None
+    self.selections = tf.Variable(tf.zeros([restarts] if members else [], tf.int64),
+                                  trainable=False, name='selections')
     if initial_scale == 'laplace':
       self.set_laplace_scale(data.synthetic('train', **data_set))
 
@@ -339,11 +429,13 @@ class SyntheticVAE(tf.Module):
     return out
 
   def theta_params(self, stop_gradient=None):
-    """theta as `{name: Tensor [R, ...]}`; `stop_gradient` (Python or `bool` Tensor)."""
+    """theta as `{name: Tensor [R, ...]}`; `stop_gradient` (Python or `bool` Tensor, scalar
+    or `[R]`, per member)."""
     return _stop_gradient_if(self._effective(self.theta, self.best_theta), stop_gradient)
 
   def phi_params(self, stop_gradient=None):
-    """phi as `{name: Tensor [R, ...]}`; `stop_gradient` (Python or `bool` Tensor)."""
+    """phi as `{name: Tensor [R, ...]}`; `stop_gradient` (Python or `bool` Tensor, scalar
+    or `[R]`, per member)."""
     return _stop_gradient_if(self._effective(self.phi, self.best_phi), stop_gradient)
 
   def assign(self, theta=None, phi=None, restarts=None):
@@ -362,6 +454,36 @@ class SyntheticVAE(tf.Module):
         index = slice(None) if restarts is None else np.asarray(restarts)
         new[index] = value
         variable.assign(new)
+
+  # ------------------------------------------------------------------------------------
+  # Each member's examples.
+
+  def member_examples(self, x):
+    """The examples each member sees: x `[B, D]` as it is (shared by every member), or,
+    from stacked x `[B, K, D]`, member m's data set `member_datasets[m]`, `[R, B, D]`.
+
+    Raises:
+      UserError: for stacked x and a model without `member_datasets`, or the reverse, or
+        `member_datasets` beyond the K data sets of x.
+    """
+    rank = len(x.shape)
+    if rank == 2 and self.member_datasets is None:
+      return x
+    if rank == 2:
+      raise errors.UserError(
+          f'SyntheticVAE.member_datasets = {self.member_datasets!r} needs stacked data '
+          f'[B, K, D]; got {list(x.shape)} (bind synthetic.index to a tuple)')
+    if self.member_datasets is None:
+      raise errors.UserError(
+          f'stacked data {list(x.shape)} needs SyntheticVAE.member_datasets, the data set '
+          'of each member')
+    num_datasets = x.shape[1]
+    if num_datasets is not None and max(self.member_datasets) >= num_datasets:
+      raise errors.UserError(
+          f'SyntheticVAE.member_datasets = {self.member_datasets!r}: must each be in '
+          f'[0, {num_datasets}), the data sets of the stacked data')
+    x = tf.convert_to_tensor(x, tf.float32)
+    return tf.transpose(tf.gather(x, self.member_datasets, axis=1), [1, 0, 2])
 
   # ------------------------------------------------------------------------------------
   # Distributions, batched over restarts.
@@ -402,13 +524,19 @@ class SyntheticVAE(tf.Module):
             _dense(h, phi['log_scale_kernel'], phi['log_scale_bias']))
 
   def codes(self, x, stop_gradient=None):
-    """The mean of q_phi(z|x), `[R, B, 2]`: LiBI's code network h. Its gradient reaches no
-    variance parameter (`VARIANCE_PARAMETERS`)."""
-    return self._inference_outputs(x, self.phi_params(stop_gradient))[0]
+    """The mean of q_phi(z|x), `[R, B, 2]`, for x `[B, D]` or stacked `[B, K, D]`: LiBI's
+    code network h. Its gradient reaches no variance parameter (`VARIANCE_PARAMETERS`)."""
+    return self._inference_outputs(self.member_examples(x), self.phi_params(stop_gradient))[0]
 
   def posterior(self, x, stop_gradient=None, scale_factor=1.):
-    """q_phi(z|x), batch `[R, B]`, event `[2]`; `scale_factor` multiplies its scale."""
-    loc, log_scale = self._inference_outputs(x, self.phi_params(stop_gradient))
+    """q_phi(z|x), batch `[R, B]`, event `[2]`, for x `[B, D]` or stacked `[B, K, D]`;
+    `scale_factor` multiplies its scale."""
+    return self._posterior(self.member_examples(x), self.phi_params(stop_gradient),
+                           scale_factor)
+
+  def _posterior(self, examples, phi, scale_factor=1.):
+    """q_phi(z|x) for `member_examples`' x, `[B, D]` or `[R, B, D]`."""
+    loc, log_scale = self._inference_outputs(examples, phi)
     return tfd.Independent(tfd.Normal(loc, tf.exp(log_scale) * scale_factor), 1)
 
   def laplace_log_scale(self, x):
@@ -417,7 +545,8 @@ class SyntheticVAE(tf.Module):
     With J = d f_theta / dz at z = h(x) and the noise variances Psi, the Gauss-Newton
     posterior precision is Lambda = I + J^T Psi^-1 J, and the mean-field Gaussian closest to
     N(h(x), Lambda^-1) in KL(q || p) has variances 1 / Lambda_kk (Appendix C.3; exact for
-    the linear data sets, where J = A^T or L). Returns -log(Lambda_kk) / 2.
+    the linear data sets, where J = A^T or L). Returns -log(Lambda_kk) / 2. x `[B, D]` or
+    stacked `[B, K, D]`.
     """
     codes = tf.stop_gradient(self.codes(x))
     theta = self.theta_params(stop_gradient=True)
@@ -430,59 +559,72 @@ class SyntheticVAE(tf.Module):
       precision.append(1. + tf.reduce_sum(tf.square(column / self._noise_scale), axis=-1))
     return -0.5 * tf.math.log(tf.stack(precision, axis=-1))
 
-  def set_laplace_scale(self, x):
+  def set_laplace_scale(self, x, members=None):
     """Sets q's log-scale read-out so that q's scale is, for every x, the geometric mean
-    over `x` `[B, D]` of `laplace_log_scale`'s scales: its kernel to 0 and its bias to the
-    mean log-scale, per restart and coordinate. Returns the bias, `[R, 2]`."""
+    over `x` (`[B, D]` or stacked `[B, K, D]`) of `laplace_log_scale`'s scales: its kernel
+    to 0 and its bias to the mean log-scale, per restart and coordinate; with `members`
+    (`bool` `[R]`), of those members alone. Returns the bias, `[R, 2]`."""
     bias = tf.reduce_mean(self.laplace_log_scale(x), axis=-2)
-    self.phi['log_scale_kernel'].assign(tf.zeros_like(self.phi['log_scale_kernel']))
-    self.phi['log_scale_bias'].assign(bias)
+    kernel, old_bias = self.phi['log_scale_kernel'], self.phi['log_scale_bias']
+    if members is None:
+      kernel.assign(tf.zeros_like(kernel))
+      old_bias.assign(bias)
+      return bias
+    kernel.assign(tf.where(_member_mask(members, kernel.shape.rank), tf.zeros_like(kernel),
+                           kernel))
+    old_bias.assign(tf.where(_member_mask(members, old_bias.shape.rank), bias, old_bias))
     return bias
 
   def _standard_normal(self, shape, seed):
-    """Draws `[R, *shape]`; restart r's from `fold_in(seed, first_restart + r)` alone."""
+    """Draws `[R, *shape]`; member m's from `fold_in(seed, restart_ids[m])` alone."""
     seed = tf.convert_to_tensor(seed)
     return tf.stack([
         tf.random.stateless_normal(
             shape, tf.random.experimental.stateless_fold_in(
-                seed, tf.cast(self.first_restart + r, seed.dtype)))
-        for r in range(self.restarts)])
+                seed, tf.cast(restart_id, seed.dtype)))
+        for restart_id in self.restart_ids])
 
   @tf.autograph.experimental.do_not_convert  # Plain TF ops: nothing to convert.
   def rate_distortion(self, x, seed, stop_theta=None):
     """Per-restart, per-example rate and distortion, one z ~ q_phi(z|x) each.
 
     Args:
-      x: `float32` `Tensor` `[B, D]`.
+      x: `float32` `Tensor` `[B, D]`, or stacked `[B, K, D]` for a model of members
+        (`member_examples`).
       seed: stateless seed, integer `Tensor` `[2]`.
-      stop_theta: `None`, Python or scalar `bool` `Tensor`: stop theta's gradient (the
-        inference network alone is trained, as in lagging inference networks and LiBI's
-        step 2).
+      stop_theta: `None`, Python or `bool` `Tensor`, scalar or `[R]` (per member): stop
+        theta's gradient (the inference network alone is trained, as in lagging inference
+        networks and LiBI's step 2).
 
     Returns:
       rate: `[R, B]`, KL(q_phi(z|x) || N(0, I)) exactly.
       distortion: `[R, B]`, -log p_theta(x|z) at a reparameterised z ~ q_phi(z|x).
     """
-    posterior = self.posterior(x)
+    examples = self.member_examples(x)
+    posterior = self._posterior(examples, self.phi_params())
     rate = tfd.kl_divergence(posterior, self.prior)
     noise = self._standard_normal(tf.shape(posterior.mean())[1:], seed)
     z = posterior.distribution.loc + posterior.distribution.scale * noise
-    distortion = -self.likelihood(z, stop_theta).log_prob(x)
+    distortion = -self.likelihood(z, stop_theta).log_prob(examples)
     return rate, distortion
 
   def log_likelihood_bound(self, x, seed, num_samples):
     """The importance-weighted bound L_K(x) `[R, B]` with q_phi as proposal, K draws.
 
     L_K(x) = logmeanexp_k [log p_theta(x|z_k) + log p(z_k) - log q_phi(z_k|x)], z_k ~ q;
-    K = 1 is the one-sample ELBO (Burda et al. 2016). Draws of restart r come from
-    `fold_in(seed, first_restart + r)`.
+    K = 1 is the one-sample ELBO (Burda et al. 2016). Draws of member m come from
+    `fold_in(seed, restart_ids[m])`. x `[B, D]` or stacked `[B, K, D]`.
     """
-    posterior = self.posterior(x)
+    examples = self.member_examples(x)
+    posterior = self._posterior(examples, self.phi_params())
     loc, scale = posterior.distribution.loc, posterior.distribution.scale
     noise = self._standard_normal([num_samples, *tf.unstack(tf.shape(loc)[1:])], seed)
     z = loc[:, tf.newaxis] + scale[:, tf.newaxis] * noise          # [R, K, B, 2]
     flat = tf.reshape(z, [self.restarts, -1, LATENT_DIM])
-    log_p = tf.reshape(self.likelihood(flat).log_prob(tf.tile(x, [num_samples, 1])),
+    # The examples repeated K times, as z is flattened: [K B, D], or [R, K B, D].
+    tiled = (tf.tile(examples, [num_samples, 1]) if len(examples.shape) == 2
+             else tf.tile(examples, [1, num_samples, 1]))
+    log_p = tf.reshape(self.likelihood(flat).log_prob(tiled),
                        [self.restarts, num_samples, -1])
     log_q = tfd.Independent(tfd.Normal(loc[:, tf.newaxis], scale[:, tf.newaxis]),
                             1).log_prob(z)
@@ -492,10 +634,13 @@ class SyntheticVAE(tf.Module):
   # ------------------------------------------------------------------------------------
   # Keeping the best model.
 
-  def keep_best(self, score):
+  def keep_best(self, score, members=None):
     """For each restart whose `score` `[R]` beats its best so far, copies the live
-    parameters into the best ones; returns which did, `bool` `[R]`."""
+    parameters into the best ones; returns which did, `bool` `[R]`. With `members`
+    (`bool`, scalar or `[R]`), only among those members (whose choice is due)."""
     better = score > self.best_score
+    if members is not None:
+      better &= members
     for live, best in ((self.theta, self.best_theta), (self.phi, self.best_phi)):
       for k, variable in live.items():
         mask = tf.reshape(better, [-1] + [1] * (variable.shape.rank - 1))
@@ -503,9 +648,45 @@ class SyntheticVAE(tf.Module):
     self.best_score.assign(tf.where(better, score, self.best_score))
     return better
 
-  def freeze_best(self):
-    """From now on, every restart computes with its best parameters."""
-    self.use_best.assign(tf.ones_like(self.use_best))
+  def freeze_best(self, members=None):
+    """From now on, every restart computes with its best parameters; with `members`
+    (`bool`, scalar or `[R]`), those members (and those frozen before)."""
+    if members is None:
+      self.use_best.assign(tf.ones_like(self.use_best))
+    else:
+      self.use_best.assign(self.use_best | members)
+
+  def select_members(self, members):
+    """A `SyntheticVAE` of the members `members` alone, which takes one data set's `[B, D]`.
+
+    Member i of the result is member `members[i]` of this model: its parameters, best
+    copies, score, choices and whether it uses its best copy, and its seeding index, so
+    that its draws are this member's (of its run alone too). For the evaluation of a
+    batched run, one data set's members at a time, and for a figure of one member.
+
+    Args:
+      members: Python `list` of `int`s in `[0, restarts)`.
+
+    Returns:
+      `SyntheticVAE` with `restarts = len(members)` and no `member_datasets`.
+    """
+    members = [int(m) for m in members]
+    # Every argument given: a run's gin config (restored) binds the members of the batch.
+    model = SyntheticVAE(dataset=self.dataset, restarts=len(members), seed=self.seed,
+                         first_restart=0,
+                         restart_ids=tuple(self.restart_ids[m] for m in members),
+                         member_datasets=None, initial_scale='unit')
+    for source, target in ((self.theta, model.theta), (self.phi, model.phi),
+                           (self.best_theta, model.best_theta),
+                           (self.best_phi, model.best_phi)):
+      for k, variable in source.items():
+        target[k].assign(tf.gather(variable, members))
+    for name in ('best_score', 'use_best', 'selections'):
+      value = getattr(self, name)
+      if value.shape.rank:
+        value = tf.gather(value, members)
+      getattr(model, name).assign(tf.broadcast_to(value, [len(members)]))
+    return model
 
   # ------------------------------------------------------------------------------------
   # One restart, for `statistics.information`.

@@ -6,9 +6,10 @@ averaged over every example of a split, with `num_samples` draws z ~ e(z|x) per 
 fixed stateless seeds, so that the same run and seed give the same numbers.
 
 A model whose `rate_distortion` returns `[M, B]` rather than `[B]` holds M independent
-models (restarts trained together, `models.synthetic`): each is averaged over the examples
-on its own, `rate`, `distortion` and `elbo` are the means over the M models, and
-`rate_<m>`, `distortion_<m>`, `elbo_<m>` each model's own value.
+models (restarts, or members of several settings and data sets, trained together,
+`models.synthetic`; their `images` stacked `[N, K, D]` for members of K data sets): each is
+averaged over the examples on its own, `rate`, `distortion` and `elbo` are the means over
+the M models, and `rate_<m>`, `distortion_<m>`, `elbo_<m>` each model's own value.
 """
 
 import numpy as np

@@ -77,12 +77,37 @@ def henze_zirkler(z):
   whitened = tf.linalg.triangular_solve(chol, tf.linalg.matrix_transpose(centred))
   whitened = tf.linalg.matrix_transpose(whitened)  # [..., N, d]
   d_j = tf.reduce_sum(tf.square(whitened), axis=-1)  # [..., N]
-  gram = tf.linalg.matmul(whitened, whitened, transpose_b=True)
-  d_jk = tf.maximum(d_j[..., :, tf.newaxis] + d_j[..., tf.newaxis, :] - 2. * gram, 0.)
-  pair_term = tf.reduce_sum(tf.exp(-beta2 / 2. * d_jk), axis=[-2, -1]) / n
   point_term = 2. * (1. + beta2) ** (-d / 2.) * tf.reduce_sum(
       tf.exp(-beta2 / (2. * (1. + beta2)) * d_j), axis=-1)
-  return pair_term - point_term + n * (1. + 2. * beta2) ** (-d / 2.)
+  return _pair_term(whitened, beta2, n) - point_term + n * (1. + 2. * beta2) ** (-d / 2.)
+
+
+def _pair_term(whitened, beta2, n):
+  """(1/N) sum_{j,k} E_jk, E_jk = exp(-beta^2 |w_j - w_k|^2 / 2), with its gradient in
+  closed form.
+
+  The N x N terms are the cost of HZ (and of LiBI's step 1). Differentiating through them
+  passes over the N x N matrices several times; the gradient has the closed form
+  d/dw_j = -(2 beta^2 / N) (w_j sum_k E_jk - sum_k E_jk w_k), (both (j, k) and (k, j)
+  depend on w_j), which needs only E's row sums and one product E w, computed with E.
+  """
+
+  @tf.custom_gradient
+  def pair_term(whitened):
+    d_j = tf.reduce_sum(tf.square(whitened), axis=-1)
+    gram = tf.linalg.matmul(whitened, whitened, transpose_b=True)
+    d_jk = tf.maximum(d_j[..., :, tf.newaxis] + d_j[..., tf.newaxis, :] - 2. * gram, 0.)
+    pairs = tf.exp(-beta2 / 2. * d_jk)
+    row_sums = tf.reduce_sum(pairs, axis=-1)
+
+    def grad(upstream):
+      weighted = tf.linalg.matmul(pairs, whitened)
+      return (-2. * beta2 / n) * upstream[..., tf.newaxis, tf.newaxis] * (
+          whitened * row_sums[..., tf.newaxis] - weighted)
+
+    return tf.reduce_sum(row_sums, axis=-1) / n, grad
+
+  return pair_term(whitened)
 
 
 def henze_zirkler_null(n, d):

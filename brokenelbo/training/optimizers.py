@@ -58,7 +58,9 @@ def normalized_adam(total_steps, learning_rate=3e-4, decay_start_fraction=0.5,
     total_steps: Python `int`, the number of training steps.
     learning_rate: Python `float`, the initial learning rate (paper: 3e-4).
     decay_start_fraction: Python `float`, where the linear decay starts (paper: 0.5).
-    beta_1, beta_2, epsilon: Adam's parameters (Keras defaults).
+    beta_1, beta_2, epsilon: Adam's parameters (Keras defaults). A loss that averages over
+      M independent models (the members of `models.synthetic.SyntheticVAE`) gives each
+      Adam with epsilon M times this one.
 
   Returns:
     A `tf_keras.optimizers.Adam`.

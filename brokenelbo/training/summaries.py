@@ -1,6 +1,7 @@
 """TensorBoard summaries of a run: training scalars, images at each evaluation, and the
 run's hyper-parameters for the HParams dashboard."""
 
+import numpy as np
 from tensorboard.plugins.hparams import api as hparams_api
 import tensorflow as tf
 
@@ -22,7 +23,7 @@ def run_hparams(family, dataset, epochs, batch_size, seed):
   """The hyper-parameters of a run under the current gin config, `{name: str or float}`
   with the keys `HPARAMS`, in order: the family and its parts, the data and how it was
   binarized, beta and its annealing (`objectives.beta_schedule`'s defaults, then
-  bindings), seed, length and batch.
+  bindings; the mean of a per-member beta), seed, length and batch.
 
   Args:
     family: Python `str`, three letters (encoder, decoder, marginal); '???' for a model
@@ -37,7 +38,8 @@ def run_hparams(family, dataset, epochs, batch_size, seed):
   schedule = cli.configured_arguments(objectives.beta_schedule)
   return dict(zip(HPARAMS, (
       family, family[0], family[1], family[2], getattr(dataset, '__name__', str(dataset)),
-      str(getattr(dataset, 'binarization', GIVEN_BINARIZATION)), float(schedule['beta']),
+      str(getattr(dataset, 'binarization', GIVEN_BINARIZATION)),
+      float(np.mean(schedule['beta'])),
       float(schedule['anneal_epochs']), int(seed), float(epochs), int(batch_size))))
 
 
