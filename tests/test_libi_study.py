@@ -3,20 +3,16 @@
 One smoke study (LinearJTEx data set 0, the LiBI setting of the smoke profile, trained for
 100 full-batch epochs with a checkpoint every 10) is the reference. Its results must hold
 every restart's numbers, the kept restart and the exact ground truth; a rerun must do
-nothing; and the same study killed (SIGKILL, the command and its training together) after
-its first checkpoint and run again must end with the very same records. The commands run
-as `python -m` would, through one server process (conftest's `commands`); the one that is
-killed is a process of its own.
+nothing. The commands run as `python -m` would, through one server process (conftest's
+`commands`). A study killed and resumed: `tests/test_libi_batched.py` (batched) and
+`tests/test_slurm.py` (one run per setting, as a Slurm job array).
 """
 
 import json
 import math
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -28,7 +24,6 @@ STUDY = ['--profile=smoke', '--datasets=linear_jtex', '--methods=libi',
          '--gin_bindings=EPOCHS = 100',
          '--gin_bindings=train.checkpoint_every_steps = 10',
          '--gin_bindings=train.log_every_steps = 10']
-SETTING = 'epsilon_hz=1,epsilon_mu=0.5,epsilon_sigma=0.5,repeats=1'  # The smoke profile's.
 
 
 def _arguments(root, *args):
@@ -89,30 +84,6 @@ def test_a_rerun_does_nothing_and_print_only_prints(commands, reference):
                             f'--results={root}/table1.json', '--print_only'],
                            capture_output=True, text=True, timeout=120, cwd=REPO)
   assert printed.returncode == 0 and '| LinearJTEx | LiBI |' in printed.stdout
-
-
-def test_a_killed_study_resumes_to_the_same_records(commands, reference, tmp_path):
-  # The ground truth's record as the reference computed it: the command then loads no
-  # TensorFlow of its own, and only the training and evaluation processes run.
-  truth = os.path.join('runs', 'linear_jtex', '0', 'truth.json')
-  os.makedirs(os.path.dirname(tmp_path / truth))
-  shutil.copy(reference['root'] / truth, tmp_path / truth)
-  process = subprocess.Popen([sys.executable, '-m', 'brokenelbo.libi', *_arguments(tmp_path)],
-                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, start_new_session=True)
-  run_dir = tmp_path / 'runs' / 'linear_jtex' / '0' / 'libi' / SETTING
-  while not (run_dir / 'checkpoint').exists():
-    assert process.poll() is None, process.communicate()[1][-3000:]
-    time.sleep(0.05)
-  os.killpg(process.pid, signal.SIGKILL)  # The command and its training, as a crash would.
-  process.communicate()
-  assert not (run_dir / 'run.json').exists()
-  _, err = _libi(commands, tmp_path)
-  assert '1 settings, 0 evaluated before, 1 to do' in err
-  with open(str(run_dir) + '.log') as f:
-    assert 'Resumed from' in f.read()
-  resumed, _ = _records(tmp_path)
-  assert resumed == _records(reference['root'])[0]
 
 
 def test_a_dry_run_prints_the_commands_and_writes_nothing(commands, tmp_path):

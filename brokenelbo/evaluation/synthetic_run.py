@@ -552,24 +552,20 @@ def select_restart(validation_objective):
 def restarts_suite(model, images, seed, method=gin.REQUIRED,
                    likelihood_samples=synthetic.TEST_NUM_SAMPLES, knn_draws=100,
                    exact_tolerance=EXACT_TOLERANCE, population_queries=POPULATION_QUERIES,
-                   population_components=POPULATION_COMPONENTS, groups=None,
-                   every_restart=False):
+                   population_components=POPULATION_COMPONENTS, groups=None, every_restart=False):
   """The LiBI paper's evaluation of a trained setting (Appendix E), for `evaluate_run`.
 
-  Every restart's validation objective (`validation_objective` on the run's validation
-  split, beta at its configured final value) and test numbers (`evaluate_restarts`: the
-  exact log-likelihood and eq. 48's estimate with S = `likelihood_samples`, ELBO, I(X;Z)
-  and KL(q(z) || p(z)) on the test points and under the data distribution, I_theta(X;Z));
-  the restart the objective prefers (`select_restart`) and its smooth k-NN statistic over
-  `knn_draws` draws. Table 1 reads the kept restart alone, so the two per-restart NumPy
-  computations, the exact log-likelihood and the population information (seconds each,
-  the bulk of an evaluation), are made for the kept restart only unless `every_restart`.
+  Every restart's validation objective (`validation_objective`, beta at its final value)
+  and test numbers (`evaluate_restarts`: the exact log-likelihood and eq. 48's estimate
+  with S = `likelihood_samples`, ELBO, I(X;Z) and KL(q(z) || p(z)) on the test points and
+  under the data distribution, I_theta(X;Z)); the restart the objective prefers
+  (`select_restart`) and its smooth k-NN statistic over `knn_draws` draws. Table 1 reads
+  the kept restart alone: the exact log-likelihood and the population information (NumPy,
+  seconds per restart) are the kept restart's only, unless `every_restart`.
 
-  A batched run (a model of members, `SyntheticVAE.member_datasets`, on stacked data
-  `[N, K, D]`) holds the restarts of several settings and data sets: `groups` says which
-  members are the restarts of one setting on one data set, and each group gets the
-  numbers above as the run of that setting alone would (each member on its own data set's
-  splits; the members of one data set evaluated together, `SyntheticVAE.select_members`).
+  A batched run (a model of members on stacked data `[N, K, D]`) holds several settings and
+  data sets: each group of `groups` (one setting on one data set) gets the numbers above as
+  its run alone would (the members of one data set together, `SyntheticVAE.select_members`).
 
   Args:
     model: the run's `SyntheticVAE`.
@@ -583,8 +579,7 @@ def restarts_suite(model, images, seed, method=gin.REQUIRED,
     population_components: Python `int`, draws of z' per estimate of log q(z) there.
     groups: `None` for a run of one setting; for a model of members, Python `tuple` of one
       `int` per member, its group (`experiments.libi_table.Batch.groups`).
-    every_restart: Python `bool`; `False` (the default): the exact log-likelihood and the
-      population information of the kept restart alone, `None` for the others.
+    every_restart: Python `bool`, those two for every restart (else `None` but the kept's).
 
   Returns:
     `dict`: restarts (`list` of `dict`s), validation_objective, selected (`int` or
@@ -592,23 +587,16 @@ def restarts_suite(model, images, seed, method=gin.REQUIRED,
     one such `dict` per group in the order of their numbers, each with its `members` too.
 
   Raises:
-    UserError: if `groups` is missing for a model of members, or given for another, or
-      does not match its members.
+    UserError: for `groups` that do not suit the model (`_check_groups`).
   """
   beta = np.asarray(cli.configured_arguments(objectives.beta_schedule)['beta'], np.float64)
   x_val = data.synthetic('validation')
 
   def evaluate(one, x_test, objective, runs):
-    """The test numbers of a model of one data set; `runs`, its restarts' indices per run,
-    each run's kept one (by `objective`) in detail."""
-    kept = set()
-    for run in runs:
-      selected = select_restart(objective[run])
-      if selected is not None:
-        kept.add(run[selected])
+    """The test numbers of a model of one data set of `runs` (restarts' indices per run)."""
     return evaluate_restarts(one, x_test, seed, likelihood_samples, exact_tolerance,
                              population_queries, population_components,
-                             None if every_restart else kept)
+                             None if every_restart else _kept_rows(objective, runs))
 
   _check_groups(model, groups)
   if groups is None:
@@ -621,6 +609,17 @@ def restarts_suite(model, images, seed, method=gin.REQUIRED,
                 for k in sorted(set(model.member_datasets))}
   return dict(groups=[_group_suite(model, groups, group, by_dataset, images, knn_draws, seed)
                       for group in sorted(set(groups))])
+
+
+def _kept_rows(objective, runs):
+  """The restart each run keeps (`select_restart` of `objective`), as a `set` of indices;
+  `runs`, each run's restarts' indices."""
+  kept = set()
+  for run in runs:
+    selected = select_restart(objective[run])
+    if selected is not None:
+      kept.add(run[selected])
+  return kept
 
 
 def _members_of_dataset(model, groups, k, method, x_val, images, seed, beta, evaluate):
