@@ -12,6 +12,7 @@ import tensorflow as tf
 from brokenelbo import errors
 from brokenelbo.data import synthetic as data
 from brokenelbo.evaluation import synthetic_run
+from brokenelbo.experiments import libi_runs
 from brokenelbo.experiments import libi_table
 from brokenelbo.models import synthetic
 from brokenelbo.statistics import global_optima
@@ -380,3 +381,20 @@ def test_the_protocol_cost_extrapolates_from_the_measured_steps(load_script):
   runs = libi_table.make_runs(libi_table.PROFILES['paper'], ['linear_jtex'], ['libi'])[:10:5]
   mixed = libi_table.Batch('linear_jtex', 'libi', tuple(runs), 10)
   assert cost.step1_fraction(mixed) == pytest.approx(0.75, abs=1e-3)
+
+
+def test_a_profiles_own_bindings_follow_the_methods_and_precede_the_users():
+  profile = libi_table.PROFILES['protocol']
+  batch = libi_table.make_batches(profile, 160, ['cubic_jtex'], ['libi'])[0]
+  run = libi_table.make_runs(profile, ['cubic_jtex'], ['vae'])[0]
+  batched = libi_runs.train_bindings(batch, profile, ['train.seed = 3'])
+  alone = libi_runs.train_bindings(run, profile, ['train.seed = 3'])
+  assert batched[-4:] == ["SyntheticVAE.initial_scale = 'laplace'",
+                          'normalized_adam.decay_start_fraction = 0.5',
+                          "LiBI.step2_scale = 'laplace'", 'train.seed = 3']
+  assert alone[-3:] == ["SyntheticVAE.initial_scale = 'laplace'",
+                        'normalized_adam.decay_start_fraction = 0.5', 'train.seed = 3']
+  # The other profiles bind nothing of their own.
+  cpu_run = libi_table.make_runs(libi_table.PROFILES['cpu'], ['cubic_jtex'], ['libi'])[0]
+  assert not any('laplace' in b or 'decay_start' in b for b in libi_runs.train_bindings(
+      cpu_run, libi_table.PROFILES['cpu']))

@@ -42,13 +42,15 @@ EVALUATE_BINDINGS = ('figure4_grids.examples = 0',
 
 def train_bindings(run, profile, gin_bindings=()):
   """The gin bindings of `run` (a `libi_table.Run`, or a `libi_table.Batch` of them)
-  under `profile`, then `gin_bindings`."""
+  under `profile` (its own choices, `Profile.bindings`, last), then `gin_bindings`."""
+  chosen = profile.method_bindings(run.method)
   if isinstance(run, libi_table.Batch):
-    return [*libi_table.batch_bindings(run, profile.epochs[run.dataset]), *gin_bindings]
+    return [*libi_table.batch_bindings(run, profile.epochs[run.dataset]), *chosen,
+            *gin_bindings]
   return [*libi_table.setting_bindings(run.method, run.setting_dict,
                                        profile.epochs[run.dataset]),
           f'synthetic.name = {run.dataset!r}', f'synthetic.index = {run.index}',
-          f'SyntheticVAE.restarts = {profile.restarts[run.dataset]}', *gin_bindings]
+          f'SyntheticVAE.restarts = {profile.restarts[run.dataset]}', *chosen, *gin_bindings]
 
 
 def evaluate_bindings(run, profile):

@@ -92,6 +92,8 @@ class Profile:
     members_per_run: the most members (setting x data set x restart) one batched run of a
       method trains (`make_batches`), or None: one run per setting and data set.
     reductions: what differs from the paper, in words.
+    bindings: `{method: (gin binding, ...)}`, the profile's choices where the paper is
+      silent, bound in every run of the method after its config (`'*'`: every method).
   """
   grid: object
   epochs: Dict[str, int]
@@ -103,6 +105,11 @@ class Profile:
   population_queries: Optional[int] = None
   members_per_run: Optional[int] = None
   reductions: Tuple[str, ...] = ()
+  bindings: Dict[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+  def method_bindings(self, method):
+    """The profile's gin bindings of a run of `method`."""
+    return (*self.bindings.get('*', ()), *self.bindings.get(method, ()))
 
 
 PROFILES = {
@@ -138,7 +145,13 @@ PROFILES = {
             '5 restarts per setting instead of 10',
             'smooth k-NN averaged over 2,000 draws instead of 20,000 (its standard error '
             'is reported)',
-        )),
+            'choices where the paper is silent (docs/methods.md): q starts at the Laplace '
+            'scale of the initial model, LiBI\'s step 2 at that of its codes, and the '
+            'learning rate decays linearly to 0 over the second half',
+        ),
+        bindings={'*': ("SyntheticVAE.initial_scale = 'laplace'",
+                        'normalized_adam.decay_start_fraction = 0.5'),
+                  'libi': ("LiBI.step2_scale = 'laplace'",)}),
     # A few epochs, two restarts: checks the whole pipeline in seconds (tests).
     'smoke': Profile(
         grid=lambda d: {m: s[:1] for m, s in cpu_grid(d).items()},
