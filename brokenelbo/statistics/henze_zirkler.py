@@ -87,9 +87,9 @@ def _pair_term(whitened, beta2, n):
   closed form.
 
   The N x N terms are the cost of HZ (and of LiBI's step 1). Differentiating through them
-  passes over the N x N matrices several times; the gradient has the closed form
-  d/dw_j = -(2 beta^2 / N) (w_j sum_k E_jk - sum_k E_jk w_k), (both (j, k) and (k, j)
-  depend on w_j), which needs only E's row sums and one product E w, computed with E.
+  passes over the N x N matrices several times. Both (j, k) and (k, j) depend on w_j, so
+  d/dw_j = -(2 beta^2 / N) (w_j sum_k E_jk - sum_k E_jk w_k): only E's row sums and one
+  product E w, computed with E.
   """
 
   @tf.custom_gradient
