@@ -2,6 +2,7 @@ r"""Reproduces Table 1 of the LiBI paper: `python -m brokenelbo.libi`.
 
   python -m brokenelbo.libi --output_dir=runs/libi --results=results/libi/table1.json
   python -m brokenelbo.libi --results=results/libi/table1.json --print_only
+  python -m brokenelbo.libi --results=runs/libi/table1.json --print_only --paired
 
 Trains every method and setting of the profile's grid on each synthetic data set (the
 restarts of a setting as one batched computation), keeps each setting's restart by its
@@ -58,6 +59,11 @@ def define_flags():
   flags.DEFINE_string('figures_dir', None, 'Draw Figure 1 and the posterior figures 2-5 '
                       '(LinearJTEx and CubicJTEx data set 0, the VAE and LiBI settings kept '
                       'in Table 1, restored from --output_dir) here.')
+  flags.DEFINE_bool('paired', False, 'With --print_only: also compare LiBI with every '
+                    'method and the ground truth on each data set\'s own test points (the '
+                    'exact test log-likelihood point by point, with its standard error; '
+                    'the kept runs restored from --output_dir, or the run directories '
+                    'that --results names).')
   flags.DEFINE_bool('overwrite', False, 'Replace existing figures.')
   flags.DEFINE_bool('dry_run', False, 'Print what would run (the commands of the runs to do '
                     'and, for Slurm, the sbatch script), run nothing.')
@@ -136,6 +142,16 @@ def _figures(results):
                          overwrite=FLAGS.overwrite)
 
 
+def _paired(results):
+  # Imported here, like the figures: it restores runs.
+  # pylint: disable=g-import-not-at-top
+  from brokenelbo import configurables  # pylint: disable=unused-import
+  from brokenelbo.experiments import libi_paired
+  # pylint: enable=g-import-not-at-top
+  print()
+  print(libi_paired.format_paired(libi_paired.paired_comparison(results, FLAGS.output_dir)))
+
+
 def _study(indices, members_per_run):
   """The study of the flags and its runs to do, after parsing the config of each of those
   (a bad binding fails before anything is computed; the gin registry, and with it
@@ -167,9 +183,13 @@ def main(argv):
     if FLAGS.figures_dir:
       files.check_can_create_dir(FLAGS.figures_dir, '--figures_dir')
     _print_table(results)
+    if FLAGS.paired:
+      _paired(results)
     if FLAGS.figures_dir:
       _figures(results)
     return 0
+  if FLAGS.paired:
+    raise errors.UserError('--paired needs --print_only (it reads finished runs)')
   if not FLAGS.output_dir or not FLAGS.results:
     raise errors.UserError('--output_dir and --results are required')
   indices, members_per_run = _check_flags()

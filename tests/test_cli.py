@@ -83,6 +83,8 @@ _WITHOUT_TENSORFLOW = ('import runpy, sys; sys.modules["tensorflow"] = None; '
     ('sweep', ['--output_dir=/dev/null/sweep'], 'output_dir /dev/null/sweep is not writable'),
     ('libi', ['--output_dir={tmp}/runs', '--results={tmp}/table1.json', '--methods=vae,nope'],
      '--methods: unknown nope (choose from vae, beta_vae, beta_vae_anneal, lagging, libi)'),
+    ('libi', ['--output_dir={tmp}/runs', '--results={tmp}/table1.json', '--paired'],
+     '--paired needs --print_only (it reads finished runs)'),
     ('libi', ['--output_dir={tmp}/runs', '--results={tmp}/table1.json', '--indices=0,5'],
      '--indices must be in [0, 5)'),
     ('libi', ['--output_dir={tmp}/runs', '--results={tmp}/table1.json',

@@ -13,6 +13,7 @@ values.
 """
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -23,7 +24,10 @@ import gin
 import numpy as np
 import pytest
 
+from brokenelbo import errors
+from brokenelbo.data import synthetic as data
 from brokenelbo.evaluation import evaluate_run
+from brokenelbo.experiments import libi_paired
 from brokenelbo.experiments import libi_runs
 from brokenelbo.experiments import libi_table
 from brokenelbo.training import restore
@@ -168,3 +172,32 @@ def test_a_killed_batched_study_resumes_to_the_same_records(commands, studies, t
   printed = commands('libi', f'--results={tmp_path}/table1.json', '--print_only')
   assert printed.returncode == 0 and '| LinearJTEx | beta-VAE |' in printed.stdout
   assert '4 settings evaluated' in printed.stdout
+
+
+def test_the_paired_comparison_restores_each_kept_member(studies, tmp_path):
+  # Point by point against the ground truth (closed form) on each data set's test points,
+  # the kept member restored from its batch: the mean difference must be the difference of
+  # the exact test log-likelihoods that the evaluation recorded (another member would give
+  # another).
+  with open(studies['roots']['batched'] / 'table1.json') as f:
+    results = json.load(f)
+  rows = libi_paired.paired_comparison(results, reference='beta_vae')
+  assert [(r['dataset'], r['index'], r['method']) for r in rows] == [
+      ('linear_jtex', 0, 'truth'), ('linear_jtex', 1, 'truth')]
+  setting = results['table']['linear_jtex']['beta_vae']['setting']
+  for row in rows:
+    record = next(r for r in results['runs'] if r['index'] == row['index']
+                  and libi_table.setting_name(r['setting']) == setting)
+    kept = record['restarts'][record['selected']]
+    truth = data.ground_truth('linear_jtex').exact_log_likelihood(
+        data.synthetic('test', name='linear_jtex', index=row['index']))
+    assert row['log_likelihood'] == pytest.approx(
+        kept['exact_log_likelihood'] - np.mean(truth), abs=1e-9)
+    assert 0 < row['log_likelihood_stderr'] < 1
+    assert math.isnan(row['knn'])  # This study wrote no ground-truth records.
+  lines = libi_paired.format_paired(rows, 'beta_vae').split('\n')
+  assert lines[2].startswith('| LinearJTEx | 0 | ground truth | ')
+  # Runs that are not where the results say: one error, before any computation.
+  with pytest.raises(errors.UserError, match=r'^no checkpoint of the kept beta_vae run on '
+                     r'linear_jtex data set \d in '):
+    libi_paired.paired_comparison(results, output_dir=str(tmp_path), reference='beta_vae')

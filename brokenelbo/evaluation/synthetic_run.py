@@ -253,15 +253,19 @@ def exact_log_likelihood(generative, x_test, tolerance=EXACT_TOLERANCE):
     _error (the largest difference between the last two refinement levels of any point;
     0 for the closed form; above `tolerance` where a point did not converge).
   """
-  if hasattr(generative, 'exact_log_likelihood'):
-    per_example, error = generative.exact_log_likelihood(x_test), 0.
-  else:
-    result = exact_likelihood.log_marginal_likelihood(
-        x_test, generative.mean, generative.noise_variance, tolerance=tolerance)
-    per_example, error = result['log_likelihood'], float(np.max(result['error']))
+  per_example, error = exact_log_likelihoods(generative, x_test, tolerance)
   return dict(zip(_EXACT_KEYS, (float(np.mean(per_example)),
                                 float(np.std(per_example, ddof=1) / np.sqrt(len(x_test))),
                                 error)))
+
+
+def exact_log_likelihoods(generative, x_test, tolerance=EXACT_TOLERANCE):
+  """`exact_log_likelihood` point by point: (log p(x) `[N]` float64, the largest error)."""
+  if hasattr(generative, 'exact_log_likelihood'):
+    return generative.exact_log_likelihood(x_test), 0.
+  result = exact_likelihood.log_marginal_likelihood(
+      x_test, generative.mean, generative.noise_variance, tolerance=tolerance)
+  return result['log_likelihood'], float(np.max(result['error']))
 
 
 def numpy_encoder(model, restart):

@@ -215,7 +215,7 @@ def write_truth(dataset, index, profile, output_dir):
   files.write_atomic(path, files.to_json(record, indent=1, sort_keys=True) + '\n')
 
 
-def _record_dir(record, output_dir):
+def record_dir(record, output_dir):
   """The run directory of a setting's record (`setting_record`): under `output_dir` where
   given (its setting's run, or its batch), else the one it names."""
   if not output_dir:
@@ -226,13 +226,29 @@ def _record_dir(record, output_dir):
   return os.path.join(output_dir, relative)
 
 
+def restore_kept(record, output_dir=None):
+  """The kept restart of a setting's record as (model, restart), restored from its run
+  directory (`record_dir`; a batch's kept member alone), or `None` if that directory
+  holds no checkpoint."""
+  from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
+  model_dir = record_dir(record, output_dir)
+  if not os.path.isfile(os.path.join(model_dir, 'checkpoint')):
+    return None
+  gin.clear_config()
+  restored = restore.restore_run(model_dir)
+  gin.clear_config()
+  model, restart = restored.model, record['selected']
+  if 'members' in record:  # A batched run: the kept restart's member alone.
+    model, restart = model.select_members([record['members'][restart]]), 0
+  return model, restart
+
+
 def draw_figures(results, output_dir, figures_dir, overwrite=False):
   """Draws Figure 1, and Figures 2-5 from the kept runs that `output_dir` holds (or, without
   it, from the run directories that `results` names), into `figures_dir`; prints the paths
   written. An existing figure is replaced only with `overwrite`."""
   # Imported here: the table alone needs neither TensorFlow nor matplotlib.
   # pylint: disable=g-import-not-at-top
-  from brokenelbo.training import restore
   from brokenelbo.visualize import libi_figures
   from brokenelbo.visualize import rd_plane
   # pylint: enable=g-import-not-at-top
@@ -246,20 +262,14 @@ def draw_figures(results, output_dir, figures_dir, overwrite=False):
         (r for r in results['runs'] if r['dataset'] == dataset and r['index'] == 0
          and r['method'] == method
          and libi_table.setting_name(r['setting']) == kept['setting']), None)
-    model_dir = record and _record_dir(record, output_dir)
-    if not record or not os.path.isfile(os.path.join(model_dir, 'checkpoint')):
+    kept = record and restore_kept(record, output_dir)
+    if not kept:
       print(f'note: no trained {method} run on {dataset} data set 0 under {output_dir}: '
             f'Figure {number} is not drawn', file=sys.stderr)
       continue
     if dataset not in references:
       references[dataset] = libi_figures.reference_panels(dataset, 0)
-    gin.clear_config()
-    restored = restore.restore_run(model_dir)
-    gin.clear_config()
-    model, restart = restored.model, record['selected']
-    if 'members' in record:  # A batched run: the kept restart's member alone.
-      model, restart = model.select_members([record['members'][restart]]), 0
-    learned = libi_figures.learned_panels(model, restart, dataset, 0)
+    learned = libi_figures.learned_panels(*kept, dataset, 0)
     title = libi_table.METHOD_TITLES[method]
     figures[f'figure{number}'] = (
         lambda r=references[dataset], l=learned, t=title, d=dataset:
