@@ -16,7 +16,6 @@ sqrt(se_1^2 + se_2^2)).
 """
 
 import math
-import os
 
 import numpy as np
 
@@ -68,11 +67,10 @@ def paired_comparison(results, output_dir=None, reference=REFERENCE):
               if reference in results['table'].get(dataset, {})}
   for dataset, records in compared.items():  # Every checkpoint, before any work.
     for (index, method), record in records.items():
-      if not os.path.isfile(os.path.join(libi_runs.record_dir(record, output_dir),
-                                         'checkpoint')):
+      if not libi_runs.has_checkpoint(record, output_dir):
         raise errors.UserError(f'no checkpoint of the kept {method} run on {dataset} data '
                                f'set {index} in {libi_runs.record_dir(record, output_dir)}')
-  rows = []
+  rows, restored = [], {}  # A batch holds a method's runs on both data sets.
   for dataset, records in compared.items():
     for index in sorted({i for i, m in records if m == reference}):
       x_test = data.synthetic('test', name=dataset, index=index)
@@ -83,7 +81,7 @@ def paired_comparison(results, output_dir=None, reference=REFERENCE):
         record = records.get((index, method))
         if record is None:
           continue
-        model, restart = libi_runs.restore_kept(record, output_dir)
+        model, restart = libi_runs.restore_kept(record, output_dir, restored)
         points[method] = synthetic_run.exact_log_likelihoods(
             model.generative_model(restart), x_test)[0]
         knn[method] = record['knn']

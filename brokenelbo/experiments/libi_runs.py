@@ -226,18 +226,28 @@ def record_dir(record, output_dir):
   return os.path.join(output_dir, relative)
 
 
-def restore_kept(record, output_dir=None):
+def has_checkpoint(record, output_dir=None):
+  """Whether the run directory of a setting's record (`record_dir`) holds a checkpoint."""
+  return os.path.isfile(os.path.join(record_dir(record, output_dir), 'checkpoint'))
+
+
+def restore_kept(record, output_dir=None, cache=None):
   """The kept restart of a setting's record as (model, restart), restored from its run
   directory (`record_dir`; a batch's kept member alone), or `None` if that directory
-  holds no checkpoint."""
+  holds no checkpoint. With `cache` (a dict of run directory: restored model), a batch
+  that holds several records is restored once."""
   from brokenelbo.training import restore  # pylint: disable=g-import-not-at-top
-  model_dir = record_dir(record, output_dir)
-  if not os.path.isfile(os.path.join(model_dir, 'checkpoint')):
+  if not has_checkpoint(record, output_dir):
     return None
-  gin.clear_config()
-  restored = restore.restore_run(model_dir)
-  gin.clear_config()
-  model, restart = restored.model, record['selected']
+  model_dir = record_dir(record, output_dir)
+  model = (cache or {}).get(model_dir)
+  if model is None:
+    gin.clear_config()
+    model = restore.restore_run(model_dir).model
+    gin.clear_config()
+    if cache is not None:
+      cache[model_dir] = model
+  restart = record['selected']
   if 'members' in record:  # A batched run: the kept restart's member alone.
     model, restart = model.select_members([record['members'][restart]]), 0
   return model, restart
