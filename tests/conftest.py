@@ -1,13 +1,17 @@
 """Shared pytest fixtures: quiet TensorFlow logs, no Grappler rewrites and a lazier garbage
-collector in the test processes, and a clean gin config for every test."""
+collector in the test processes, and a clean gin config for every test; the command
+processes of `commands`, `in_one_process` and `python_c`, forked by one process per pytest
+process that imported TensorFlow once (`Zygote`)."""
 
 import gc
 import importlib.util
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # Two workers share two cores: each test process, and every process it starts, runs
@@ -48,7 +52,8 @@ def pytest_addoption(parser):
 def _cpu_seconds():
   own, children = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
                                                      resource.RUSAGE_CHILDREN))
-  return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+  return (own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime +
+          (_ZYGOTE.cpu_seconds() if _ZYGOTE else 0.))
 
 
 _CPU_TIMES = {}
@@ -165,11 +170,8 @@ def own_lines(stderr):
 
 
 def _in_one_process(module, argument_lists=(), generate='', timeout=600):
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   spec = dict(argument_lists=[list(a) for a in argument_lists], generate=generate)
-  result = subprocess.run([sys.executable, '-c', _DRIVER.format(module=module)], cwd=repo,
-                          input=json.dumps(spec), capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+  result = _zygote().run(_DRIVER.format(module=module), json.dumps(spec), timeout)
   assert result.returncode == 0, result.stderr[-3000:]
   outcomes = [json.loads(line[len('CASE '):]) for line in result.stdout.splitlines()
               if line.startswith('CASE ')]
@@ -217,11 +219,198 @@ for request in requests:
 """
 
 
+# The processes of `commands`, `in_one_process` and `python_c` are forked from one process
+# per pytest process (a zygote), which imports TensorFlow, gin, absl and the package's
+# configurables once, and never runs an op (so no TensorFlow thread pool exists to be lost
+# in the fork): each forked process then runs its Python source as `python -c SOURCE`
+# would, from the repository, with the requesting process's environment of the moment
+# (TF_CPP_MIN_LOG_LEVEL=2), imports its command's module itself (so that its flags are its
+# own) and ends with its own exit status. A process start and
+# TensorFlow's import (about 6 CPU-s) is paid once per pytest worker instead of once per
+# server and per `in_one_process`. The zygote reaps what it forked; its own CPU time and
+# its reaped children's count in `_cpu_seconds` while it lives.
+_ZYGOTE_SOURCE = r"""
+import atexit, io, json, os, resource, signal, sys, traceback, types
+import brokenelbo  # First: the package keeps Keras 3 from loading.
+import gin
+from absl import flags
+import tensorflow
+from brokenelbo import configurables
+from brokenelbo.utils import cli
+requests, reply = os.fdopen(os.dup(0)), os.fdopen(os.dup(1), 'w')
+os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+
+
+def child(request):
+  status = 1
+  try:
+    requests.close()
+    reply.close()
+    signal.alarm(request['timeout'])
+    os.environ.clear()  # The requester's environment at the request, as `subprocess`'s.
+    os.environ.update(request['env'])
+    os.dup2(os.open(request['stdin'], os.O_RDONLY), 0)
+    os.dup2(os.open(request['stdout'], os.O_WRONLY), 1)
+    os.dup2(os.open(request['stderr'], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+    sys.stdin = io.TextIOWrapper(open(0, 'rb', closefd=False))
+    sys.stdout = io.TextIOWrapper(open(1, 'wb', closefd=False))
+    sys.stderr = io.TextIOWrapper(open(2, 'wb', closefd=False), errors='backslashreplace',
+                                  line_buffering=True)
+    sys.argv = ['-c']
+    main = sys.modules['__main__'] = types.ModuleType('__main__')  # As `python -c`'s.
+    try:
+      exec(compile(request['source'], '<string>', 'exec'), main.__dict__)
+      status = 0
+    except SystemExit as e:
+      if e.code is None or isinstance(e.code, int):
+        status = e.code or 0
+      else:
+        print(e.code, file=sys.stderr)
+    except BaseException:
+      traceback.print_exc()
+    atexit._run_exitfuncs()
+  finally:
+    try:
+      sys.stdout.flush()
+      sys.stderr.flush()
+    finally:
+      os._exit(status)
+
+
+for line in requests:
+  request = json.loads(line)
+  if request['kind'] == 'start':
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+      child(request)
+    answer = pid
+  elif request['kind'] == 'wait':
+    answer = os.waitstatus_to_exitcode(os.waitpid(request['pid'], 0)[1])
+  else:  # 'cpu'
+    own, children = (resource.getrusage(w) for w in (resource.RUSAGE_SELF,
+                                                       resource.RUSAGE_CHILDREN))
+    answer = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+  reply.write(json.dumps(answer) + '\n')
+  reply.flush()
+"""
+
+
+def _child_environment():
+  """The environment of a forked process: this process's now, TensorFlow's logs quiet."""
+  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+
+
+# A server that has not ended this long after it started (a module's tests take minutes)
+# is hung: SIGALRM ends it, and the test waiting for its answer fails instead of hanging.
+_SERVER_TIMEOUT = 1800
+
+
+class _Forked:
+  """A process forked by the zygote: its stdin and stdout (FIFOs), and `wait()`."""
+
+  def __init__(self, zygote, pid, stdin, stdout):
+    self._zygote, self.pid, self.stdin, self.stdout = zygote, pid, stdin, stdout
+
+  def wait(self):
+    return self._zygote.ask(kind='wait', pid=self.pid)
+
+
+class Zygote:
+  """One process that imported TensorFlow, forking the test's command processes."""
+
+  def __init__(self, tmp_dir):
+    self._tmp_dir = tmp_dir
+    self._count = 0
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(tmp_dir, 'zygote.log'), 'w') as log:
+      self._process = subprocess.Popen(
+          [sys.executable, '-c', _ZYGOTE_SOURCE], cwd=repo, text=True,
+          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+
+  def ask(self, **request):
+    self._process.stdin.write(json.dumps(request) + '\n')
+    self._process.stdin.flush()
+    answer = self._process.stdout.readline()
+    if not answer:
+      self._process.wait()
+      with open(os.path.join(self._tmp_dir, 'zygote.log')) as f:
+        raise AssertionError(f'the zygote ended ({self._process.returncode}):\n'
+                             f'{f.read()[-3000:]}')
+    return json.loads(answer)
+
+  def _paths(self, prefix):
+    self._count += 1
+    return [f'{prefix}.{self._count}.{name}' for name in ('in', 'out', 'err')]
+
+  def start(self, source, stderr, prefix, timeout=0):
+    """Forks a process running `source`, its stdin and stdout FIFOs to this process."""
+    stdin, stdout, _ = self._paths(prefix)
+    os.mkfifo(stdin)
+    os.mkfifo(stdout)
+    pid = self.ask(kind='start', source=source, stdin=stdin, stdout=stdout, stderr=stderr,
+                   timeout=timeout, env=_child_environment())
+    # The order in which the child opens them.
+    return _Forked(self, pid, open(stdin, 'w'), open(stdout))
+
+  def run(self, source, input_text, timeout):
+    """As `subprocess.run([python, '-c', source], input=input_text, text=True,
+    capture_output=True)` would."""
+    stdin, stdout, stderr = self._paths(os.path.join(self._tmp_dir, 'run'))
+    with open(stdin, 'w') as f:
+      f.write(input_text)
+    open(stdout, 'w').close()
+    pid = self.ask(kind='start', source=source, stdin=stdin, stdout=stdout, stderr=stderr,
+                   timeout=timeout, env=_child_environment())
+    returncode = self.ask(kind='wait', pid=pid)
+    with open(stdout) as out, open(stderr) as err:
+      result = subprocess.CompletedProcess(['-c', source], returncode, out.read(), err.read())
+    for path in (stdin, stdout, stderr):
+      os.remove(path)
+    return result
+
+  def cpu_seconds(self):
+    """The CPU time of the zygote and of the processes it reaped so far (0 once it ended:
+    the test that uses it fails with its log)."""
+    if self._process.poll() is not None:
+      return 0.
+    return self.ask(kind='cpu')
+
+  def close(self):
+    self._process.stdin.close()
+    self._process.wait()
+    self._process.stdout.close()
+
+
+_ZYGOTE = None
+
+
+def _zygote():
+  global _ZYGOTE
+  if _ZYGOTE is None:
+    _ZYGOTE = Zygote(tempfile.mkdtemp(prefix='brokenelbo_zygote_'))
+  return _ZYGOTE
+
+
+def pytest_unconfigure(config):
+  """The zygote ends with the pytest process (its CPU time then counts as a child's)."""
+  del config
+  global _ZYGOTE
+  if _ZYGOTE is not None:
+    zygote, _ZYGOTE = _ZYGOTE, None
+    zygote.close()
+    shutil.rmtree(zygote._tmp_dir, ignore_errors=True)  # pylint: disable=protected-access
+
+
 class CommandServer:
   """Runs `python -m brokenelbo.<module> ARGS` as one long-lived process per module would:
   the same exit status, stdout and stderr, without a process start and TensorFlow's import
   for each command (about 5 CPU-s). Each command still runs alone, with gin's config
-  cleared after it; the processes a command starts (training, evaluation) are its own."""
+  cleared after it; the processes a command starts (training, evaluation) are its own.
+  The server of each module is forked by the zygote (`Zygote`)."""
 
   def __init__(self, tmp_dir):
     self._tmp_dir = tmp_dir
@@ -230,21 +419,19 @@ class CommandServer:
   def __call__(self, module, *args):
     """Returns a `subprocess.CompletedProcess` as `subprocess.run(..., text=True,
     capture_output=True)` of the command would."""
+    log = os.path.join(self._tmp_dir, f'{module}_server.log')
     if module not in self._servers:
-      repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-      with open(os.path.join(self._tmp_dir, f'{module}_server.log'), 'w') as log:
-        self._servers[module] = subprocess.Popen(
-            [sys.executable, '-c', _SERVER.format(module=module)], cwd=repo, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2'))
+      self._servers[module] = _zygote().start(_SERVER.format(module=module), log,
+                                              os.path.join(self._tmp_dir, module),
+                                              timeout=_SERVER_TIMEOUT)
     server = self._servers[module]
     server.stdin.write(json.dumps(list(args)) + '\n')
     server.stdin.flush()
     answer = server.stdout.readline()
     if not answer:
-      server.wait()
-      with open(os.path.join(self._tmp_dir, f'{module}_server.log')) as f:
-        raise AssertionError(f'the {module} server ended ({server.returncode}):\n'
+      returncode = server.wait()
+      with open(log) as f:
+        raise AssertionError(f'the {module} server ended ({returncode}):\n'
                              f'{f.read()[-3000:]}')
     status, stdout, stderr = json.loads(answer)
     return subprocess.CompletedProcess(['-m', f'brokenelbo.{module}', *args], status, stdout,
@@ -253,7 +440,7 @@ class CommandServer:
   def close(self):
     for server in self._servers.values():
       server.stdin.close()
-      server.wait(60)
+      server.wait()
       server.stdout.close()
 
 
@@ -266,9 +453,17 @@ def commands(tmp_path_factory):
   server.close()
 
 
+@pytest.fixture(scope='session')
+def python_c():
+  """`python_c(source, input_text='', timeout=600)`: `subprocess.run([python, '-c', source],
+  input=input_text, text=True, capture_output=True)` from the repository, as a process
+  forked by the zygote (`Zygote`), where TensorFlow is imported and not yet initialised."""
+  return lambda source, input_text='', timeout=600: _zygote().run(source, input_text, timeout)
+
+
 @pytest.fixture
 def in_one_process():
   """`in_one_process(module, argument_lists)`: runs `python -m brokenelbo.<module>`'s
-  `main` on each list of arguments, all in one process; returns ([(exit status, the
-  program's own stderr lines)], the process's stdout)."""
+  `main` on each list of arguments, all in one process (forked by the zygote, `Zygote`);
+  returns ([(exit status, the program's own stderr lines)], the process's stdout)."""
   return _in_one_process

@@ -10,7 +10,6 @@ runs in one child process, shared by the tests of this module.
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -99,11 +98,12 @@ def _train_both(make_model, images, test_images):
 
 
 @pytest.fixture(scope='module')
-def results():
-  """The child's metrics: {model: {'one_device': ..., 'mirrored': ...}}."""
-  result = subprocess.run([sys.executable, os.path.abspath(__file__), 'child'],
-                          cwd=REPO, capture_output=True, text=True, timeout=900,
-                          env=dict(os.environ, PYTHONPATH=REPO))
+def results(python_c):
+  """The child's metrics: {model: {'one_device': ..., 'mirrored': ...}}. The child is this
+  file run as `python tests/test_distribute.py child`, forked by conftest's zygote
+  (TensorFlow imported, not initialised: the logical devices are still the child's to set)."""
+  result = python_c(f'import runpy, sys\nsys.argv = [{__file__!r}, "child"]\n'
+                    f'runpy.run_path({__file__!r}, run_name="__main__")\n', timeout=900)
   assert result.returncode == 0, result.stderr[-3000:]
   return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -3,8 +3,6 @@
 import csv
 import itertools
 import os
-import subprocess
-import sys
 
 from matplotlib import image
 from matplotlib.figure import Figure
@@ -74,9 +72,11 @@ def _write_csv(path, rows, columns=COLUMNS):
   return str(path)
 
 
-def _run_cli(*args):
-  return subprocess.run([sys.executable, '-m', 'brokenelbo.plot', *args], cwd=REPO,
-                        capture_output=True, text=True, timeout=120, check=False)
+@pytest.fixture
+def run_cli(commands):
+  """`run_cli(*args)`: `python -m brokenelbo.plot *args`, through conftest's `commands` (one
+  server process for the module instead of a process start per command)."""
+  return lambda *args: commands('plot', *args)
 
 
 def _errors(result):
@@ -224,11 +224,11 @@ def _assert_image(path):
   assert len(np.unique(pixels[..., :3].reshape([-1, 3]), axis=0)) > 20  # Many colours.
 
 
-def test_command_line_writes_the_figures_and_refuses_to_overwrite(tmp_path):
+def test_command_line_writes_the_figures_and_refuses_to_overwrite(run_cli, tmp_path):
   results = _write_csv(tmp_path / 'sweep.csv', _sweep_rows())
   output_dir = tmp_path / 'figures'
   args = [f'--results={results}', f'--output_dir={output_dir}', '--pdf']
-  result = _run_cli(*args)
+  result = run_cli(*args)
   assert result.returncode == 0, result.stderr[-3000:]
   names = ['figure3a.png', 'figure3a.pdf', 'figure3b.png', 'figure3b.pdf']
   assert sorted(os.listdir(output_dir)) == sorted(names)
@@ -237,14 +237,14 @@ def test_command_line_writes_the_figures_and_refuses_to_overwrite(tmp_path):
   assert (output_dir / 'figure3a.pdf').read_bytes().startswith(b'%PDF')
   before = {name: (output_dir / name).read_bytes() for name in names}
 
-  result = _run_cli(*args)
+  result = run_cli(*args)
   assert result.returncode == 2
   lines = _errors(result)
   assert len(lines) == 1 and '--overwrite' in lines[0], result.stderr
   assert {name: (output_dir / name).read_bytes() for name in names} == before
 
   # The train split's figures sit beside the test split's.
-  result = _run_cli(f'--results={results}', f'--output_dir={output_dir}', '--split=train')
+  result = run_cli(f'--results={results}', f'--output_dir={output_dir}', '--split=train')
   assert result.returncode == 0, result.stderr[-3000:]
   assert sorted(os.listdir(output_dir)) == sorted(
       names + ['figure3a_train.png', 'figure3b_train.png'])
@@ -285,10 +285,10 @@ def test_bad_results_are_user_errors(tmp_path):
 
 
 @pytest.mark.parametrize('name', ['missing', 'not_a_number'])
-def test_command_line_errors_are_one_line(tmp_path, name):
+def test_command_line_errors_are_one_line(run_cli, tmp_path, name):
   paths = {case: path for case, path, _ in _bad_csvs(tmp_path)}
   results = paths.get(name, str(tmp_path / 'missing.csv'))
-  result = _run_cli(f'--results={results}', f'--output_dir={tmp_path / "figures"}')
+  result = run_cli(f'--results={results}', f'--output_dir={tmp_path / "figures"}')
   assert result.returncode == 2
   lines = _errors(result)
   assert len(lines) == 1, result.stderr
@@ -387,11 +387,11 @@ def test_information_figure_reads_suite_cells_strictly(tmp_path):
     plot.read_results(path, extra_columns=information.COLUMNS)
 
 
-def test_command_line_writes_the_information_figure_or_skips_it(tmp_path):
+def test_command_line_writes_the_information_figure_or_skips_it(run_cli, tmp_path):
   results = _write_csv(tmp_path / 'sweep.csv', _information_rows(), SUITE_COLUMNS)
   output_dir = tmp_path / 'figures'
   args = [f'--results={results}', f'--output_dir={output_dir}']
-  result = _run_cli(*args)
+  result = run_cli(*args)
   assert result.returncode == 0, result.stderr[-3000:]
   assert sorted(os.listdir(output_dir)) == ['figure3a.png', 'figure3b.png', 'information.png']
   _assert_image(output_dir / 'information.png')
@@ -399,19 +399,19 @@ def test_command_line_writes_the_information_figure_or_skips_it(tmp_path):
   # Not replaced unasked, like every figure; replaced with --overwrite.
   (output_dir / 'figure3a.png').unlink()
   (output_dir / 'figure3b.png').unlink()
-  result = _run_cli(*args)
+  result = run_cli(*args)
   assert result.returncode == 2 and _errors(result) == [
       f'error: {output_dir / "information.png"} exist; pass --overwrite to replace them']
   assert sorted(os.listdir(output_dir)) == ['information.png']
   assert (output_dir / 'information.png').read_bytes() == before
-  assert _run_cli(*args, '--overwrite').returncode == 0
+  assert run_cli(*args, '--overwrite').returncode == 0
   # A CSV without the suite's columns (written before the suite), or with them all empty:
   # Figure 3 alone, and a note.
   rows = [dict(row, mutual_information='') for row in _information_rows()]
   for name, csv_rows, columns in (('old', _sweep_rows(), COLUMNS),
                                   ('empty', rows, SUITE_COLUMNS)):
     results = _write_csv(tmp_path / f'{name}.csv', csv_rows, columns)
-    result = _run_cli(f'--results={results}', f'--output_dir={tmp_path / name}')
+    result = run_cli(f'--results={results}', f'--output_dir={tmp_path / name}')
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(os.listdir(tmp_path / name)) == ['figure3a.png', 'figure3b.png']
     notes = [line for line in result.stderr.splitlines() if line.startswith('note: ')]
