@@ -7,8 +7,8 @@ r"""Reproduces Table 1 of the LiBI paper: `python -m brokenelbo.libi`.
 Trains every method and setting of the profile's grid on each synthetic data set (the
 restarts of a setting as one batched computation), keeps each setting's restart by its
 method's validation objective, evaluates it on the test split, and prints Table 1 beside
-the paper's; `experiments.libi_table` states the protocol and `--profile=cpu` (the
-default) its reductions. Each setting is one run of a study (`experiments.libi_runs`):
+the paper's; `experiments.libi_table` states the protocol and `--profile=protocol` (the
+default, that of the committed table) its reductions. Each setting is one run of a study (`experiments.libi_runs`):
 `python -m brokenelbo.train`, then `python -m brokenelbo.evaluate`, on this machine
 (`--parallel` at once) or as a Slurm job array (`--launcher=slurm`, as the sweep's);
 `--results` is rewritten after every run. Stopping and rerunning the same command
@@ -47,9 +47,10 @@ def define_flags():
   flags.DEFINE_string('output_dir', None, 'Where the runs live, one directory per setting.')
   flags.DEFINE_string('results', None, 'The results JSON (every run\'s record and Table 1), '
                       'rewritten after every run.')
-  flags.DEFINE_enum('profile', 'cpu', sorted(libi_table.PROFILES),
-                    'How much of the protocol: the paper\'s, the reduced one of the '
-                    'committed results, or a smoke test.')
+  flags.DEFINE_enum('profile', 'protocol', sorted(libi_table.PROFILES),
+                    'How much of the protocol: the paper\'s; protocol, its grids on fewer '
+                    'data sets and restarts (the committed table); cpu, a quarter of the '
+                    'grid; or a smoke test.')
   flags.DEFINE_list('datasets', ['linear_jtex', 'gaussian', 'cubic_jtex', 'mobius'],
                     'Data-set types to run, in this order (the default: cheapest first).')
   flags.DEFINE_list('methods', list(libi_table.METHODS), 'Methods to run.')
