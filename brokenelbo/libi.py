@@ -8,12 +8,13 @@ Trains every method and setting of the profile's grid on each synthetic data set
 restarts of a setting as one batched computation), keeps each setting's restart by its
 method's validation objective, evaluates it on the test split, and prints Table 1 beside
 the paper's; `experiments.libi_table` states the protocol and `--profile=protocol` (the
-default, that of the committed table) its reductions. Each setting is one run of a study (`experiments.libi_runs`):
-`python -m brokenelbo.train`, then `python -m brokenelbo.evaluate`, on this machine
-(`--parallel` at once) or as a Slurm job array (`--launcher=slurm`, as the sweep's);
-`--results` is rewritten after every run. Stopping and rerunning the same command
-continues: evaluated settings are skipped and an interrupted one resumes from its last
-checkpoint. `--datasets`, `--methods` and `--indices` select a part.
+default, that of the committed table) its reductions. Each setting is one run of a study
+(`experiments.libi_runs`): `python -m brokenelbo.train`, then `python -m
+brokenelbo.evaluate`, on this machine (`--parallel` at once) or as a Slurm job array
+(`--launcher=slurm`, as the sweep's); `--results` is rewritten after every run.
+Stopping and rerunning the same command continues: evaluated settings are skipped and an
+interrupted one resumes from its last checkpoint. `--datasets`, `--methods` and
+`--indices` select a part.
 
   python -m brokenelbo.libi --profile=paper --members_per_run=640 \
       --output_dir=runs/libi_paper --results=runs/libi_paper/table1.json

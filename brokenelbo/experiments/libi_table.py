@@ -147,7 +147,8 @@ PROFILES = {
         members_per_run=160, bindings=_SILENT_CHOICE_BINDINGS),
     # Appendix E's whole grids at 30k epochs, cut in data sets and restarts to fit this
     # 2-core CPU: the paper's protocol costs about 40 hours of its training here
-    # (scripts/libi_protocol_cost.py), 92% of it LiBI's step 1; this one 7.8 hours.
+    # (scripts/libi_protocol_cost.py), 92% of it LiBI's step 1; this one 5.5 hours of wall
+    # time, two batched runs at a time (docs/measurements.md).
     'protocol': Profile(
         grid=paper_grid, epochs={d: 30000 for d in DATASETS},
         num_datasets={d: 2 for d in DATASETS}, restarts={d: 5 for d in DATASETS},
