@@ -240,7 +240,7 @@ def restore_kept(record, output_dir=None, cache=None):
   if not has_checkpoint(record, output_dir):
     return None
   model_dir = record_dir(record, output_dir)
-  model = (cache or {}).get(model_dir)
+  model = None if cache is None else cache.get(model_dir)
   if model is None:
     gin.clear_config()
     model = restore.restore_run(model_dir).model
